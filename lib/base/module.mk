@@ -1,0 +1,2 @@
+libs += base
+base_srcs := $(wildcard lib/base/*.c)

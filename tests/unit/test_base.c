@@ -1,0 +1,143 @@
+/* Unit tests for lib/base: buffers, string views, ids, encodings, errors, files. */
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/buf.h"
+#include "base/error.h"
+#include "base/sv.h"
+#include "base/util.h"
+#include "base/xalloc.h"
+#include "t.h"
+
+static void test_buf(void)
+{
+	struct buf b = BUF_INIT;
+	CHECK_STR(buf_cstr(&b), "");
+	buf_adds(&b, "hello");
+	buf_printf(&b, " %d", 42);
+	CHECK_STR(buf_cstr(&b), "hello 42");
+	buf_consume(&b, 6);
+	CHECK_STR(buf_cstr(&b), "42");
+	for (int i = 0; i < 1000; i++)
+		buf_addch(&b, 'x');
+	CHECK(b.len == 1002);
+	buf_truncate(&b, 1);
+	CHECK_STR(buf_cstr(&b), "4");
+	size_t len;
+	char *s = buf_detach(&b, &len);
+	CHECK(len == 1 && strcmp(s, "4") == 0 && b.len == 0);
+	free(s);
+	buf_release(&b);
+}
+
+static void test_sv(void)
+{
+	struct sv h, t;
+	CHECK(sv_split(SV("a=b=c"), '=', &h, &t) && sv_eq_cstr(h, "a") && sv_eq_cstr(t, "b=c"));
+	CHECK(sv_rsplit(SV("a=b=c"), '=', &h, &t) && sv_eq_cstr(h, "a=b") && sv_eq_cstr(t, "c"));
+	CHECK(!sv_split(SV("abc"), '=', &h, &t) && sv_eq_cstr(h, "abc") && t.len == 0);
+	CHECK(sv_case_eq(SV("Content-Length"), SV("content-length")));
+	CHECK(sv_eq_cstr(sv_trim(SV("  x y \r\n")), "x y"));
+	uint64_t v;
+	CHECK(sv_to_u64(SV("65535"), 65535, &v) == 0 && v == 65535);
+	CHECK(sv_to_u64(SV("65536"), 65535, &v) == -ERANGE);
+	CHECK(sv_to_u64(SV("-1"), 100, &v) == -EINVAL);
+	CHECK(sv_to_u64(SV(""), 100, &v) == -EINVAL);
+	CHECK(sv_to_u64(SV("99999999999999999999999"), UINT64_MAX, &v) < 0);
+	CHECK(sv_starts_with(SV("/v1/x"), SV("/v1/")) && sv_ends_with(SV("a.local"), SV(".local")));
+}
+
+static void test_ids(void)
+{
+	char a[22], b[22];
+	id_generate(a);
+	id_generate(b);
+	CHECK(id_is_valid(a, strlen(a)));
+	CHECK(strcmp(a, b) != 0);
+	CHECK(!id_is_valid("ABCDEFGHIJKLMNOPQRSTU", 21));
+	CHECK(!id_is_valid("abc", 3));
+	char hex[9];
+	hex_encode("\x01\xab\xff\x00", 4, hex);
+	CHECK_STR(hex, "01abff00");
+	CHECK(ct_equal("abc", "abc", 3) && !ct_equal("abc", "abd", 3));
+}
+
+static void test_encodings(void)
+{
+	struct buf b = BUF_INIT;
+	CHECK(url_decode("a%20b%2Fc+", 10, &b) == 0);
+	CHECK_STR(buf_cstr(&b), "a b/c+");
+	buf_reset(&b);
+	CHECK(url_decode("%zz", 3, &b) == -EINVAL);
+	buf_reset(&b);
+	CHECK(url_decode("%2", 2, &b) == -EINVAL);
+	buf_reset(&b);
+	CHECK(url_decode("a%00", 4, &b) == -EINVAL);
+	buf_reset(&b);
+	url_encode("a b/~", 5, &b);
+	CHECK_STR(buf_cstr(&b), "a%20b%2F~");
+	for (size_t n = 0; n < 10; n++) {
+		struct buf e = BUF_INIT, d = BUF_INIT;
+		const char *src = "\x00\xff\x10hello world";
+		base64url_encode(src, n, &e);
+		CHECK(base64url_decode(e.data, e.len, &d) == 0);
+		CHECK(d.len == n && memcmp(d.data, src, n) == 0);
+		buf_release(&e);
+		buf_release(&d);
+	}
+	buf_reset(&b);
+	CHECK(base64url_decode("a+b=", 4, &b) == -EINVAL);
+	buf_release(&b);
+}
+
+static void test_error(void)
+{
+	struct hutch_error err = HUTCH_ERROR_INIT;
+	CHECK(hutch_error_set(&err, -ENOENT, "sandbox %s", "x") == -ENOENT);
+	CHECK(hutch_error_http_status(&err) == 404);
+	CHECK_STR(hutch_error_kind(&err), "NOT_FOUND");
+	hutch_error_wrap(&err, "get");
+	CHECK_STR(err.msg, "get: sandbox x");
+	hutch_error_api(&err, 409, "SANDBOX_CONFLICT", "state %s", "pending");
+	CHECK(hutch_error_http_status(&err) == 409);
+	CHECK_STR(hutch_error_kind(&err), "SANDBOX_CONFLICT");
+	errno = EACCES;
+	CHECK(hutch_error_errno(&err, "open %s", "/x") == -EACCES);
+	CHECK(strstr(err.msg, "Permission denied") != NULL);
+}
+
+static void test_files(void)
+{
+	char dir[] = "/tmp/hutch-test-XXXXXX";
+	CHECK(mkdtemp(dir) != NULL);
+	char *deep = xasprintf("%s/a/b/c", dir);
+	CHECK(mkdir_p(deep, 0755) == 0);
+	char *f = xasprintf("%s/file", deep);
+	CHECK(write_file_atomic(f, "data", 4, 0600) == 0);
+	struct buf b = BUF_INIT;
+	CHECK(read_file(f, 100, &b) == 0);
+	CHECK_STR(buf_cstr(&b), "data");
+	buf_reset(&b);
+	CHECK(read_file(f, 2, &b) == -EFBIG);
+	struct stat st;
+	CHECK(stat(f, &st) == 0 && (st.st_mode & 0777) == 0600);
+	CHECK(rm_rf(dir) == 0);
+	CHECK(access(dir, F_OK) < 0 && errno == ENOENT);
+	CHECK(rm_rf(dir) == 0);
+	buf_release(&b);
+	free(deep);
+	free(f);
+}
+
+int main(void)
+{
+	test_buf();
+	test_sv();
+	test_ids();
+	test_encodings();
+	test_error();
+	test_files();
+	T_DONE();
+}
