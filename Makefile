@@ -65,21 +65,22 @@ $(foreach l,$(libs),$(eval $(call lib_rule,$(l))))
 define prog_rule
 $(B)/bin/$(1): $(call objs_of,$($(1)_srcs)) $(foreach l,$($(1)_libs),$(call lib_archive,$(l)))
 	@mkdir -p $$(dir $$@)
-	$$(CC) $(SANFLAGS) $$(if $$($(1)_static),-static-pie,$(LDFLAGS_PIE)) -o $$@ $$^ $($(1)_ldlibs)
+	$$(CC) $(SANFLAGS) $$(if $$($(1)_static),-static-pie,$(LDFLAGS_PIE)) -o $$@ $$^ $($(1)_ldlibs) \
+		$(foreach l,$($(1)_libs),$($(l)_ldlibs))
 endef
 $(foreach p,$(progs),$(eval $(call prog_rule,$(p))))
 
 define unit_rule
 $(B)/tests/unit/$(1): $(call objs_of,tests/unit/$(1).c) $(foreach l,$(unit_libs),$(call lib_archive,$(l)))
 	@mkdir -p $$(dir $$@)
-	$$(CC) $(SANFLAGS) $(LDFLAGS_PIE) -o $$@ $$^ $(unit_ldlibs)
+	$$(CC) $(SANFLAGS) $(LDFLAGS_PIE) -o $$@ $$^ $(unit_ldlibs) $(foreach l,$(libs),$($(l)_ldlibs))
 endef
 $(foreach t,$(unit_tests),$(eval $(call unit_rule,$(t))))
 
 define fuzz_rule
 $(B)/fuzz/$(1): $(call objs_of,tests/fuzz/$(1).c) $(foreach l,$(unit_libs),$(call lib_archive,$(l)))
 	@mkdir -p $$(dir $$@)
-	$$(CC) -fsanitize=fuzzer,address,undefined -o $$@ $$^ $(unit_ldlibs)
+	$$(CC) -fsanitize=fuzzer,address,undefined -o $$@ $$^ $(unit_ldlibs) $(foreach l,$(libs),$($(l)_ldlibs))
 endef
 $(foreach t,$(fuzzers),$(eval $(call fuzz_rule,$(t))))
 

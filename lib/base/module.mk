@@ -1,2 +1,3 @@
 libs += base
+base_ldlibs :=
 base_srcs := $(wildcard lib/base/*.c)
