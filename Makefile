@@ -66,7 +66,7 @@ define prog_rule
 $(B)/bin/$(1): $(call objs_of,$($(1)_srcs)) $(foreach l,$($(1)_libs),$(call lib_archive,$(l)))
 	@mkdir -p $$(dir $$@)
 	$$(CC) $(SANFLAGS) $$(if $$($(1)_static),-static-pie,$(LDFLAGS_PIE)) -o $$@ $$^ $($(1)_ldlibs) \
-		$(foreach l,$($(1)_libs),$($(l)_ldlibs))
+		$(foreach l,$($(1)_libs),$(if $($(1)_static),$(or $($(l)_ldlibs_static),$($(l)_ldlibs)),$($(l)_ldlibs)))
 endef
 $(foreach p,$(progs),$(eval $(call prog_rule,$(p))))
 

@@ -1,0 +1,359 @@
+/* HTTP responses: the head, Content-Length / chunked / close-delimited framing, write queueing
+ * with high-water back-pressure, SSE framing, and raw writes for upgraded connections. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/xalloc.h"
+#include "http/http.h"
+#include "http/internal.h"
+
+const char *http_status_text(int status)
+{
+	switch (status) {
+	case 100: return "Continue";
+	case 101: return "Switching Protocols";
+	case 200: return "OK";
+	case 201: return "Created";
+	case 202: return "Accepted";
+	case 204: return "No Content";
+	case 206: return "Partial Content";
+	case 301: return "Moved Permanently";
+	case 302: return "Found";
+	case 304: return "Not Modified";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 409: return "Conflict";
+	case 410: return "Gone";
+	case 411: return "Length Required";
+	case 413: return "Payload Too Large";
+	case 414: return "URI Too Long";
+	case 415: return "Unsupported Media Type";
+	case 422: return "Unprocessable Entity";
+	case 426: return "Upgrade Required";
+	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	default: return "Unknown";
+	}
+}
+
+void http_json_escape(struct buf *b, const char *s)
+{
+	buf_addch(b, '"');
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		switch (*p) {
+		case '"': buf_adds(b, "\\\""); break;
+		case '\\': buf_adds(b, "\\\\"); break;
+		case '\n': buf_adds(b, "\\n"); break;
+		case '\r': buf_adds(b, "\\r"); break;
+		case '\t': buf_adds(b, "\\t"); break;
+		default:
+			if (*p < 0x20)
+				buf_printf(b, "\\u%04x", *p);
+			else
+				buf_addch(b, (char)*p);
+		}
+	}
+	buf_addch(b, '"');
+}
+
+/* ---- the write queue ---- */
+
+struct wreq {
+	uv_write_t w;
+	struct http_conn *conn;
+	size_t len;
+	char data[];
+};
+
+static void conn_write_done(uv_write_t *w, int status)
+{
+	struct wreq *wr = (struct wreq *)w;
+	struct http_conn *conn = wr->conn;
+	conn->write_queued -= wr->len;
+	free(wr);
+	if (conn->closing || !conn->stream) {
+		http_conn_unref(conn); /* taken over or closed: the write only kept conn alive */
+		return;
+	}
+	http_conn_unref(conn);
+	if (status < 0) {
+		http_conn_close(conn);
+		return;
+	}
+	if (conn->pressure && conn->write_queued <= conn->srv->cfg.write_high_water / 2) {
+		conn->pressure = false;
+		struct http_request *req = conn->req;
+		if (req && req->on_drain && !req->priv->ended && !req->priv->aborted)
+			req->on_drain(req);
+	}
+}
+
+/* Queues pre + data + post as one write. Returns 0, 1 (above high water) or -EPIPE. */
+static int conn_write3(struct http_conn *conn, const char *pre, size_t prelen, const void *data,
+		       size_t len, const char *post, size_t postlen)
+{
+	if (conn->closing || !conn->stream)
+		return -EPIPE;
+	size_t total = prelen + len + postlen;
+	struct wreq *wr = xmalloc(sizeof(*wr) + total);
+	wr->conn = conn;
+	wr->len = total;
+	if (prelen)
+		memcpy(wr->data, pre, prelen);
+	if (len)
+		memcpy(wr->data + prelen, data, len);
+	if (postlen)
+		memcpy(wr->data + prelen + len, post, postlen);
+	uv_buf_t b = uv_buf_init(wr->data, (unsigned)total);
+	conn->write_queued += total;
+	conn->open_handles++; /* a pending write keeps the connection struct alive */
+	if (uv_write(&wr->w, conn->stream, &b, 1, conn_write_done) < 0) {
+		conn->open_handles--;
+		conn->write_queued -= total;
+		free(wr);
+		http_conn_close(conn);
+		return -EPIPE;
+	}
+	if (conn->write_queued > conn->srv->cfg.write_high_water) {
+		conn->pressure = true;
+		return 1;
+	}
+	return 0;
+}
+
+/* ---- responses ---- */
+
+void http_response_header(struct http_request *req, const char *name, const char *fmt, ...)
+{
+	va_list ap;
+	struct buf *h = &req->priv->resp_headers;
+	buf_adds(h, name);
+	buf_adds(h, ": ");
+	va_start(ap, fmt);
+	buf_vprintf(h, fmt, ap);
+	va_end(ap);
+	buf_adds(h, "\r\n");
+}
+
+void http_response_start(struct http_request *req, int status, int64_t content_length)
+{
+	struct http_req_priv *pr = req->priv;
+	struct http_conn *conn = req->conn;
+	struct buf head = BUF_INIT;
+
+	if (pr->started || pr->aborted)
+		return;
+	pr->started = true;
+	bool bodyless = status < 200 || status == 204 || status == 304;
+	bool http11 = req->http_major == 1 && req->http_minor >= 1;
+	buf_printf(&head, "HTTP/1.1 %d %s\r\n", status, http_status_text(status));
+	buf_add(&head, pr->resp_headers.data ? pr->resp_headers.data : "", pr->resp_headers.len);
+	if (bodyless) {
+		pr->no_body = true;
+	} else if (content_length >= 0) {
+		buf_printf(&head, "Content-Length: %lld\r\n", (long long)content_length);
+	} else if (http11) {
+		buf_adds(&head, "Transfer-Encoding: chunked\r\n");
+		pr->chunked = true;
+	} else {
+		conn->keep_alive = false; /* close-delimited */
+	}
+	if (req->method == HTTP_HEAD)
+		pr->no_body = true;
+	if (status == 101)
+		;
+	else if (!conn->keep_alive)
+		buf_adds(&head, "Connection: close\r\n");
+	else if (!http11)
+		buf_adds(&head, "Connection: keep-alive\r\n");
+	buf_adds(&head, "\r\n");
+	conn_write3(conn, head.data, head.len, NULL, 0, NULL, 0);
+	buf_release(&head);
+}
+
+int http_response_write(struct http_request *req, const void *data, size_t len)
+{
+	struct http_req_priv *pr = req->priv;
+	if (pr->aborted || req->conn->closing)
+		return -EPIPE;
+	if (!pr->started)
+		http_response_start(req, 200, -1);
+	if (pr->no_body || len == 0)
+		return req->conn->pressure ? 1 : 0;
+	if (!pr->chunked)
+		return conn_write3(req->conn, NULL, 0, data, len, NULL, 0);
+	char pre[24];
+	int n = snprintf(pre, sizeof(pre), "%zx\r\n", len);
+	return conn_write3(req->conn, pre, (size_t)n, data, len, "\r\n", 2);
+}
+
+void http_response_end(struct http_request *req)
+{
+	struct http_req_priv *pr = req->priv;
+	struct http_conn *conn = req->conn;
+	if (pr->ended)
+		return;
+	if (!pr->started)
+		http_response_start(req, 200, 0);
+	if (pr->chunked && !pr->no_body && !pr->aborted)
+		conn_write3(conn, "0\r\n\r\n", 5, NULL, 0, NULL, 0);
+	pr->ended = true;
+	if (!pr->message_complete && !pr->buffering && !req->on_body) {
+		/* the rest of the body will be skipped (or the connection closed if it is big) */
+	}
+	http_conn_process(conn);
+}
+
+size_t http_response_queued(const struct http_request *req)
+{
+	return req->conn->write_queued;
+}
+
+bool http_response_started(const struct http_request *req)
+{
+	return req->priv->started;
+}
+
+void http_respond(struct http_request *req, int status, const char *content_type,
+		  const void *body, size_t len)
+{
+	if (content_type)
+		http_response_header(req, "Content-Type", "%s", content_type);
+	http_response_start(req, status, (int64_t)len);
+	if (len)
+		http_response_write(req, body, len);
+	http_response_end(req);
+}
+
+static void error_body(struct buf *b, const char *code, const char *fmt, va_list ap)
+{
+	struct buf msg = BUF_INIT;
+	buf_vprintf(&msg, fmt, ap);
+	buf_adds(b, "{\"error\":");
+	http_json_escape(b, buf_cstr(&msg));
+	buf_adds(b, ",\"code\":");
+	http_json_escape(b, code);
+	buf_adds(b, "}");
+	buf_release(&msg);
+}
+
+void http_respond_error(struct http_request *req, int status, const char *code, const char *fmt,
+			...)
+{
+	va_list ap;
+	struct buf b = BUF_INIT;
+	va_start(ap, fmt);
+	error_body(&b, code, fmt, ap);
+	va_end(ap);
+	http_respond(req, status, "application/json", b.data, b.len);
+	buf_release(&b);
+}
+
+void http_conn_reply_error(struct http_conn *conn, int status, const char *code, const char *fmt,
+			   ...)
+{
+	va_list ap;
+	struct buf body = BUF_INIT, head = BUF_INIT;
+	va_start(ap, fmt);
+	error_body(&body, code, fmt, ap);
+	va_end(ap);
+	buf_printf(&head,
+		   "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+		   "Connection: close\r\n\r\n",
+		   status, http_status_text(status), body.len);
+	if (conn->req)
+		conn->req->priv->ended = true;
+	conn_write3(conn, head.data, head.len, body.data, body.len, NULL, 0);
+	buf_release(&body);
+	buf_release(&head);
+	conn->keep_alive = false;
+	http_conn_close_after_write(conn);
+}
+
+/* ---- server-sent events ---- */
+
+void http_sse_start(struct http_request *req)
+{
+	http_response_header(req, "Content-Type", "text/event-stream");
+	http_response_header(req, "Cache-Control", "no-cache");
+	http_response_header(req, "X-Accel-Buffering", "no");
+	http_response_start(req, 200, -1);
+}
+
+int http_sse_send(struct http_request *req, const char *event, const char *data, size_t len)
+{
+	struct buf b = BUF_INIT;
+	if (event)
+		buf_printf(&b, "event: %s\n", event);
+	/* one data: line per line of data, as SSE requires */
+	size_t start = 0;
+	for (size_t i = 0; i <= len; i++) {
+		if (i == len || data[i] == '\n') {
+			buf_adds(&b, "data: ");
+			buf_add(&b, data + start, i - start);
+			buf_addch(&b, '\n');
+			start = i + 1;
+		}
+	}
+	buf_addch(&b, '\n');
+	int r = http_response_write(req, b.data, b.len);
+	buf_release(&b);
+	return r;
+}
+
+int http_sse_comment(struct http_request *req, const char *text)
+{
+	struct buf b = BUF_INIT;
+	buf_printf(&b, ": %s\n\n", text);
+	int r = http_response_write(req, b.data, b.len);
+	buf_release(&b);
+	return r;
+}
+
+/* ---- raw writes ---- */
+
+int http_response_write_raw(struct http_request *req, const void *data, size_t len)
+{
+	req->priv->started = true;
+	return conn_write3(req->conn, data, len, NULL, 0, NULL, 0);
+}
+
+struct swreq {
+	uv_write_t w;
+	void (*cb)(uv_stream_t *s, int status, void *arg);
+	void *arg;
+	char data[];
+};
+
+static void stream_write_done(uv_write_t *w, int status)
+{
+	struct swreq *wr = (struct swreq *)w;
+	if (wr->cb)
+		wr->cb(w->handle, status, wr->arg);
+	free(wr);
+}
+
+int http_stream_write(uv_stream_t *s, const void *data, size_t len,
+		      void (*cb)(uv_stream_t *s, int status, void *arg), void *arg)
+{
+	struct swreq *wr = xmalloc(sizeof(*wr) + len);
+	wr->cb = cb;
+	wr->arg = arg;
+	memcpy(wr->data, data, len);
+	uv_buf_t b = uv_buf_init(wr->data, (unsigned)len);
+	int r = uv_write(&wr->w, s, &b, 1, stream_write_done);
+	if (r < 0)
+		free(wr);
+	return r;
+}
