@@ -1,0 +1,3 @@
+libs += store
+store_srcs := $(wildcard lib/store/*.c)
+store_ldlibs := -lsqlite3

@@ -1,0 +1,330 @@
+/* Store lifecycle, versioned migrations, API keys, executors and pagination cursors. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/cleanup.h"
+#include "base/sv.h"
+#include "base/util.h"
+#include "base/xalloc.h"
+#include "store/store.h"
+
+/* Each entry moves the schema one version up; never edit a released entry, add a new one. */
+static const char *const migrations[] = {
+	/* 1: keys, sandboxes, executors */
+	"CREATE TABLE api_keys ("
+	" id TEXT PRIMARY KEY, ns TEXT NOT NULL, name TEXT, hash TEXT NOT NULL,"
+	" created_at INTEGER NOT NULL, revoked_at INTEGER NOT NULL DEFAULT 0);"
+	"CREATE TABLE sandboxes ("
+	" id TEXT PRIMARY KEY, ns TEXT NOT NULL, name TEXT, image TEXT,"
+	" cpus REAL NOT NULL, memory_mb INTEGER NOT NULL, disk_mb INTEGER NOT NULL,"
+	" timeout_secs INTEGER NOT NULL, entrypoint TEXT, network TEXT,"
+	" allow_unauth INTEGER NOT NULL DEFAULT 0, exposed_ports TEXT, snapshot_id TEXT,"
+	" template_id TEXT, secret_names TEXT, pool_id TEXT,"
+	" status TEXT NOT NULL, desired TEXT NOT NULL, pending_reason TEXT, outcome TEXT,"
+	" termination_reason TEXT, error_details TEXT,"
+	" created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,"
+	" terminated_at INTEGER NOT NULL DEFAULT 0, archived_at INTEGER NOT NULL DEFAULT 0,"
+	" last_activity_at INTEGER NOT NULL DEFAULT 0, executor_id TEXT, agent_socket TEXT,"
+	" ip TEXT, generation INTEGER NOT NULL DEFAULT 0);"
+	"CREATE UNIQUE INDEX sandboxes_live_name ON sandboxes(ns, name)"
+	" WHERE name IS NOT NULL AND status <> 'terminated';"
+	"CREATE INDEX sandboxes_list ON sandboxes(ns, archived_at, created_at, id);"
+	"CREATE INDEX sandboxes_executor ON sandboxes(executor_id, status);"
+	"CREATE TABLE executors ("
+	" id TEXT PRIMARY KEY, address TEXT, last_seen INTEGER NOT NULL,"
+	" capacity INTEGER NOT NULL DEFAULT 0);",
+};
+
+static int read_int(struct db_row *row, void *data)
+{
+	*(int64_t *)data = db_row_int(row, 0);
+	return 0;
+}
+
+int store_schema_version(struct store *s)
+{
+	int64_t v = 0;
+	db_query(s->db, "SELECT value FROM meta WHERE key = 'schema_version'", NULL, 0, read_int,
+		 &v, NULL);
+	return (int)v;
+}
+
+static int migrate(struct store *s, struct hutch_error *err)
+{
+	int r = db_exec(s->db, "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER)",
+			NULL, 0, NULL, err);
+	if (r < 0)
+		return r;
+	int version = store_schema_version(s);
+	if (version > (int)ARRAY_SIZE(migrations))
+		return hutch_error_set(err, -EPROTO,
+				       "store schema version %d is newer than this hutchd (%zu)",
+				       version, ARRAY_SIZE(migrations));
+	for (size_t v = (size_t)version; v < ARRAY_SIZE(migrations); v++) {
+		if ((r = store_begin(s, err)) < 0)
+			return r;
+		/* migrations hold several statements: run them one by one */
+		_cleanup_free_ char *all = xstrdup(migrations[v]);
+		char *save = NULL;
+		for (char *stmt = strtok_r(all, ";", &save); stmt && r == 0;
+		     stmt = strtok_r(NULL, ";", &save)) {
+			if (sv_trim(sv_from(stmt)).len == 0)
+				continue;
+			_cleanup_free_ char *copy = xstrdup(stmt); /* not cached by pointer */
+			r = db_exec(s->db, copy, NULL, 0, NULL, err);
+		}
+		struct db_value p[] = {DB_I(v + 1)};
+		if (r == 0)
+			r = db_exec(s->db,
+				    "INSERT INTO meta(key, value) VALUES('schema_version', $1)"
+				    " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+				    p, 1, NULL, err);
+		if (r == 0)
+			r = store_commit(s, err);
+		if (r < 0) {
+			store_rollback(s);
+			return hutch_error_wrap(err, "migrating the store to version %zu", v + 1);
+		}
+	}
+	return 0;
+}
+
+int store_open_sqlite(const char *path, struct store **ret, struct hutch_error *err)
+{
+	struct db *db;
+	int r = db_sqlite_open(path, false, &db, err);
+	if (r < 0)
+		return r;
+	struct store *s = xcalloc(1, sizeof(*s));
+	s->db = db;
+	r = migrate(s, err);
+	if (r < 0) {
+		store_close(s);
+		return r;
+	}
+	*ret = s;
+	return 0;
+}
+
+int store_open_sqlite_readonly(const char *path, struct store **ret, struct hutch_error *err)
+{
+	struct db *db;
+	int r = db_sqlite_open(path, true, &db, err);
+	if (r < 0)
+		return r;
+	struct store *s = xcalloc(1, sizeof(*s));
+	s->db = db;
+	*ret = s;
+	return 0;
+}
+
+void store_close(struct store *s)
+{
+	if (!s)
+		return;
+	s->db->ops->close(s->db);
+	free(s);
+}
+
+int store_begin(struct store *s, struct hutch_error *err)
+{
+	return s->db->ops->begin(s->db, err);
+}
+
+int store_commit(struct store *s, struct hutch_error *err)
+{
+	return s->db->ops->commit(s->db, err);
+}
+
+void store_rollback(struct store *s)
+{
+	s->db->ops->rollback(s->db);
+}
+
+void rec_set(char **field, const char *value)
+{
+	free(*field);
+	*field = value ? xstrdup(value) : NULL;
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s ? xstrdup(s) : NULL;
+}
+
+/* ---- keys ---- */
+
+void key_rec_release(struct key_rec *k)
+{
+	free(k->id);
+	free(k->ns);
+	free(k->name);
+	free(k->hash);
+	memset(k, 0, sizeof(*k));
+}
+
+int store_key_insert(struct store *s, const struct key_rec *k, struct hutch_error *err)
+{
+	struct db_value p[] = {DB_T(k->id), DB_T(k->ns), DB_T(k->name), DB_T(k->hash),
+			       DB_I(k->created_at)};
+	return db_exec(s->db,
+		       "INSERT INTO api_keys(id, ns, name, hash, created_at) VALUES($1,$2,$3,$4,$5)",
+		       p, ARRAY_SIZE(p), NULL, err);
+}
+
+#define KEY_COLS "id, ns, name, hash, created_at, revoked_at"
+
+static void key_from_row(struct db_row *row, struct key_rec *k)
+{
+	k->id = dup_or_null(db_row_text(row, 0));
+	k->ns = dup_or_null(db_row_text(row, 1));
+	k->name = dup_or_null(db_row_text(row, 2));
+	k->hash = dup_or_null(db_row_text(row, 3));
+	k->created_at = db_row_int(row, 4);
+	k->revoked_at = db_row_int(row, 5);
+}
+
+static int key_one(struct db_row *row, void *data)
+{
+	key_from_row(row, data);
+	return 1;
+}
+
+int store_key_get(struct store *s, const char *id, struct key_rec *ret, struct hutch_error *err)
+{
+	struct db_value p[] = {DB_T(id)};
+	struct key_rec k = {0};
+	int r = db_query(s->db, "SELECT " KEY_COLS " FROM api_keys WHERE id = $1", p, 1, key_one,
+			 &k, err);
+	if (r < 0)
+		return r;
+	if (r == 0)
+		return hutch_error_set(err, -ENOENT, "no such key");
+	*ret = k;
+	return 0;
+}
+
+struct key_walk {
+	int (*cb)(const struct key_rec *k, void *d);
+	void *data;
+};
+
+static int key_each(struct db_row *row, void *data)
+{
+	struct key_walk *w = data;
+	struct key_rec k = {0};
+	key_from_row(row, &k);
+	int r = w->cb(&k, w->data);
+	key_rec_release(&k);
+	return r;
+}
+
+int store_key_list(struct store *s, const char *ns, int (*cb)(const struct key_rec *k, void *d),
+		   void *data, struct hutch_error *err)
+{
+	struct db_value p[] = {DB_T(ns)};
+	struct key_walk w = {cb, data};
+	return db_query(s->db,
+			"SELECT " KEY_COLS " FROM api_keys WHERE ns = $1 ORDER BY created_at, id",
+			p, 1, key_each, &w, err);
+}
+
+int store_key_revoke(struct store *s, const char *ns, const char *id, int64_t now,
+		     struct hutch_error *err)
+{
+	struct db_value p[] = {DB_T(ns), DB_T(id), DB_I(now)};
+	int64_t changes = 0;
+	int r = db_exec(s->db,
+			"UPDATE api_keys SET revoked_at = $3 WHERE ns = $1 AND id = $2"
+			" AND revoked_at = 0",
+			p, 3, &changes, err);
+	if (r < 0)
+		return r;
+	return changes ? 0 : hutch_error_set(err, -ENOENT, "no active key %s", id);
+}
+
+int store_key_count(struct store *s, int64_t *ret, struct hutch_error *err)
+{
+	*ret = 0;
+	return db_query(s->db, "SELECT count(*) FROM api_keys", NULL, 0, read_int, ret, err);
+}
+
+/* ---- executors ---- */
+
+void executor_rec_release(struct executor_rec *e)
+{
+	free(e->id);
+	free(e->address);
+	memset(e, 0, sizeof(*e));
+}
+
+int store_executor_upsert(struct store *s, const struct executor_rec *e, struct hutch_error *err)
+{
+	struct db_value p[] = {DB_T(e->id), DB_T(e->address), DB_I(e->last_seen),
+			       DB_I(e->capacity)};
+	return db_exec(s->db,
+		       "INSERT INTO executors(id, address, last_seen, capacity) VALUES($1,$2,$3,$4)"
+		       " ON CONFLICT(id) DO UPDATE SET address = excluded.address,"
+		       " last_seen = excluded.last_seen, capacity = excluded.capacity",
+		       p, ARRAY_SIZE(p), NULL, err);
+}
+
+struct exec_walk {
+	int (*cb)(struct executor_rec *e, void *d);
+	void *data;
+};
+
+static int executor_each(struct db_row *row, void *data)
+{
+	struct exec_walk *w = data;
+	struct executor_rec e = {
+		.id = dup_or_null(db_row_text(row, 0)),
+		.address = dup_or_null(db_row_text(row, 1)),
+		.last_seen = db_row_int(row, 2),
+		.capacity = db_row_int(row, 3),
+	};
+	int r = w->cb(&e, w->data);
+	executor_rec_release(&e);
+	return r;
+}
+
+int store_executor_each(struct store *s, int (*cb)(struct executor_rec *e, void *d), void *data,
+			struct hutch_error *err)
+{
+	struct exec_walk w = {cb, data};
+	return db_query(s->db, "SELECT id, address, last_seen, capacity FROM executors ORDER BY id",
+			NULL, 0, executor_each, &w, err);
+}
+
+/* ---- cursors ---- */
+
+void store_cursor_encode(int64_t created_at, const char *id, struct buf *ret)
+{
+	struct buf raw = BUF_INIT;
+	buf_printf(&raw, "%lld:%s", (long long)created_at, id);
+	base64url_encode(raw.data, raw.len, ret);
+	buf_release(&raw);
+}
+
+int store_cursor_decode(const char *s, int64_t *ret_created_at, char *ret_id, size_t id_size)
+{
+	struct buf raw = BUF_INIT;
+	struct sv t = sv_from(s), head, tail;
+	/* tolerate standard base64 padding */
+	while (t.len && t.p[t.len - 1] == '=')
+		t.len--;
+	int r = base64url_decode(t.p, t.len, &raw);
+	uint64_t at;
+	if (r == 0 && (!sv_split(sv_make(raw.data, raw.len), ':', &head, &tail) ||
+		       sv_to_u64(head, INT64_MAX, &at) < 0 || !id_is_valid(tail.p, tail.len) ||
+		       tail.len >= id_size))
+		r = -EINVAL;
+	if (r == 0) {
+		*ret_created_at = (int64_t)at;
+		memcpy(ret_id, tail.p, tail.len);
+		ret_id[tail.len] = '\0';
+	}
+	buf_release(&raw);
+	return r;
+}
