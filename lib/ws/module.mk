@@ -1,0 +1,3 @@
+libs += ws
+ws_srcs := $(wildcard lib/ws/*.c)
+ws_ldlibs :=

@@ -1,0 +1,1 @@
+fuzzers += fuzz_ws
