@@ -14,7 +14,8 @@ static const char *const migrations[] = {
 	/* 1: keys, sandboxes, executors */
 	"CREATE TABLE api_keys ("
 	" id TEXT PRIMARY KEY, ns TEXT NOT NULL, name TEXT, hash TEXT NOT NULL,"
-	" created_at INTEGER NOT NULL, revoked_at INTEGER NOT NULL DEFAULT 0);"
+	" created_at INTEGER NOT NULL, revoked_at INTEGER NOT NULL DEFAULT 0,"
+	" admin INTEGER NOT NULL DEFAULT 0);"
 	"CREATE TABLE sandboxes ("
 	" id TEXT PRIMARY KEY, ns TEXT NOT NULL, name TEXT, image TEXT,"
 	" cpus REAL NOT NULL, memory_mb INTEGER NOT NULL, disk_mb INTEGER NOT NULL,"
@@ -167,13 +168,14 @@ void key_rec_release(struct key_rec *k)
 int store_key_insert(struct store *s, const struct key_rec *k, struct hutch_error *err)
 {
 	struct db_value p[] = {DB_T(k->id), DB_T(k->ns), DB_T(k->name), DB_T(k->hash),
-			       DB_I(k->created_at)};
+			       DB_I(k->created_at), DB_I(k->admin)};
 	return db_exec(s->db,
-		       "INSERT INTO api_keys(id, ns, name, hash, created_at) VALUES($1,$2,$3,$4,$5)",
+		       "INSERT INTO api_keys(id, ns, name, hash, created_at, admin)"
+		       " VALUES($1,$2,$3,$4,$5,$6)",
 		       p, ARRAY_SIZE(p), NULL, err);
 }
 
-#define KEY_COLS "id, ns, name, hash, created_at, revoked_at"
+#define KEY_COLS "id, ns, name, hash, created_at, revoked_at, admin"
 
 static void key_from_row(struct db_row *row, struct key_rec *k)
 {
@@ -183,6 +185,7 @@ static void key_from_row(struct db_row *row, struct key_rec *k)
 	k->hash = dup_or_null(db_row_text(row, 3));
 	k->created_at = db_row_int(row, 4);
 	k->revoked_at = db_row_int(row, 5);
+	k->admin = db_row_int(row, 6) != 0;
 }
 
 static int key_one(struct db_row *row, void *data)

@@ -38,6 +38,7 @@ struct key_rec {
 	char *hash; /* hex SHA-256 of the secret part */
 	int64_t created_at;
 	int64_t revoked_at; /* 0 = active */
+	bool admin;	    /* may manage keys of every namespace */
 };
 
 void key_rec_release(struct key_rec *k);

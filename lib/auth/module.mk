@@ -1,0 +1,3 @@
+libs += auth
+auth_srcs := $(wildcard lib/auth/*.c)
+auth_ldlibs := -lcrypto

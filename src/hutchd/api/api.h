@@ -1,0 +1,111 @@
+/* The api role: the Tensorlake-compatible control plane. It validates requests, authenticates
+ * keys, keeps desired state in the store and answers from it; executors learn desired state
+ * through the internal API and report what they observe. Single-threaded on one libuv loop. */
+#ifndef HUTCHD_API_H
+#define HUTCHD_API_H
+
+#include <jansson.h>
+#include <uv.h>
+
+#include "apimodel/apimodel.h"
+#include "http/http.h"
+#include "store/store.h"
+#include "../config.h"
+
+struct api_waiter;
+
+/* An executor known to this api (from its long-polls). */
+struct api_executor {
+	char id[128];
+	char address[128];
+	uint64_t last_seen_ms; /* monotonic */
+	int64_t capacity;
+	struct api_executor *next;
+};
+
+struct api {
+	struct hutchd_config *cfg;
+	uv_loop_t *loop;
+	struct store *store;
+	struct http_server *srv;
+	struct apimodel_limits limits;
+	uv_timer_t sweep;
+	uv_signal_t sigterm, sigint;
+	uint64_t version; /* bumped whenever any executor's desired state changes */
+	struct api_waiter *waiters;
+	struct api_executor *executors;
+};
+
+/* Per-request context after routing and authentication. */
+struct api_ctx {
+	struct api *api;
+	char ns[64];
+	bool admin; /* key may manage other namespaces */
+};
+
+/* ---- main.c ---- */
+void api_respond_json(struct http_request *req, int status, json_t *body); /* steals body */
+void api_respond_err(struct http_request *req, const struct hutch_error *err);
+/* Called after a sandbox's status changed: wakes create waiters for it. */
+void api_sandbox_changed(struct api *api, const char *id);
+/* Called after desired state or assignment changed: wakes executor long-polls. */
+void api_desired_changed(struct api *api);
+struct api_executor *api_executor_find(struct api *api, const char *id);
+/* Picks the executor for a new sandbox, or NULL if none is live. */
+struct api_executor *api_executor_pick(struct api *api);
+
+/* ---- sandboxes.c ---- */
+void api_sandbox_create(struct http_request *req, struct api_ctx *ctx);
+void api_sandbox_list(struct http_request *req, struct api_ctx *ctx);
+void api_sandbox_list_archived(struct http_request *req, struct api_ctx *ctx);
+void api_sandbox_get(struct http_request *req, struct api_ctx *ctx);
+void api_sandbox_get_archived(struct http_request *req, struct api_ctx *ctx);
+void api_sandbox_update(struct http_request *req, struct api_ctx *ctx);
+void api_sandbox_delete(struct http_request *req, struct api_ctx *ctx);
+void api_sandbox_suspend(struct http_request *req, struct api_ctx *ctx);
+void api_sandbox_resume(struct http_request *req, struct api_ctx *ctx);
+/* The periodic sweep: idle timeouts, archiving, assigning unplaced sandboxes. */
+void api_sandbox_sweep(struct api *api);
+/* Terminates a sandbox record (status and desired terminated) with an outcome. */
+int api_sandbox_terminate(struct api *api, struct sandbox_rec *r, const char *outcome,
+			  struct hutch_error *err);
+/* Marks r suspending (desired suspended). */
+int api_sandbox_begin_suspend(struct api *api, struct sandbox_rec *r, struct hutch_error *err);
+/* Marks r to be resumed (desired running). */
+int api_sandbox_begin_resume(struct api *api, struct sandbox_rec *r, struct hutch_error *err);
+
+/* ---- render.c ---- */
+json_t *api_sandbox_json(struct api *api, const struct sandbox_rec *r);
+json_t *api_create_response_json(struct api *api, const struct sandbox_rec *r,
+				 const char *status_override);
+char *api_sandbox_url(struct api *api, const struct sandbox_rec *r);
+
+/* ---- wait.c ---- */
+/* Answers req with the create response once sandbox id is running, suspended or terminated,
+ * or with 504 {status: "timeout"} after timeout_ms. */
+void api_wait_for_start(struct api *api, struct http_request *req, const char *id,
+			uint64_t timeout_ms);
+/* Holds an executor's long-poll until api->version passes since or timeout_ms elapses, then
+ * calls done(req, data). */
+void api_wait_for_version(struct api *api, struct http_request *req, uint64_t since,
+			  uint64_t timeout_ms, void (*done)(struct http_request *, void *),
+			  void *data);
+void api_waiters_sandbox(struct api *api, const char *id);
+void api_waiters_version(struct api *api);
+void api_waiters_close(struct api *api);
+
+/* ---- internal.c ---- */
+void api_internal_assignments(struct http_request *req, struct api_ctx *ctx);
+void api_internal_report(struct http_request *req, struct api_ctx *ctx);
+void api_internal_activity(struct http_request *req, struct api_ctx *ctx);
+void api_internal_wake(struct http_request *req, struct api_ctx *ctx);
+
+/* ---- keys.c ---- */
+void api_key_create(struct http_request *req, struct api_ctx *ctx);
+void api_key_list(struct http_request *req, struct api_ctx *ctx);
+void api_key_revoke(struct http_request *req, struct api_ctx *ctx);
+void api_key_introspect(struct http_request *req, struct api_ctx *ctx);
+/* Creates the admin key on first start and writes it to DATA_DIR/admin.key (0600). */
+int api_keys_bootstrap(struct api *api, struct hutch_error *err);
+
+#endif

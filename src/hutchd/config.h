@@ -1,0 +1,57 @@
+/* hutchd configuration: one declarative table of options, each settable by a command-line flag
+ * (--name value), an environment variable (HUTCH_NAME) or a config file line (name = value);
+ * flags win over the environment, which wins over the file. */
+#ifndef HUTCHD_CONFIG_H
+#define HUTCHD_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "base/error.h"
+
+struct hutchd_config {
+	char *data_dir;	      /* --data-dir, default /var/lib/hutch */
+	char *run_dir;	      /* --run-dir, default /run/hutch */
+	char *listen;	      /* --listen, api address, default 127.0.0.1:8900 */
+	char *proxy_listen;   /* --proxy-listen, default 127.0.0.1:9443 */
+	char *proxy_domain;   /* --proxy-domain: sandbox_url = http://{id}.{domain}[:port] */
+	char *proxy_url;      /* --proxy-url: public proxy origin when no domain is set */
+	char *roles;	      /* --roles, default "api,proxy,executor" */
+	char *api_url;	      /* --api-url: how the proxy and executor reach the api */
+	char *node_id;	      /* --node-id: this executor's id, default the host name */
+	char *agent_path;     /* --agent-path: the hutch-agent binary */
+	char *store;	      /* --store: "sqlite" (default, DATA_DIR/hutch.db) or a path */
+	char *auth;	      /* --auth: "key" (default) or "none" (namespace default, dev only) */
+	char *log_level;      /* --log-level: debug, info, warn, error */
+	char *network_cidr;   /* --network-cidr: sandbox address pool, default 10.88.0.0/16 */
+	int64_t default_timeout_secs; /* --default-timeout-secs, 600 */
+	int64_t max_timeout_secs;     /* --max-timeout-secs, 86400 */
+	int64_t archive_after_secs;   /* --archive-after-secs, 3600 */
+	int64_t create_wait_ms;	      /* --create-wait-ms: blocking create bound without header */
+	int64_t max_sandboxes_per_ns; /* --max-sandboxes: live sandboxes per namespace, 1000 */
+	int64_t max_body_bytes;	      /* --max-body-bytes: api request bodies, 1 MiB */
+	int64_t id_base;	      /* --id-base: first host uid of sandboxes, 100000 */
+	int64_t executor_capacity;    /* --executor-capacity: sandboxes per node, 0 = no limit */
+	/* derived */
+	char *store_path;  /* resolved SQLite path */
+	char *node_token;  /* read from DATA_DIR/node.token (created by the api role) */
+	char *config_file; /* --config */
+};
+
+/* Fills cfg from defaults, the config file named by --config or HUTCH_CONFIG, the
+ * environment and argv (in increasing priority). --help prints usage and exits. */
+int hutchd_config_load(struct hutchd_config *cfg, int argc, char **argv, struct hutch_error *err);
+void hutchd_config_release(struct hutchd_config *cfg);
+bool hutchd_config_has_role(const struct hutchd_config *cfg, const char *role);
+void hutchd_config_usage(FILE *out);
+/* Reads (or, create=true, creates with mode 0600) DATA_DIR/node.token into cfg->node_token. */
+int hutchd_node_token_load(struct hutchd_config *cfg, bool create, struct hutch_error *err);
+
+/* Role entry points: each runs its own event loop until SIGTERM/SIGINT and returns an exit
+ * status. They run in separate processes forked by main(). */
+int api_main(struct hutchd_config *cfg);
+int proxy_main(struct hutchd_config *cfg);
+int executor_main(struct hutchd_config *cfg);
+
+#endif
