@@ -4,11 +4,19 @@
  * only caller; it never logs and reports failures through struct hutch_error.
  *
  * Host layout (all under cfg->state_dir unless noted):
- *   sandboxes/<id>/state.json   what re-adoption needs (init pid, start time, cgroup paths, spec)
+ *   sandboxes/                  a private bind mount of itself (mounts never propagate)
+ *   sandboxes/<id>/state.json   what re-adoption needs (init pid, start time, cgroup, image)
  *   sandboxes/<id>/disk.img     sparse ext4 image backing the writable layer (disk_mb)
  *   sandboxes/<id>/disk/        its mount point: upper/ and work/ for overlayfs
  *   sandboxes/<id>/rootfs/      the overlay mount the sandbox pivots into
- *   <run_dir>/<id>/             bind-mounted at /run/hutch in the sandbox; agent.sock lives here
+ *   sandboxes/<id>/netns        a bind mount of the sandbox's network namespace
+ *   sandboxes/<id>/agent.log    the agent's stdout and stderr (host only)
+ *   sandboxes/<id>/killed       marker written by rt_sandbox_destroy before it kills
+ *   disks/                      disk templates (template-<mb>.img) and the warm pool (pool/)
+ *   <run_dir>/<id>/             bind-mounted at /run/hutch in the sandbox (owned by id_base):
+ *                               agent.sock, hosts, resolv.conf, hostname, entrypoint.json, oom,
+ *                               exit-reason. The sandbox can write here: the host never opens
+ *                               a path in it without O_NOFOLLOW.
  *   images/                     the image store (see image.h)
  *
  * Thread safety: functions may be called from any thread, but calls for the same sandbox id
@@ -30,7 +38,17 @@ struct rt_config {
 	uint32_t id_count;	/* size of the range (default 65536) */
 	const char *cgroup_name; /* top cgroup directory name (default "hutch") */
 	uint64_t default_pids_max; /* pids limit when the spec gives none (default 4096) */
+	unsigned ready_timeout_ms; /* how long create waits for the agent (default 10000) */
+	unsigned disk_pool_size;   /* warm pre-mounted disks kept by rt_disk_pool_refill
+				    * (default 4; disk_pool_disabled turns the pool off) */
+	bool disk_pool_disabled;
+	uint64_t disk_pool_mb;	   /* size of pooled disks (default 10240) */
+	const char *fault_step;	   /* tests only: rt_sandbox_create fails with -EIO at the step
+				    * of this name (see rt_create_steps); NULL in production */
 };
+
+/* The names of rt_sandbox_create's steps in order, NULL-terminated (for cfg->fault_step). */
+extern const char *const rt_create_steps[];
 
 struct rt_spec {
 	const char *id;	      /* 21-char sandbox id */
@@ -54,6 +72,8 @@ struct rt_sandbox {
 	int pidfd;	      /* pollable; readable when PID 1 has exited; -1 if unavailable */
 	char agent_socket[256]; /* host path of the agent's unix socket */
 	char netns_path[256];	/* host path of a bind mount of the sandbox's network namespace */
+	char agent_log[256];	/* host path of the agent's stdout/stderr log */
+	bool is_child;		/* init_pid is a child of this process (created, not adopted) */
 };
 
 /* Why a sandbox ended, as far as the host can tell. */
@@ -70,7 +90,10 @@ enum rt_exit_reason {
 int rt_init(const struct rt_config *cfg, struct hutch_error *err);
 
 /* Creates and starts a sandbox. On success *ret is a new handle (free with rt_sandbox_free) and
- * the agent is listening on ret->agent_socket. On failure everything made so far is removed. */
+ * the agent is listening on ret->agent_socket. On failure everything made so far is removed;
+ * -EEXIST (and nothing touched) if the id already has state. -EINVAL for a spec outside the
+ * limits. The sandbox's PID 1 is a child of the calling process: reap it with
+ * rt_sandbox_reap() (or waitid on the pidfd) once the pidfd is readable. */
 int rt_sandbox_create(const struct rt_config *cfg, const struct rt_spec *spec,
 		      struct rt_sandbox **ret, struct hutch_error *err);
 
@@ -85,7 +108,8 @@ int rt_sandbox_list(const struct rt_config *cfg, int (*cb)(const char *id, void 
 		    void *data, struct hutch_error *err);
 
 /* Kills every process of the sandbox and removes its cgroups, mounts, loop device, disk image,
- * network namespace and state. Idempotent: a sandbox that is partly or wholly gone is fine. */
+ * network namespace and state. Idempotent: a sandbox that is partly or wholly gone is fine.
+ * If PID 1 is an unreaped child of the caller it is reaped here (its status is lost). */
 int rt_sandbox_destroy(const struct rt_config *cfg, const char *id, struct hutch_error *err);
 
 /* After PID 1 exited (pidfd readable, or adopt said -ESRCH): why it ended. */
@@ -99,6 +123,19 @@ int rt_sandbox_freeze(const struct rt_config *cfg, const char *id, bool frozen,
 int rt_sandbox_memory_usage(const struct rt_config *cfg, const char *id, uint64_t *ret,
 			    struct hutch_error *err);
 
+/* Reaps PID 1 if it has exited (non-blocking): 1 and *ret_status (a wait status) when reaped,
+ * 0 when it still runs, -ECHILD when it is not our child or was reaped already. */
+int rt_sandbox_reap(struct rt_sandbox *sb, int *ret_status);
+
+/* Closes the handle (pidfd) and frees it; the sandbox keeps running. Accepts NULL. */
 void rt_sandbox_free(struct rt_sandbox *sb);
+
+/* Tops the warm pool of pre-formatted, pre-mounted disks of cfg->disk_pool_mb up to
+ * cfg->disk_pool_size. Slow (tens of ms per disk): call it from a background thread, never
+ * concurrently with itself. Returns the number of disks added or -errno. */
+int rt_disk_pool_refill(const struct rt_config *cfg, struct hutch_error *err);
+
+/* Unmounts and deletes every pooled disk (at shutdown, or in tests). */
+int rt_disk_pool_drain(const struct rt_config *cfg, struct hutch_error *err);
 
 #endif
