@@ -9,6 +9,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -46,6 +47,12 @@ static int wait_for_parent(const struct rt_child_plan *plan, struct rt_child_rep
 static int open_host(const struct rt_child_plan *plan, struct rt_child_fds *fds,
 		     struct rt_child_report *rep)
 {
+	if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
+		return rt_child_fail(rep, -errno, "child-mounts", "making / a slave");
+	/* The overlay was mounted by the host, so here it is a locked mount that pivot_root
+	 * refuses: bind it onto itself from inside the new namespaces and use that. */
+	if (mount(plan->rootfs, plan->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
+		return rt_child_fail(rep, -errno, "child-mounts", "binding the root onto itself");
 	fds->root = open(plan->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (fds->root < 0)
 		return rt_child_fail(rep, -errno, "child-mounts", "opening the root");

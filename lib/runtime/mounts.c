@@ -289,8 +289,6 @@ int rt_child_mounts(const struct rt_child_plan *plan, const struct rt_child_fds 
 
 	if (rt_child_fault(plan, "child-mounts"))
 		return rt_child_fail(rep, -EIO, "child-mounts", "injected fault");
-	if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
-		return rt_child_fail(rep, -errno, "child-mounts", "making / a slave");
 	TRY(rep, "child-mounts", "mkdir /proc", mkdir_in(rootfd, "proc", 0555));
 	TRY(rep, "child-mounts", "mount /proc", mount_in(rootfd, "proc", "proc", "proc",
 		MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL));
