@@ -294,7 +294,9 @@ static void check_isolation(const struct rt_sandbox *sb, const char *id)
 	free(out);
 	CHECK((out = sb_sh(sb, "touch /tmp/x && echo hi > /root/y && cat /root/y")) != NULL);
 	free(out);
-	CHECK(agent_req(sb, "sh echo > /proc/sys/kernel/hostname", 5000) != NULL);
+	out = agent_req(sb, "sh echo x > /proc/sys/kernel/hostname", 5000);
+	CHECK(out && strstr(out, "Read-only file system"));
+	free(out);
 	out = sb_sh(sb, "cat /proc/sys/kernel/hostname");
 	CHECK_STR(out, id);
 	free(out);
