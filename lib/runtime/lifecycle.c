@@ -233,14 +233,23 @@ static int idset_add(const char *id, void *data)
 	return 0;
 }
 
-static void idset_scan_dir(const char *dir, struct idset *s)
+/* Directories of dir named like sandbox ids; with owner != -1 only those owned by it (run_dir
+ * may be shared with other programs: only our per-sandbox directories belong to id_base). */
+static void idset_scan_dir(const char *dir, uid_t owner, struct idset *s)
 {
 	_cleanup_closedir_ DIR *d = opendir(dir);
 	struct dirent *de;
+	struct stat st;
 
-	while (d && (de = readdir(d)))
-		if (de->d_type == DT_DIR && rt_id_valid(de->d_name))
-			idset_add(de->d_name, s);
+	while (d && (de = readdir(d))) {
+		if (de->d_type != DT_DIR || !rt_id_valid(de->d_name))
+			continue;
+		if (owner != (uid_t)-1 &&
+		    (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		     st.st_uid != owner))
+			continue;
+		idset_add(de->d_name, s);
+	}
 }
 
 int rt_sandbox_list(const struct rt_config *cfg, int (*cb)(const char *id, void *data),
@@ -253,8 +262,8 @@ int rt_sandbox_list(const struct rt_config *cfg, int (*cb)(const char *id, void 
 
 	if (!cg)
 		return -ENOTSUP;
-	idset_scan_dir(sandboxes, &s);
-	idset_scan_dir(cfg->run_dir, &s);
+	idset_scan_dir(sandboxes, (uid_t)-1, &s);
+	idset_scan_dir(cfg->run_dir, rt_cfg_id_base(cfg), &s);
 	cg->list(cfg, idset_add, &s);
 	for (size_t i = 0; i < s.n; i++) {
 		if (r == 0)
