@@ -79,6 +79,11 @@ static void supervise(struct hutchd_config *cfg, size_t n)
 			r->pid = 0;
 			if (stopping)
 				break;
+			if (WIFEXITED(status) && WEXITSTATUS(status) == 3) {
+				log_error("role %s cannot run on this host (see above); not restarting",
+					  r->name);
+				break;
+			}
 			log_warn("role %s exited (%s %d); restarting", r->name,
 				 WIFSIGNALED(status) ? "signal" : "status",
 				 WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
