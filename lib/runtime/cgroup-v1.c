@@ -113,6 +113,16 @@ static int v1_attach(const struct rt_config *cfg, const char *id, pid_t pid,
 	return 0;
 }
 
+static char **v1_self_attach_files(const struct rt_config *cfg, const char *id)
+{
+	size_t n = ARRAY_SIZE(rt_cgroup_v1_controllers);
+	char **files = xcalloc(n, sizeof(char *));
+
+	for (size_t i = 0; rt_cgroup_v1_controllers[i]; i++)
+		files[i] = v1_file(cfg, rt_cgroup_v1_controllers[i], id, "tasks");
+	return files;
+}
+
 static int v1_freeze(const struct rt_config *cfg, const char *id, bool frozen,
 		     struct hutch_error *err)
 {
@@ -276,6 +286,7 @@ const struct rt_cgroup_ops rt_cgroup_v1_ops = {
 	.create = v1_create,
 	.open_for_clone = v1_open_for_clone,
 	.attach = v1_attach,
+	.self_attach_files = v1_self_attach_files,
 	.freeze = v1_freeze,
 	.kill_all = v1_kill_all,
 	.remove = v1_remove,

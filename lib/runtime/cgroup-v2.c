@@ -122,6 +122,11 @@ static int v2_attach(const struct rt_config *cfg, const char *id, pid_t pid,
 	return v2_write(procs, v, err);
 }
 
+static char **v2_self_attach_files(const struct rt_config *cfg, const char *id)
+{
+	return NULL; /* clone3 with CLONE_INTO_CGROUP */
+}
+
 static int v2_freeze(const struct rt_config *cfg, const char *id, bool frozen,
 		     struct hutch_error *err)
 {
@@ -224,6 +229,7 @@ const struct rt_cgroup_ops rt_cgroup_v2_ops = {
 	.create = v2_create,
 	.open_for_clone = v2_open_for_clone,
 	.attach = v2_attach,
+	.self_attach_files = v2_self_attach_files,
 	.freeze = v2_freeze,
 	.kill_all = v2_kill_all,
 	.remove = v2_remove,

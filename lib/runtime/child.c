@@ -44,6 +44,22 @@ static int wait_for_parent(const struct rt_child_plan *plan, struct rt_child_rep
 	return 0;
 }
 
+/* Moves this (single-threaded) process into the sandbox's cgroups. */
+static int join_cgroups(const struct rt_child_plan *plan, struct rt_child_report *rep)
+{
+	for (size_t i = 0; plan->cgroup_files && plan->cgroup_files[i]; i++) {
+		int fd = open(plan->cgroup_files[i], O_WRONLY | O_CLOEXEC);
+		if (fd < 0)
+			return rt_child_fail(rep, -errno, "attach", "opening a cgroup tasks file");
+		ssize_t n = write(fd, "0", 1);
+		int e = errno;
+		close(fd);
+		if (n != 1)
+			return rt_child_fail(rep, n < 0 ? -e : -EIO, "attach", "joining a cgroup");
+	}
+	return 0;
+}
+
 static int open_host(const struct rt_child_plan *plan, struct rt_child_fds *fds,
 		     struct rt_child_report *rep)
 {
@@ -149,6 +165,8 @@ static int child_run(const struct rt_child_plan *plan, int *err_fd, struct rt_ch
 	/* Until exec, die with the parent instead of lingering half-made. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 	if ((r = wait_for_parent(plan, rep)) < 0)
+		return r;
+	if ((r = join_cgroups(plan, rep)) < 0)
 		return r;
 	if ((r = open_host(plan, &fds, rep)) < 0)
 		return r;

@@ -17,6 +17,7 @@ struct rt_child_plan {
 	const char *agent_path; /* host path of the agent binary */
 	const char *run_host;	/* <run_dir>/<id> */
 	const char *oom_file;	/* cgroup file bound at /run/hutch/oom, or NULL */
+	char *const *cgroup_files; /* the child writes "0" to each to join its cgroups, or NULL */
 	const char *hostname;
 	char *const *envp;
 	char *const *argv;

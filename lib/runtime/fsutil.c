@@ -196,3 +196,23 @@ int rt_open_parent_in_root(int rootfd, const char *path, const char **ret_leaf)
 	*ret_leaf = slash ? slash + 1 : path;
 	return rt_open_in_root(rootfd, n ? dir : ".", O_PATH | O_DIRECTORY);
 }
+
+int rt_write_replace(const char *path, const void *data, size_t len, mode_t mode)
+{
+	char tmp[PATH_MAX];
+	int n = snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
+
+	if (n < 0 || (size_t)n >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+	if (fd < 0)
+		return -errno;
+	int r = write_all(fd, data, len);
+	if (close(fd) < 0 && r == 0)
+		r = -errno;
+	if (r == 0 && rename(tmp, path) < 0)
+		r = -errno;
+	if (r < 0)
+		unlink(tmp);
+	return r;
+}

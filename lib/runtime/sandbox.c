@@ -35,6 +35,7 @@ struct create {
 	char lower[PATH_MAX];
 	struct image_info image;
 	char *dir, *rootfs, *run, *oom_file;
+	char **cgroup_files;
 	char **envp;
 	int log_fd, cgroup_fd;
 	int sync[2], errp[2], ready[2];
@@ -66,7 +67,7 @@ static int step_image(struct create *c)
 	if (r < 0)
 		return r;
 	/* Recorded before the overlay exists, so image_remove never deletes a layer in use. */
-	r = write_file_atomic(path, c->image.digest, strlen(c->image.digest), 0600);
+	r = rt_write_replace(path, c->image.digest, strlen(c->image.digest), 0600);
 	if (r < 0) {
 		errno = -r;
 		return hutch_error_errno(c->err, "writing %s", path);
@@ -101,6 +102,7 @@ static int step_cgroup(struct create *c)
 	if (r < 0)
 		return r;
 	c->oom_file = c->cg->oom_file(c->cfg, c->spec->id);
+	c->cgroup_files = c->cg->self_attach_files(c->cfg, c->spec->id);
 	c->cgroup_fd = c->cg->open_for_clone(c->cfg, c->spec->id);
 	return 0;
 }
@@ -110,7 +112,7 @@ static int step_clone(struct create *c, const struct sock_fprog *prog)
 	char *argv[] = {"/run/hutch-agent", NULL};
 	struct rt_child_plan plan = {
 		.rootfs = c->rootfs, .agent_path = c->cfg->agent_path, .run_host = c->run,
-		.oom_file = c->oom_file, .hostname = c->hostname, .envp = c->envp, .argv = argv,
+		.oom_file = c->oom_file, .cgroup_files = c->cgroup_files, .hostname = c->hostname, .envp = c->envp, .argv = argv,
 		.seccomp = prog, .caps_mask = rt_caps_default_mask(), .caps_last = rt_caps_last(),
 		.fault = c->cfg->fault_step, .log_fd = c->log_fd,
 	};
@@ -377,7 +379,8 @@ static int run_steps(struct create *c)
 	STEP(c, "seccomp", rt_seccomp_program(&prog, c->err));
 	STEP(c, "clone", step_clone(c, prog));
 	STEP(c, "maps", step_maps(c));
-	STEP(c, "attach", c->cg->attach(c->cfg, c->spec->id, c->pid, c->err));
+	/* v1: the child joins its cgroups itself right after release (see self_attach_files) */
+	STEP(c, "attach", c->cgroup_files ? 0 : c->cg->attach(c->cfg, c->spec->id, c->pid, c->err));
 	STEP(c, "netns", step_netns(c));
 	STEP(c, "state", step_state(c));
 	STEP(c, "release", step_release(c));
@@ -414,6 +417,7 @@ static void create_release(struct create *c)
 	free(c->rootfs);
 	free(c->run);
 	free(c->oom_file);
+	rt_strv_free(c->cgroup_files);
 	rt_strv_free(c->envp);
 }
 

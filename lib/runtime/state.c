@@ -26,7 +26,7 @@ int rt_state_write(const struct rt_config *cfg, const struct rt_state *st,
 	json_decref(o);
 	if (!s)
 		return hutch_error_set(err, -ENOMEM, "serializing state for %s", st->id);
-	int r = write_file_atomic(path, s, strlen(s), 0600);
+	int r = rt_write_replace(path, s, strlen(s), 0600);
 	free(s);
 	if (r < 0) {
 		errno = -r;

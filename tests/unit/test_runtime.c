@@ -58,6 +58,9 @@ static int setup(void)
 	cfg.agent_path = agent_path;
 	cfg.cgroup_name = cgroup_name;
 	cfg.disk_pool_size = 2;
+	/* Like /run on a real host: the run directory is a tmpfs. */
+	if (mkdir(run_dir, 0755) < 0 || mount("tmpfs", run_dir, "tmpfs", 0, "mode=755") < 0)
+		return -1;
 	return build_agent();
 }
 
@@ -67,6 +70,7 @@ static void teardown(void)
 
 	rt_disk_pool_drain(&cfg, NULL);
 	umount2(state_dir, MNT_DETACH);
+	umount2(run_dir, MNT_DETACH);
 	rm_rf(base_dir);
 	for (size_t i = 0; i < ARRAY_SIZE(controllers); i++) {
 		snprintf(path, sizeof(path), "/sys/fs/cgroup/%s/%s", controllers[i], cgroup_name);
