@@ -162,6 +162,8 @@ void agent_dispatch(struct http_request *req, void *data);
 void agent_error(struct http_request *req, int status, const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 void agent_error_from(struct http_request *req, const struct hutch_error *err);
+/* Gives err an API status and machine code, keeping its message. Returns err->code. */
+int agent_error_classify(struct hutch_error *err, int status, const char *kind);
 void agent_respond_json(struct http_request *req, int status, const struct buf *b);
 
 /* ---- proc.c: the table and the lifecycle ---- */

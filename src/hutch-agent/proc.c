@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -78,6 +79,14 @@ bool proc_over(const struct proc *p)
 	return p->reaped && p->output_done && (!p->m || p->m->status == MANAGED_STOPPED);
 }
 
+/* Gives err an API status and code, keeping its message. */
+int agent_error_classify(struct hutch_error *err, int status, const char *kind)
+{
+	char msg[sizeof(err->msg)];
+	snprintf(msg, sizeof(msg), "%s", err->msg);
+	return hutch_error_api(err, status, kind, "%s", msg);
+}
+
 /* Opens the child's three standard fds and the agent's ends. */
 static int proc_pipes(struct proc *p, int child[3], int *ret_stdin, int outs[2],
 		      struct hutch_error *err)
@@ -144,7 +153,7 @@ static int proc_spawn(struct proc *p, struct hutch_error *err)
 
 	if (s->user) {
 		if (user_resolve(s->user, a->cfg.passwd_path, a->cfg.group_path, &user, err) < 0)
-			return hutch_error_api(err, 400, "BAD_REQUEST", "%s", err->msg);
+			return agent_error_classify(err, 400, "BAD_REQUEST");
 		u = &user;
 	}
 	char **env = env_merge(a->base_env, s->env, u ? u->home : NULL);
@@ -155,7 +164,7 @@ static int proc_spawn(struct proc *p, struct hutch_error *err)
 				       .fd_err = child[2], .reset_oom_score = a->oom_score_adj != 0};
 		r = spawn_process(&o, &p->pid, err);
 		if (r < 0)
-			hutch_error_api(err, 400, "SPAWN_FAILED", "%s", err->msg);
+			agent_error_classify(err, 400, "SPAWN_FAILED");
 	}
 	close_fds(child, 3);
 	strv_free(env);

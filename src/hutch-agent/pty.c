@@ -357,7 +357,7 @@ static int session_spawn(struct pty_session *s, const struct proc_spec *spec,
 	if (spec->user) {
 		if (user_resolve(spec->user, s->a->cfg.passwd_path, s->a->cfg.group_path, &user,
 				 err) < 0)
-			return hutch_error_api(err, 400, "BAD_REQUEST", "%s", err->msg);
+			return agent_error_classify(err, 400, "BAD_REQUEST");
 		u = &user;
 	}
 	if (open_pty(s->rows, s->cols, &s->master, &slave, err) < 0)
