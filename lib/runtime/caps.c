@@ -11,9 +11,10 @@
 #include "runtime/internal.h"
 
 static const int default_caps[] = {
-	CAP_CHOWN,	 CAP_DAC_OVERRIDE, CAP_FSETID,	 CAP_FOWNER,   CAP_MKNOD,
-	CAP_NET_RAW,	 CAP_SETGID,	   CAP_SETUID,	 CAP_SETFCAP,  CAP_SETPCAP,
-	CAP_NET_BIND_SERVICE, CAP_SYS_CHROOT, CAP_KILL, CAP_AUDIT_WRITE,
+        CAP_CHOWN,   CAP_DAC_OVERRIDE, CAP_FSETID,           CAP_FOWNER,
+        CAP_MKNOD,   CAP_NET_RAW,      CAP_SETGID,           CAP_SETUID,
+        CAP_SETFCAP, CAP_SETPCAP,      CAP_NET_BIND_SERVICE, CAP_SYS_CHROOT,
+        CAP_KILL,    CAP_AUDIT_WRITE,
 };
 
 uint64_t rt_caps_default_mask(void)

@@ -29,7 +29,7 @@ static char *v1_dir(const struct rt_config *cfg, const char *ctrl, const char *i
 }
 
 static char *v1_file(const struct rt_config *cfg, const char *ctrl, const char *id,
-		     const char *leaf)
+                     const char *leaf)
 {
 	return xasprintf(RT_CGROUP_ROOT "/%s/%s/%s/%s", ctrl, rt_cfg_cgroup(cfg), id, leaf);
 }
@@ -44,8 +44,8 @@ static int v1_setup(const struct rt_config *cfg, struct hutch_error *err)
 	return 0;
 }
 
-static int v1_set(const struct rt_config *cfg, const char *ctrl, const char *id,
-		  const char *leaf, const char *value, struct hutch_error *err)
+static int v1_set(const struct rt_config *cfg, const char *ctrl, const char *id, const char *leaf,
+                  const char *value, struct hutch_error *err)
 {
 	_cleanup_free_ char *path = v1_file(cfg, ctrl, id, leaf);
 	int r = write_file_str(path, value);
@@ -58,7 +58,7 @@ static int v1_set(const struct rt_config *cfg, const char *ctrl, const char *id,
 }
 
 static int v1_limits(const struct rt_config *cfg, const char *id, const struct rt_limits *lim,
-		     struct hutch_error *err)
+                     struct hutch_error *err)
 {
 	char v[32];
 	int r;
@@ -84,7 +84,7 @@ static int v1_limits(const struct rt_config *cfg, const char *id, const struct r
 }
 
 static int v1_create(const struct rt_config *cfg, const char *id, const struct rt_limits *lim,
-		     struct hutch_error *err)
+                     struct hutch_error *err)
 {
 	for (size_t i = 0; rt_cgroup_v1_controllers[i]; i++) {
 		_cleanup_free_ char *dir = v1_dir(cfg, rt_cgroup_v1_controllers[i], id);
@@ -100,7 +100,7 @@ static int v1_open_for_clone(const struct rt_config *cfg, const char *id)
 }
 
 static int v1_attach(const struct rt_config *cfg, const char *id, pid_t pid,
-		     struct hutch_error *err)
+                     struct hutch_error *err)
 {
 	char v[32];
 
@@ -124,7 +124,7 @@ static char **v1_self_attach_files(const struct rt_config *cfg, const char *id)
 }
 
 static int v1_freeze(const struct rt_config *cfg, const char *id, bool frozen,
-		     struct hutch_error *err)
+                     struct hutch_error *err)
 {
 	_cleanup_free_ char *path = v1_file(cfg, "freezer", id, "freezer.state");
 	const char *want = frozen ? "FROZEN" : "THAWED";
@@ -184,7 +184,7 @@ static int v1_kill_all(const struct rt_config *cfg, const char *id, struct hutch
 		int listed = 0;
 		for (size_t i = 0; rt_cgroup_v1_controllers[i]; i++) {
 			_cleanup_free_ char *procs =
-				v1_file(cfg, rt_cgroup_v1_controllers[i], id, "cgroup.procs");
+			        v1_file(cfg, rt_cgroup_v1_controllers[i], id, "cgroup.procs");
 			listed += kill_listed(procs);
 		}
 		if (access(fdir, F_OK) == 0)
@@ -192,8 +192,8 @@ static int v1_kill_all(const struct rt_config *cfg, const char *id, struct hutch
 		if (listed == 0)
 			return 0;
 		if (time_mono_ms() >= deadline)
-			return hutch_error_set(err, -EBUSY, "processes of sandbox %s survive SIGKILL",
-					       id);
+			return hutch_error_set(err, -EBUSY,
+			                       "processes of sandbox %s survive SIGKILL", id);
 		usleep(1000);
 	}
 }
@@ -268,8 +268,7 @@ static int v1_list_one(const char *dir, int (*cb)(const char *id, void *data), v
 }
 
 /* Every controller is listed so a half-made sandbox shows up; the caller de-duplicates. */
-static int v1_list(const struct rt_config *cfg, int (*cb)(const char *id, void *data),
-		   void *data)
+static int v1_list(const struct rt_config *cfg, int (*cb)(const char *id, void *data), void *data)
 {
 	for (size_t i = 0; rt_cgroup_v1_controllers[i]; i++) {
 		_cleanup_free_ char *dir = v1_dir(cfg, rt_cgroup_v1_controllers[i], NULL);
@@ -281,18 +280,18 @@ static int v1_list(const struct rt_config *cfg, int (*cb)(const char *id, void *
 }
 
 const struct rt_cgroup_ops rt_cgroup_v1_ops = {
-	.name = "v1",
-	.setup = v1_setup,
-	.create = v1_create,
-	.open_for_clone = v1_open_for_clone,
-	.attach = v1_attach,
-	.self_attach_files = v1_self_attach_files,
-	.freeze = v1_freeze,
-	.kill_all = v1_kill_all,
-	.remove = v1_remove,
-	.exists = v1_exists,
-	.memory_usage = v1_memory_usage,
-	.oom_kills = v1_oom_kills,
-	.oom_file = v1_oom_file,
-	.list = v1_list,
+        .name = "v1",
+        .setup = v1_setup,
+        .create = v1_create,
+        .open_for_clone = v1_open_for_clone,
+        .attach = v1_attach,
+        .self_attach_files = v1_self_attach_files,
+        .freeze = v1_freeze,
+        .kill_all = v1_kill_all,
+        .remove = v1_remove,
+        .exists = v1_exists,
+        .memory_usage = v1_memory_usage,
+        .oom_kills = v1_oom_kills,
+        .oom_file = v1_oom_file,
+        .list = v1_list,
 };

@@ -78,7 +78,7 @@ static int v2_setup(const struct rt_config *cfg, struct hutch_error *err)
 }
 
 static int v2_create(const struct rt_config *cfg, const char *id, const struct rt_limits *lim,
-		     struct hutch_error *err)
+                     struct hutch_error *err)
 {
 	_cleanup_free_ char *dir = v2_dir(cfg, id);
 	_cleanup_free_ char *mem = v2_file(cfg, id, "memory.max");
@@ -112,7 +112,7 @@ static int v2_open_for_clone(const struct rt_config *cfg, const char *id)
 }
 
 static int v2_attach(const struct rt_config *cfg, const char *id, pid_t pid,
-		     struct hutch_error *err)
+                     struct hutch_error *err)
 {
 	_cleanup_free_ char *procs = v2_file(cfg, id, "cgroup.procs");
 	char v[32];
@@ -128,7 +128,7 @@ static char **v2_self_attach_files(const struct rt_config *cfg, const char *id)
 }
 
 static int v2_freeze(const struct rt_config *cfg, const char *id, bool frozen,
-		     struct hutch_error *err)
+                     struct hutch_error *err)
 {
 	_cleanup_free_ char *path = v2_file(cfg, id, "cgroup.freeze");
 	_cleanup_free_ char *events = v2_file(cfg, id, "cgroup.events");
@@ -139,7 +139,7 @@ static int v2_freeze(const struct rt_config *cfg, const char *id, bool frozen,
 	r = rt_cgroup_wait_value(events, "frozen", frozen ? "1" : "0", 2000);
 	if (r < 0)
 		return hutch_error_set(err, r, "cgroup %s did not %s", path,
-				       frozen ? "freeze" : "thaw");
+		                       frozen ? "freeze" : "thaw");
 	return 0;
 }
 
@@ -156,7 +156,7 @@ static int v2_kill_all(const struct rt_config *cfg, const char *id, struct hutch
 	r = rt_cgroup_wait_value(events, "populated", "0", 5000);
 	if (r < 0)
 		return hutch_error_set(err, -EBUSY, "processes of sandbox %s survive cgroup.kill",
-				       id);
+		                       id);
 	return 0;
 }
 
@@ -204,8 +204,7 @@ static char *v2_oom_file(const struct rt_config *cfg, const char *id)
 	return v2_file(cfg, id, "memory.events");
 }
 
-static int v2_list(const struct rt_config *cfg, int (*cb)(const char *id, void *data),
-		   void *data)
+static int v2_list(const struct rt_config *cfg, int (*cb)(const char *id, void *data), void *data)
 {
 	_cleanup_free_ char *dir = v2_dir(cfg, NULL);
 	_cleanup_closedir_ DIR *d = opendir(dir);
@@ -224,18 +223,18 @@ static int v2_list(const struct rt_config *cfg, int (*cb)(const char *id, void *
 }
 
 const struct rt_cgroup_ops rt_cgroup_v2_ops = {
-	.name = "v2",
-	.setup = v2_setup,
-	.create = v2_create,
-	.open_for_clone = v2_open_for_clone,
-	.attach = v2_attach,
-	.self_attach_files = v2_self_attach_files,
-	.freeze = v2_freeze,
-	.kill_all = v2_kill_all,
-	.remove = v2_remove,
-	.exists = v2_exists,
-	.memory_usage = v2_memory_usage,
-	.oom_kills = v2_oom_kills,
-	.oom_file = v2_oom_file,
-	.list = v2_list,
+        .name = "v2",
+        .setup = v2_setup,
+        .create = v2_create,
+        .open_for_clone = v2_open_for_clone,
+        .attach = v2_attach,
+        .self_attach_files = v2_self_attach_files,
+        .freeze = v2_freeze,
+        .kill_all = v2_kill_all,
+        .remove = v2_remove,
+        .exists = v2_exists,
+        .memory_usage = v2_memory_usage,
+        .oom_kills = v2_oom_kills,
+        .oom_file = v2_oom_file,
+        .list = v2_list,
 };

@@ -49,7 +49,7 @@ static void detect(void)
 			return;
 		}
 		snprintf(detect_msg, sizeof(detect_msg),
-			 "cgroup2 at " RT_CGROUP_ROOT " lacks the memory, cpu or pids controller");
+		         "cgroup2 at " RT_CGROUP_ROOT " lacks the memory, cpu or pids controller");
 		return;
 	}
 	for (size_t i = 0; rt_cgroup_v1_controllers[i]; i++) {
@@ -57,8 +57,8 @@ static void detect(void)
 		snprintf(path, sizeof(path), RT_CGROUP_ROOT "/%s", rt_cgroup_v1_controllers[i]);
 		if (!is_fs(path, CGROUP_SUPER_MAGIC)) {
 			snprintf(detect_msg, sizeof(detect_msg),
-				 "no cgroup2 with controllers and no cgroup v1 %s hierarchy at %s",
-				 rt_cgroup_v1_controllers[i], path);
+			         "no cgroup2 with controllers and no cgroup v1 %s hierarchy at %s",
+			         rt_cgroup_v1_controllers[i], path);
 			return;
 		}
 	}

@@ -61,7 +61,7 @@ static int join_cgroups(const struct rt_child_plan *plan, struct rt_child_report
 }
 
 static int open_host(const struct rt_child_plan *plan, struct rt_child_fds *fds,
-		     struct rt_child_report *rep)
+                     struct rt_child_report *rep)
 {
 	if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
 		return rt_child_fail(rep, -errno, "child-mounts", "making / a slave");

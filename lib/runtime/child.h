@@ -13,10 +13,10 @@
 
 /* Everything the child needs, prepared by the parent before clone. */
 struct rt_child_plan {
-	const char *rootfs;	/* host path of the overlay mount */
-	const char *agent_path; /* host path of the agent binary */
-	const char *run_host;	/* <run_dir>/<id> */
-	const char *oom_file;	/* cgroup file bound at /run/hutch/oom, or NULL */
+	const char *rootfs;        /* host path of the overlay mount */
+	const char *agent_path;    /* host path of the agent binary */
+	const char *run_host;      /* <run_dir>/<id> */
+	const char *oom_file;      /* cgroup file bound at /run/hutch/oom, or NULL */
 	char *const *cgroup_files; /* the child writes "0" to each to join its cgroups, or NULL */
 	const char *hostname;
 	char *const *envp;
@@ -25,11 +25,11 @@ struct rt_child_plan {
 	uint64_t caps_mask;
 	int caps_last;
 	const char *fault; /* cfg->fault_step */
-	int sync_fd;	   /* read end: the parent's go byte (EOF = abort) */
-	int sync_wfd;	   /* the parent's write end, closed first thing in the child */
-	int err_fd;	   /* write end: error report, closed by a successful exec */
-	int ready_fd;	   /* write end: given to the agent as HUTCH_READY_FD */
-	int log_fd;	   /* the agent's stdout and stderr */
+	int sync_fd;       /* read end: the parent's go byte (EOF = abort) */
+	int sync_wfd;      /* the parent's write end, closed first thing in the child */
+	int err_fd;        /* write end: error report, closed by a successful exec */
+	int ready_fd;      /* write end: given to the agent as HUTCH_READY_FD */
+	int log_fd;        /* the agent's stdout and stderr */
 };
 
 /* Host objects the child opens (as host root, before becoming the namespace's root). */
@@ -53,7 +53,7 @@ struct rt_child_report {
 __attribute__((noreturn)) void rt_child_main(const struct rt_child_plan *plan);
 /* All the mounts inside the root, then pivot_root. 0 or -errno with rep filled. */
 int rt_child_mounts(const struct rt_child_plan *plan, const struct rt_child_fds *fds,
-		    struct rt_child_report *rep);
+                    struct rt_child_report *rep);
 /* Fills rep (no formatting) and returns code. */
 int rt_child_fail(struct rt_child_report *rep, int code, const char *step, const char *what);
 

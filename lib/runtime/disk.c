@@ -20,9 +20,11 @@
 int rt_disk_mkfs(const char *path, struct hutch_error *err)
 {
 	const char *mkfs = access("/usr/sbin/mkfs.ext4", X_OK) == 0 ? "/usr/sbin/mkfs.ext4"
-								    : "/sbin/mkfs.ext4";
-	char *argv[] = {(char *)mkfs, "-q", "-F", "-m", "0", "-O", "^has_journal", "-E",
-			"lazy_itable_init=1,lazy_journal_init=1,nodiscard", (char *)path, NULL};
+	                                                            : "/sbin/mkfs.ext4";
+	char *argv[] = {(char *)mkfs,   "-q", "-F",
+	                "-m",           "0",  "-O",
+	                "^has_journal", "-E", "lazy_itable_init=1,lazy_journal_init=1,nodiscard",
+	                (char *)path,   NULL};
 	int r = rt_run(argv, -1, err);
 
 	if (r < 0)
@@ -62,7 +64,7 @@ static int sparse_copy(const char *src, const char *dst, struct hutch_error *err
 
 /* The cached template for mb: formatted once, then only copied. */
 static int template_get(const struct rt_config *cfg, uint64_t mb, char **ret,
-			struct hutch_error *err)
+                        struct hutch_error *err)
 {
 	_cleanup_free_ char *leaf = xasprintf("template-%llu.img", (unsigned long long)mb);
 	_cleanup_free_ char *path = rt_path_disks(cfg, leaf);
@@ -92,7 +94,7 @@ static int template_get(const struct rt_config *cfg, uint64_t mb, char **ret,
 }
 
 int rt_disk_image_make(const struct rt_config *cfg, const char *path, uint64_t mb,
-		       struct hutch_error *err)
+                       struct hutch_error *err)
 {
 	_cleanup_free_ char *tmpl = NULL;
 	int r = template_get(cfg, mb, &tmpl, err);
@@ -151,7 +153,7 @@ static int make_layer_dirs(const struct rt_config *cfg, const char *dir, struct 
 }
 
 int rt_disk_attach_mount(const struct rt_config *cfg, const char *image, const char *dir,
-			 struct hutch_error *err)
+                         struct hutch_error *err)
 {
 	_cleanup_close_ int fd = open(image, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
 	_cleanup_close_ int lfd = -1;
@@ -255,7 +257,7 @@ static char *image_canonical(const struct rt_config *cfg, const char *id)
 }
 
 int rt_disk_create(const struct rt_config *cfg, const char *id, uint64_t disk_mb,
-		   struct hutch_error *err)
+                   struct hutch_error *err)
 {
 	_cleanup_free_ char *image = rt_path_sandbox(cfg, id, "disk.img");
 	_cleanup_free_ char *dir = rt_path_sandbox(cfg, id, "disk");

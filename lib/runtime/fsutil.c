@@ -50,7 +50,7 @@ int rt_read_small(const char *path, char *out, size_t size)
 int rt_read_small_at(int dirfd, const char *name, char *out, size_t size)
 {
 	_cleanup_close_ int fd =
-		openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+	        openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
 	struct stat st;
 
 	if (fd < 0)
@@ -132,7 +132,7 @@ static int run_wait(pid_t pid, const char *what, struct hutch_error *err)
 		return 0;
 	if (WIFEXITED(status))
 		return hutch_error_set(err, -EIO, "%s exited with status %d", what,
-				       WEXITSTATUS(status));
+		                       WEXITSTATUS(status));
 	return hutch_error_set(err, -EIO, "%s killed by signal %d", what, WTERMSIG(status));
 }
 
@@ -175,8 +175,8 @@ void rt_sha256(const void *data, size_t len, char out[72])
 int rt_open_in_root(int rootfd, const char *path, int flags)
 {
 	struct open_how how = {
-		.flags = (uint64_t)(flags | O_CLOEXEC),
-		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+	        .flags = (uint64_t)(flags | O_CLOEXEC),
+	        .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
 	};
 	int fd = (int)syscall(SYS_openat2, rootfd, path, &how, sizeof(how));
 

@@ -19,15 +19,16 @@
 #include "runtime/internal.h"
 
 #define BUSYBOX_PATH "/bin/busybox"
-#define DEFAULT_PACKAGES                                                                           \
-	"python3,python3-pip,python3-venv,ca-certificates,procps,less,iproute2,iputils-ping,"    \
+#define DEFAULT_PACKAGES                                                                      \
+	"python3,python3-pip,python3-venv,ca-certificates,procps,less,iproute2,iputils-ping," \
 	"curl,wget,git,nano,xz-utils,unzip"
 
 static int write_text(const char *dir, const char *leaf, const char *text, mode_t mode,
-		      struct hutch_error *err)
+                      struct hutch_error *err)
 {
 	_cleanup_free_ char *path = xasprintf("%s/%s", dir, leaf);
-	_cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+	_cleanup_close_ int fd =
+	        open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
 
 	if (fd < 0 || write_all(fd, text, strlen(text)) < 0)
 		return hutch_error_errno(err, "writing %s", path);
@@ -79,15 +80,18 @@ static int busybox_tree(const char *rootfs, struct hutch_error *err)
 	if (mkdir(bin, 0755) < 0 || mkdir(etc, 0755) < 0)
 		return hutch_error_errno(err, "creating %s", bin);
 	if ((r = read_file(BUSYBOX_PATH, 64 << 20, &data)) < 0)
-		return hutch_error_set(err, r, "reading " BUSYBOX_PATH
-					       " (install busybox-static): %s", strerror(-r));
+		return hutch_error_set(err, r,
+		                       "reading " BUSYBOX_PATH " (install busybox-static): %s",
+		                       strerror(-r));
 	_cleanup_close_ int fd = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0755);
 	if (fd < 0 || write_all(fd, data.data, data.len) < 0)
 		return hutch_error_errno(err, "writing %s", dst);
 	if ((r = busybox_applets(rootfs, err)) < 0)
 		return r;
-	if ((r = write_text(etc, "passwd", "root:x:0:0:root:/root:/bin/sh\n"
-			    "nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n", 0644, err)) < 0)
+	if ((r = write_text(etc, "passwd",
+	                    "root:x:0:0:root:/root:/bin/sh\n"
+	                    "nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+	                    0644, err)) < 0)
 		return r;
 	return write_text(etc, "group", "root:x:0:\ntty:x:5:\nnogroup:x:65534:\n", 0644, err);
 }
@@ -103,13 +107,13 @@ static int busybox_digest(const struct rt_config *cfg, char digest[72], struct h
 		return hutch_error_set(err, r, "reading " BUSYBOX_PATH " (install busybox-static)");
 	rt_sha256(data.data, data.len, bin);
 	buf_printf(&recipe, "hutch-busybox-v1\n%s\nid_base=%u\n", bin,
-		   (unsigned)rt_cfg_id_base(cfg));
+	           (unsigned)rt_cfg_id_base(cfg));
 	rt_sha256(recipe.data, recipe.len, digest);
 	return 0;
 }
 
 int image_build_busybox(const struct rt_config *cfg, struct image_info *ret,
-			struct hutch_error *err)
+                        struct hutch_error *err)
 {
 	_cleanup_free_ char *tmp = NULL, *rootfs = NULL;
 	char digest[72];
@@ -250,18 +254,22 @@ int image_host_mirror(const char *etc_apt, char **ret_uri, char **ret_suite)
 }
 
 static int debootstrap(const char *rootfs, const char *uri, const char *suite, int progress_fd,
-		       struct hutch_error *err)
+                       struct hutch_error *err)
 {
-	char *argv[] = {"/usr/sbin/debootstrap", "--variant=minbase",
-			"--include=" DEFAULT_PACKAGES, (char *)suite, (char *)rootfs, (char *)uri,
-			NULL};
+	char *argv[] = {"/usr/sbin/debootstrap",
+	                "--variant=minbase",
+	                "--include=" DEFAULT_PACKAGES,
+	                (char *)suite,
+	                (char *)rootfs,
+	                (char *)uri,
+	                NULL};
 	_cleanup_free_ char *dev = xasprintf("%s/dev", rootfs);
 	_cleanup_free_ char *debs = xasprintf("%s/var/cache/apt/archives", rootfs);
 	int r = rt_run(argv, progress_fd, err);
 
 	if (r < 0)
 		return hutch_error_wrap(err, "debootstrap %s from %s (is debootstrap installed?)",
-					suite, uri);
+		                        suite, uri);
 	/* Device nodes are never used (the sandbox gets its own /dev); downloaded .debs only
 	 * take space. */
 	rm_rf(dev);
@@ -271,7 +279,7 @@ static int debootstrap(const char *rootfs, const char *uri, const char *suite, i
 }
 
 int image_build_default(const struct rt_config *cfg, int progress_fd, struct image_info *ret,
-			struct hutch_error *err)
+                        struct hutch_error *err)
 {
 	_cleanup_free_ char *uri = NULL, *suite = NULL, *tmp = NULL, *rootfs = NULL;
 	_cleanup_buf_ struct buf recipe = BUF_INIT;
@@ -291,7 +299,7 @@ int image_build_default(const struct rt_config *cfg, int progress_fd, struct ima
 	}
 	/* debootstrap is not reproducible: the digest names this build, not its bytes. */
 	buf_printf(&recipe, "hutch-debootstrap-v1\n%s\n%s\n%s\nid_base=%u\n%lld\n", suite, uri,
-		   DEFAULT_PACKAGES, (unsigned)rt_cfg_id_base(cfg), (long long)time_now_ms());
+	           DEFAULT_PACKAGES, (unsigned)rt_cfg_id_base(cfg), (long long)time_now_ms());
 	rt_sha256(recipe.data, recipe.len, digest);
 	return image_publish(cfg, tmp, digest, "default", "debootstrap", size, ret, err);
 }

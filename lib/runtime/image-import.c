@@ -43,7 +43,7 @@ struct import_job {
 };
 
 __attribute__((format(printf, 3, 4))) static int fail(struct import_job *j, int code,
-						      const char *fmt, ...)
+                                                      const char *fmt, ...)
 {
 	va_list ap;
 
@@ -95,7 +95,7 @@ static struct archive *writer_new(bool owner)
 {
 	struct archive *w = archive_write_disk_new();
 	int flags = ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_SECURE_SYMLINKS |
-		    ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS;
+	            ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS;
 
 	archive_write_disk_set_options(w, flags | (owner ? ARCHIVE_EXTRACT_OWNER : 0));
 	return w;
@@ -123,14 +123,14 @@ static int copy_data(struct import_job *j, struct archive *a, struct archive *w)
 
 /* Writes one entry (already renamed) and its data. */
 static int write_entry(struct import_job *j, struct archive *a, struct archive *w,
-		       struct archive_entry *e)
+                       struct archive_entry *e)
 {
 	if (++j->entries > IMAGE_IMPORT_MAX_ENTRIES)
 		return fail(j, -EFBIG, "too many entries");
 	int r = archive_write_header(w, e);
 	if (r < ARCHIVE_WARN)
 		return fail(j, -EPERM, "%s: %s", archive_entry_pathname(e),
-			    archive_error_string(w));
+		            archive_error_string(w));
 	if (archive_entry_size(e) > 0 && (r = copy_data(j, a, w)) < 0)
 		return r;
 	if (archive_write_finish_entry(w) < ARCHIVE_WARN)
@@ -244,9 +244,9 @@ static int parse_docker(struct import_job *j, int rawfd, json_t *m)
 		return fail(j, -EINVAL, "manifest.json must describe exactly one image");
 	if ((r = config_digest(j, rawfd, config)) < 0)
 		return r;
-	json_array_foreach(json_object_get(img, "Layers"), i, layer)
-		if ((r = add_layer(j, rawfd, json_string_value(layer))) < 0)
-			return r;
+	json_array_foreach(json_object_get(img, "Layers"), i,
+	                   layer) if ((r = add_layer(j, rawfd, json_string_value(layer))) <
+	                              0) return r;
 	return 0;
 }
 
@@ -276,13 +276,15 @@ static int parse_oci(struct import_job *j, int rawfd, json_t *index, int depth)
 		json_decref(m);
 		return r;
 	}
-	_cleanup_free_ char *cpath =
-		blob_path(json_string_value(json_object_get(json_object_get(m, "config"), "digest")));
+	_cleanup_free_ char *cpath = blob_path(
+	        json_string_value(json_object_get(json_object_get(m, "config"), "digest")));
 	r = cpath ? config_digest(j, rawfd, cpath) : fail(j, -EINVAL, "manifest without config");
-	json_array_foreach(json_object_get(m, "layers"), i, l) {
+	json_array_foreach(json_object_get(m, "layers"), i, l)
+	{
 		if (r < 0)
 			break;
-		_cleanup_free_ char *lpath = blob_path(json_string_value(json_object_get(l, "digest")));
+		_cleanup_free_ char *lpath =
+		        blob_path(json_string_value(json_object_get(l, "digest")));
 		r = add_layer(j, rawfd, lpath);
 	}
 	json_decref(m);
@@ -303,8 +305,9 @@ static int parse_manifest(struct import_job *j)
 		r = parse_docker(j, rawfd, m);
 	} else {
 		if (!(m = load_raw_json(j, rawfd, "index.json")))
-			return fail(j, -EINVAL, "neither manifest.json (docker save) nor index.json "
-						"(OCI layout) in the archive");
+			return fail(j, -EINVAL,
+			            "neither manifest.json (docker save) nor index.json "
+			            "(OCI layout) in the archive");
 		r = parse_oci(j, rawfd, m, 0);
 	}
 	json_decref(m);
@@ -323,8 +326,8 @@ static int clear_dir(const char *dir)
 	while ((de = readdir(d))) {
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;
-		_cleanup_free_ char *p = dir[0] ? xasprintf("%s/%s", dir, de->d_name)
-						: xstrdup(de->d_name);
+		_cleanup_free_ char *p =
+		        dir[0] ? xasprintf("%s/%s", dir, de->d_name) : xstrdup(de->d_name);
 		int r = rm_rf(p);
 		if (r < 0 && ret == 0)
 			ret = r;
@@ -363,8 +366,8 @@ static int apply_whiteouts(struct import_job *j, int fd)
 		if (strcmp(leaf, ".wh..wh..opq") == 0) {
 			r = clear_dir(dir);
 		} else {
-			_cleanup_free_ char *victim = slash ? xasprintf("%s/%s", dir, leaf + 4)
-							    : xstrdup(leaf + 4);
+			_cleanup_free_ char *victim =
+			        slash ? xasprintf("%s/%s", dir, leaf + 4) : xstrdup(leaf + 4);
 			r = rm_rf(victim);
 		}
 		if (r < 0) {
@@ -383,7 +386,7 @@ static int shift_owner(struct import_job *j, struct archive_entry *e)
 
 	if (uid < 0 || gid < 0 || uid >= j->count || gid >= j->count)
 		return fail(j, -ERANGE, "%.100s: owner %lld:%lld outside the id range",
-			    archive_entry_pathname(e), (long long)uid, (long long)gid);
+		            archive_entry_pathname(e), (long long)uid, (long long)gid);
 	archive_entry_set_uid(e, uid + j->base);
 	archive_entry_set_gid(e, gid + j->base);
 	archive_entry_set_uname(e, NULL);
@@ -410,7 +413,7 @@ static int prepare_entry(struct import_job *j, struct archive_entry *e)
 		c = clean_path(archive_entry_hardlink(e), clean, sizeof(clean));
 		if (c != 0)
 			return fail(j, -EPERM, "unsafe hard link in layer: %.100s",
-				    archive_entry_hardlink(e));
+			            archive_entry_hardlink(e));
 		archive_entry_set_hardlink(e, clean);
 	}
 	archive_entry_xattr_clear(e);
@@ -460,9 +463,11 @@ static int import_child(struct import_job *j, const char *tmpdir, int fd)
 		return fail(j, -errno, "chroot into the new rootfs");
 	umask(0);
 	for (size_t i = 0; i < j->nlayers; i++) {
-		if (lseek(j->layers[i], 0, SEEK_SET) < 0 || (r = apply_whiteouts(j, j->layers[i])) < 0)
+		if (lseek(j->layers[i], 0, SEEK_SET) < 0 ||
+		    (r = apply_whiteouts(j, j->layers[i])) < 0)
 			return r < 0 ? r : fail(j, -errno, "seeking a layer");
-		if (lseek(j->layers[i], 0, SEEK_SET) < 0 || (r = apply_entries(j, j->layers[i])) < 0)
+		if (lseek(j->layers[i], 0, SEEK_SET) < 0 ||
+		    (r = apply_entries(j, j->layers[i])) < 0)
 			return r < 0 ? r : fail(j, -errno, "seeking a layer");
 	}
 	return 0;
@@ -470,7 +475,7 @@ static int import_child(struct import_job *j, const char *tmpdir, int fd)
 
 /* Forks the import child and collects its result. */
 static int import_run(const struct rt_config *cfg, const char *tmpdir, int fd,
-		      struct import_result *res, struct hutch_error *err)
+                      struct import_result *res, struct hutch_error *err)
 {
 	int p[2], status;
 
@@ -483,8 +488,8 @@ static int import_run(const struct rt_config *cfg, const char *tmpdir, int fd,
 		return hutch_error_errno(err, "fork");
 	}
 	if (pid == 0) {
-		struct import_job j = {.base = rt_cfg_id_base(cfg), .count = rt_cfg_id_count(cfg),
-				       .res = res};
+		struct import_job j = {
+		        .base = rt_cfg_id_base(cfg), .count = rt_cfg_id_count(cfg), .res = res};
 		close(p[0]);
 		import_child(&j, tmpdir, fd);
 		_exit(write(p[1], res, sizeof(*res)) == sizeof(*res) ? 0 : 1);
@@ -503,7 +508,7 @@ static int import_run(const struct rt_config *cfg, const char *tmpdir, int fd,
 }
 
 int image_import(const struct rt_config *cfg, const char *name, int fd, struct image_info *ret,
-		 struct hutch_error *err)
+                 struct hutch_error *err)
 {
 	_cleanup_free_ char *tmp = NULL, *rootfs = NULL, *raw = NULL;
 	struct import_result res;

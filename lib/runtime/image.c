@@ -19,7 +19,7 @@
 #include "runtime/internal.h"
 
 static const char *const default_aliases[] = {"default", "ubuntu-minimal",
-					      "tensorlake/ubuntu-minimal", "debian-minimal", ""};
+                                              "tensorlake/ubuntu-minimal", "debian-minimal", ""};
 
 bool image_name_valid(const char *name)
 {
@@ -82,7 +82,7 @@ static const char *canonical_name(const char *name)
 }
 
 static int read_meta(const struct rt_config *cfg, const char *digest, const char *name,
-		     struct image_info *ret)
+                     struct image_info *ret)
 {
 	_cleanup_free_ char *dir = blob_dir(cfg, digest);
 	_cleanup_free_ char *meta = xasprintf("%s/meta.json", dir);
@@ -112,7 +112,7 @@ static int name_digest(const struct rt_config *cfg, const char *name, char diges
 }
 
 int image_resolve(const struct rt_config *cfg, const char *name, char *ret_path,
-		  struct image_info *ret_info, struct hutch_error *err)
+                  struct image_info *ret_info, struct hutch_error *err)
 {
 	const char *canon = canonical_name(name);
 	char digest[72];
@@ -125,16 +125,16 @@ int image_resolve(const struct rt_config *cfg, const char *name, char *ret_path,
 	} else if (!image_name_valid(canon)) {
 		return hutch_error_set(err, -EINVAL, "invalid image name");
 	} else if (name_digest(cfg, canon, digest) < 0) {
-		return hutch_error_set(err, -ENOENT,
-				       "image %s not found: build it (image_build_%s) or import it",
-				       canon, strcmp(canon, "busybox") == 0 ? "busybox" : "default");
+		return hutch_error_set(
+		        err, -ENOENT, "image %s not found: build it (image_build_%s) or import it",
+		        canon, strcmp(canon, "busybox") == 0 ? "busybox" : "default");
 	}
 	_cleanup_free_ char *dir = blob_dir(cfg, digest);
 	_cleanup_free_ char *rootfs = xasprintf("%s/rootfs", dir);
 	if (strlen(rootfs) >= PATH_MAX || read_meta(cfg, digest, canon, &info) < 0 ||
 	    access(rootfs, F_OK) < 0)
 		return hutch_error_set(err, -ENOENT, "image %s (%s) is missing from the store",
-				       canon, digest);
+		                       canon, digest);
 	memcpy(ret_path, rootfs, strlen(rootfs) + 1);
 	if (ret_info)
 		*ret_info = info;
@@ -142,7 +142,7 @@ int image_resolve(const struct rt_config *cfg, const char *name, char *ret_path,
 }
 
 int image_list(const struct rt_config *cfg, int (*cb)(const struct image_info *info, void *data),
-	       void *data, struct hutch_error *err)
+               void *data, struct hutch_error *err)
 {
 	_cleanup_free_ char *dir = image_path(cfg, "names");
 	_cleanup_closedir_ DIR *d = opendir(dir);
@@ -187,8 +187,9 @@ static bool digest_in_use(const struct rt_config *cfg, const char *digest)
 			if (de->d_name[0] == '.')
 				continue;
 			snprintf(path, sizeof(path), pass == 0 ? "%s/%s" : "%s/%s/image", dir,
-				 de->d_name);
-			used = rt_read_small(path, got, sizeof(got)) > 0 && strcmp(got, digest) == 0;
+			         de->d_name);
+			used = rt_read_small(path, got, sizeof(got)) > 0 &&
+			       strcmp(got, digest) == 0;
 		}
 		closedir(d);
 	}
@@ -294,13 +295,13 @@ static int finish_file(int rootfd, const char *path, uid_t id)
 }
 
 int image_rootfs_finish(const struct rt_config *cfg, const char *rootfs, bool shift,
-			uint64_t *ret_size, struct hutch_error *err)
+                        uint64_t *ret_size, struct hutch_error *err)
 {
 	static const struct {
 		const char *path;
 		mode_t mode;
-	} dirs[] = {{"proc", 0555}, {"sys", 0555}, {"dev", 0755}, {"run", 0755},
-		    {"tmp", 01777}, {"etc", 0755}, {"root", 0700}, {"home", 0755}};
+	} dirs[] = {{"proc", 0555}, {"sys", 0555}, {"dev", 0755},  {"run", 0755},
+	            {"tmp", 01777}, {"etc", 0755}, {"root", 0700}, {"home", 0755}};
 	static const char *const files[] = {"etc/hosts", "etc/resolv.conf", "etc/hostname"};
 	uid_t id = rt_cfg_id_base(cfg);
 	_cleanup_close_ int rootfd = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -311,7 +312,7 @@ int image_rootfs_finish(const struct rt_config *cfg, const char *rootfs, bool sh
 	walk_base = id, walk_shift = shift, walk_size = 0, walk_err = 0;
 	if (nftw(rootfs, walk_one, 64, FTW_PHYS | FTW_MOUNT) != 0)
 		return hutch_error_set(err, walk_err ? walk_err : -EIO, "shifting ownership in %s",
-				       rootfs);
+		                       rootfs);
 	for (size_t i = 0; i < ARRAY_SIZE(dirs) && r == 0; i++)
 		r = finish_dir(rootfd, dirs[i].path, dirs[i].mode, id);
 	for (size_t i = 0; i < ARRAY_SIZE(files) && r == 0; i++)
@@ -325,11 +326,11 @@ int image_rootfs_finish(const struct rt_config *cfg, const char *rootfs, bool sh
 }
 
 static int write_meta(const char *tmpdir, const char *digest, const char *source, uint64_t size,
-		      int64_t now, struct hutch_error *err)
+                      int64_t now, struct hutch_error *err)
 {
 	_cleanup_free_ char *path = xasprintf("%s/meta.json", tmpdir);
 	json_t *o = json_pack("{s:s, s:s, s:I, s:I}", "digest", digest, "source", source,
-			      "size_bytes", (json_int_t)size, "created_at_ms", (json_int_t)now);
+	                      "size_bytes", (json_int_t)size, "created_at_ms", (json_int_t)now);
 	char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	int r;
 
@@ -346,8 +347,8 @@ static int write_meta(const char *tmpdir, const char *digest, const char *source
 }
 
 int image_publish(const struct rt_config *cfg, const char *tmpdir, const char *digest,
-		  const char *name, const char *source, uint64_t size, struct image_info *ret,
-		  struct hutch_error *err)
+                  const char *name, const char *source, uint64_t size, struct image_info *ret,
+                  struct hutch_error *err)
 {
 	_cleanup_free_ char *blobs = image_path(cfg, "blobs");
 	_cleanup_free_ char *names = image_path(cfg, "names");

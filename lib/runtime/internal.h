@@ -14,26 +14,26 @@
 
 /* ---- configuration defaults (paths.c) ---- */
 
-#define RT_DEFAULT_ID_BASE	     100000u
-#define RT_DEFAULT_ID_COUNT	     65536u
-#define RT_DEFAULT_CGROUP	     "hutch"
-#define RT_DEFAULT_PIDS_MAX	     4096u
-#define RT_DEFAULT_READY_TIMEOUT_MS  10000u
-#define RT_DEFAULT_POOL_SIZE	     4u
-#define RT_DEFAULT_POOL_MB	     10240u
-#define RT_DEFAULT_PATH		     "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#define RT_DEFAULT_ID_BASE          100000u
+#define RT_DEFAULT_ID_COUNT         65536u
+#define RT_DEFAULT_CGROUP           "hutch"
+#define RT_DEFAULT_PIDS_MAX         4096u
+#define RT_DEFAULT_READY_TIMEOUT_MS 10000u
+#define RT_DEFAULT_POOL_SIZE        4u
+#define RT_DEFAULT_POOL_MB          10240u
+#define RT_DEFAULT_PATH             "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 /* Limits on user-controlled spec fields. */
-#define RT_DISK_MB_MIN	      16u
-#define RT_DISK_MB_MAX	      (4u << 20) /* 4 TiB */
-#define RT_MEMORY_MB_MIN      8u
-#define RT_MEMORY_MB_MAX      (1u << 20) /* 1 TiB */
-#define RT_CPUS_MAX	      1024.0
-#define RT_PIDS_MAX	      4194304u
-#define RT_ARGV_MAX	      1024u	/* entries in entrypoint or env */
-#define RT_ARGV_BYTES_MAX     (256u << 10)
+#define RT_DISK_MB_MIN    16u
+#define RT_DISK_MB_MAX    (4u << 20) /* 4 TiB */
+#define RT_MEMORY_MB_MIN  8u
+#define RT_MEMORY_MB_MAX  (1u << 20) /* 1 TiB */
+#define RT_CPUS_MAX       1024.0
+#define RT_PIDS_MAX       4194304u
+#define RT_ARGV_MAX       1024u /* entries in entrypoint or env */
+#define RT_ARGV_BYTES_MAX (256u << 10)
 /* state_dir and run_dir lengths, so every derived path fits struct rt_sandbox's fields. */
-#define RT_PATH_PREFIX_MAX    160u
+#define RT_PATH_PREFIX_MAX 160u
 
 uid_t rt_cfg_id_base(const struct rt_config *cfg);
 uint32_t rt_cfg_id_count(const struct rt_config *cfg);
@@ -101,18 +101,18 @@ struct rt_cgroup_ops {
 	const char *name; /* "v1" or "v2" */
 	int (*setup)(const struct rt_config *cfg, struct hutch_error *err);
 	int (*create)(const struct rt_config *cfg, const char *id, const struct rt_limits *lim,
-		      struct hutch_error *err);
+	              struct hutch_error *err);
 	/* v2: an fd for CLONE_INTO_CGROUP; v1: -1 (the pid is attached with attach). */
 	int (*open_for_clone)(const struct rt_config *cfg, const char *id);
 	int (*attach)(const struct rt_config *cfg, const char *id, pid_t pid,
-		      struct hutch_error *err);
+	              struct hutch_error *err);
 	/* Files the child writes "0" to, to move itself (NULL-terminated, malloc'd; free with
 	 * rt_strv_free), or NULL. On v1 a thread moving itself through "tasks" skips the global
 	 * threadgroup lock (and its RCU grace period) that a write of another pid to
 	 * cgroup.procs takes: ~0.1 ms instead of ~3 ms per controller. */
 	char **(*self_attach_files)(const struct rt_config *cfg, const char *id);
 	int (*freeze)(const struct rt_config *cfg, const char *id, bool frozen,
-		      struct hutch_error *err);
+	              struct hutch_error *err);
 	int (*kill_all)(const struct rt_config *cfg, const char *id, struct hutch_error *err);
 	int (*remove)(const struct rt_config *cfg, const char *id, struct hutch_error *err);
 	bool (*exists)(const struct rt_config *cfg, const char *id);
@@ -121,8 +121,7 @@ struct rt_cgroup_ops {
 	/* Host path of the file bind-mounted at /run/hutch/oom (malloc'd). */
 	char *(*oom_file)(const struct rt_config *cfg, const char *id);
 	/* Calls cb for each sandbox cgroup directory name. */
-	int (*list)(const struct rt_config *cfg, int (*cb)(const char *id, void *data),
-		    void *data);
+	int (*list)(const struct rt_config *cfg, int (*cb)(const char *id, void *data), void *data);
 };
 
 extern const struct rt_cgroup_ops rt_cgroup_v1_ops;
@@ -136,17 +135,17 @@ const struct rt_cgroup_ops *rt_cgroup(struct hutch_error *err);
 /* Makes sandboxes/<id>/disk.img of disk_mb (from the warm pool when the size matches),
  * attaches it to a loop device and mounts it on sandboxes/<id>/disk with upper/ and work/. */
 int rt_disk_create(const struct rt_config *cfg, const char *id, uint64_t disk_mb,
-		   struct hutch_error *err);
+                   struct hutch_error *err);
 /* Unmounts sandboxes/<id>/disk and detaches any loop device still backed by its image. */
 int rt_disk_destroy(const struct rt_config *cfg, const char *id, struct hutch_error *err);
 /* Formats path (an existing sparse file) as ext4. */
 int rt_disk_mkfs(const char *path, struct hutch_error *err);
 /* Creates a sparse image of mb at path: a sparse copy of the cached template for that size. */
 int rt_disk_image_make(const struct rt_config *cfg, const char *path, uint64_t mb,
-		       struct hutch_error *err);
+                       struct hutch_error *err);
 /* Attaches image to a free loop device (autoclear) and mounts it at dir; makes upper/work. */
 int rt_disk_attach_mount(const struct rt_config *cfg, const char *image, const char *dir,
-			 struct hutch_error *err);
+                         struct hutch_error *err);
 /* Detaches every loop device whose backing file is path (or path + " (deleted)"). */
 int rt_loop_detach_backing(const char *path);
 /* True when a loop device is backed by a file whose path contains needle. */
@@ -181,9 +180,8 @@ struct rt_state {
 	int64_t created_at_ms;
 };
 
-int rt_state_write(const struct rt_config *cfg, const struct rt_state *st,
-		   struct hutch_error *err);
+int rt_state_write(const struct rt_config *cfg, const struct rt_state *st, struct hutch_error *err);
 int rt_state_read(const struct rt_config *cfg, const char *id, struct rt_state *ret,
-		  struct hutch_error *err);
+                  struct hutch_error *err);
 
 #endif

@@ -28,7 +28,8 @@ static int check_host(struct hutch_error *err)
 	    atoi(buf) <= 0)
 		return hutch_error_set(err, -ENOTSUP, "user namespaces are disabled");
 	if (rt_read_small("/proc/filesystems", buf, sizeof(buf)) <= 0 || !strstr(buf, "overlay"))
-		return hutch_error_set(err, -ENOTSUP, "overlayfs is not available (modprobe overlay)");
+		return hutch_error_set(err, -ENOTSUP,
+		                       "overlayfs is not available (modprobe overlay)");
 	if (access("/dev/loop-control", R_OK | W_OK) < 0)
 		return hutch_error_errno(err, "loop devices are not available (/dev/loop-control)");
 	return 0;
@@ -52,7 +53,8 @@ int rt_init(const struct rt_config *cfg, struct hutch_error *err)
 
 	if (!cfg->state_dir || cfg->state_dir[0] != '/' || !cfg->run_dir || cfg->run_dir[0] != '/')
 		return hutch_error_set(err, -EINVAL, "state_dir and run_dir must be absolute");
-	if (strlen(cfg->state_dir) > RT_PATH_PREFIX_MAX || strlen(cfg->run_dir) > RT_PATH_PREFIX_MAX)
+	if (strlen(cfg->state_dir) > RT_PATH_PREFIX_MAX ||
+	    strlen(cfg->run_dir) > RT_PATH_PREFIX_MAX)
 		return hutch_error_set(err, -ENAMETOOLONG, "state_dir or run_dir too long");
 	if (rt_cfg_id_base(cfg) == 0 || end > UINT32_MAX || rt_cfg_id_count(cfg) < 65536)
 		return hutch_error_set(err, -EINVAL, "bad sandbox id range");
@@ -76,8 +78,8 @@ int rt_init(const struct rt_config *cfg, struct hutch_error *err)
 }
 
 /* Kills PID 1 when the state names a live process, then everything in the cgroups. */
-static int kill_sandbox(const struct rt_config *cfg, const struct rt_cgroup_ops *cg,
-			const char *id, pid_t *ret_child, struct hutch_error *err)
+static int kill_sandbox(const struct rt_config *cfg, const struct rt_cgroup_ops *cg, const char *id,
+                        pid_t *ret_child, struct hutch_error *err)
 {
 	struct rt_state st;
 
@@ -176,7 +178,7 @@ int rt_sandbox_destroy(const struct rt_config *cfg, const char *id, struct hutch
 }
 
 int rt_sandbox_adopt(const struct rt_config *cfg, const char *id, struct rt_sandbox **ret,
-		     struct hutch_error *err)
+                     struct hutch_error *err)
 {
 	struct rt_state st;
 	int r;
@@ -190,8 +192,9 @@ int rt_sandbox_adopt(const struct rt_config *cfg, const char *id, struct rt_sand
 		return hutch_error_set(err, -ESRCH, "sandbox %s: its PID 1 is gone", id);
 	int pidfd = (int)syscall(SYS_pidfd_open, st.init_pid, 0);
 	if (pidfd < 0)
-		return errno == ESRCH ? hutch_error_set(err, -ESRCH, "sandbox %s: PID 1 is gone", id)
-				      : hutch_error_errno(err, "pidfd_open");
+		return errno == ESRCH
+		               ? hutch_error_set(err, -ESRCH, "sandbox %s: PID 1 is gone", id)
+		               : hutch_error_errno(err, "pidfd_open");
 	/* Checked again after pidfd_open: the fd now pins the process we verified. */
 	if (rt_pid_start_time(st.init_pid) != st.init_start) {
 		close(pidfd);
@@ -252,8 +255,8 @@ static void idset_scan_dir(const char *dir, uid_t owner, struct idset *s)
 	}
 }
 
-int rt_sandbox_list(const struct rt_config *cfg, int (*cb)(const char *id, void *data),
-		    void *data, struct hutch_error *err)
+int rt_sandbox_list(const struct rt_config *cfg, int (*cb)(const char *id, void *data), void *data,
+                    struct hutch_error *err)
 {
 	const struct rt_cgroup_ops *cg = rt_cgroup(err);
 	_cleanup_free_ char *sandboxes = rt_path_sandboxes(cfg);
@@ -275,7 +278,7 @@ int rt_sandbox_list(const struct rt_config *cfg, int (*cb)(const char *id, void 
 }
 
 int rt_sandbox_freeze(const struct rt_config *cfg, const char *id, bool frozen,
-		      struct hutch_error *err)
+                      struct hutch_error *err)
 {
 	const struct rt_cgroup_ops *cg = rt_cgroup(err);
 
@@ -287,7 +290,7 @@ int rt_sandbox_freeze(const struct rt_config *cfg, const char *id, bool frozen,
 }
 
 int rt_sandbox_memory_usage(const struct rt_config *cfg, const char *id, uint64_t *ret,
-			    struct hutch_error *err)
+                            struct hutch_error *err)
 {
 	const struct rt_cgroup_ops *cg = rt_cgroup(err);
 	uint64_t v;
@@ -355,7 +358,7 @@ int rt_sandbox_reap(struct rt_sandbox *sb, int *ret_status)
 	sb->is_child = false;
 	if (ret_status)
 		*ret_status = si.si_code == CLD_EXITED ? W_EXITCODE(si.si_status, 0)
-						       : si.si_status & 0x7f;
+		                                       : si.si_status & 0x7f;
 	return 1;
 }
 

@@ -79,7 +79,7 @@ static int mkfile_in(int rootfd, const char *path)
 }
 
 static int mount_in(int rootfd, const char *target, const char *src, const char *type,
-		    unsigned long flags, const char *data)
+                    unsigned long flags, const char *data)
 {
 	char p[32];
 	int fd = open_in(rootfd, target, O_PATH);
@@ -144,41 +144,44 @@ static int bind_fd_in(int rootfd, const char *target, int srcfd, bool ro)
 	return bind_in(rootfd, target, fdpath(p, srcfd), ro, false);
 }
 
-#define TRY(rep, step, what, expr)                                                                 \
-	do {                                                                                       \
-		int _r = (expr);                                                                   \
-		if (_r < 0)                                                                        \
-			return rt_child_fail(rep, _r, step, what);                                 \
+#define TRY(rep, step, what, expr)                                 \
+	do {                                                       \
+		int _r = (expr);                                   \
+		if (_r < 0)                                        \
+			return rt_child_fail(rep, _r, step, what); \
 	} while (0)
 
 static int mount_dev(int rootfd, struct rt_child_report *rep)
 {
 	static const char *const nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
 	static const char *const links[][2] = {
-		{"/proc/self/fd", "fd"},	  {"/proc/self/fd/0", "stdin"},
-		{"/proc/self/fd/1", "stdout"}, {"/proc/self/fd/2", "stderr"},
-		{"pts/ptmx", "ptmx"},
+	        {"/proc/self/fd", "fd"},       {"/proc/self/fd/0", "stdin"},
+	        {"/proc/self/fd/1", "stdout"}, {"/proc/self/fd/2", "stderr"},
+	        {"pts/ptmx", "ptmx"},
 	};
 	char target[32], src[32];
 
 	TRY(rep, "child-mounts", "mkdir /dev", mkdir_in(rootfd, "dev", 0755));
-	TRY(rep, "child-mounts", "mount /dev", mount_in(rootfd, "dev", "tmpfs", "tmpfs",
-		MS_NOSUID | MS_NOEXEC | MS_STRICTATIME, "mode=755,size=65536k"));
+	TRY(rep, "child-mounts", "mount /dev",
+	    mount_in(rootfd, "dev", "tmpfs", "tmpfs", MS_NOSUID | MS_NOEXEC | MS_STRICTATIME,
+	             "mode=755,size=65536k"));
 	for (size_t i = 0; i < sizeof(nodes) / sizeof(nodes[0]); i++) {
 		memcpy(target, "dev/", 4);
 		memcpy(src, "/dev/", 5);
 		strcpy_safe(target + 4, nodes[i], sizeof(target) - 4);
 		strcpy_safe(src + 5, nodes[i], sizeof(src) - 5);
 		TRY(rep, "child-mounts", "creating a /dev node", mkfile_in(rootfd, target));
-		TRY(rep, "child-mounts", "binding a /dev node", bind_in(rootfd, target, src, false,
-									 false));
+		TRY(rep, "child-mounts", "binding a /dev node",
+		    bind_in(rootfd, target, src, false, false));
 	}
 	TRY(rep, "child-mounts", "mkdir /dev/pts", mkdir_in(rootfd, "dev/pts", 0755));
-	TRY(rep, "child-mounts", "mount /dev/pts", mount_in(rootfd, "dev/pts", "devpts", "devpts",
-		MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5"));
+	TRY(rep, "child-mounts", "mount /dev/pts",
+	    mount_in(rootfd, "dev/pts", "devpts", "devpts", MS_NOSUID | MS_NOEXEC,
+	             "newinstance,ptmxmode=0666,mode=0620,gid=5"));
 	TRY(rep, "child-mounts", "mkdir /dev/shm", mkdir_in(rootfd, "dev/shm", 01777));
-	TRY(rep, "child-mounts", "mount /dev/shm", mount_in(rootfd, "dev/shm", "shm", "tmpfs",
-		MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k"));
+	TRY(rep, "child-mounts", "mount /dev/shm",
+	    mount_in(rootfd, "dev/shm", "shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+	             "mode=1777,size=65536k"));
 	int devfd = open_in(rootfd, "dev", O_PATH | O_DIRECTORY);
 	if (devfd < 0)
 		return rt_child_fail(rep, devfd, "child-mounts", "opening /dev");
@@ -195,13 +198,13 @@ static int mount_dev(int rootfd, struct rt_child_report *rep)
 /* Docker's masked and read-only paths of /proc and /sys. Missing ones are skipped. */
 static int mask_paths(int rootfd, struct rt_child_report *rep)
 {
-	static const char *const nulled[] = {"proc/kcore", "proc/keys", "proc/timer_list",
-					     "proc/sched_debug", "proc/latency_stats",
-					     "proc/timer_stats"};
+	static const char *const nulled[] = {"proc/kcore",         "proc/keys",
+	                                     "proc/timer_list",    "proc/sched_debug",
+	                                     "proc/latency_stats", "proc/timer_stats"};
 	static const char *const emptied[] = {"proc/acpi", "proc/scsi", "proc/asound",
-					      "sys/firmware", "sys/devices/virtual/powercap"};
+	                                      "sys/firmware", "sys/devices/virtual/powercap"};
 	static const char *const readonly[] = {"proc/sys", "proc/sysrq-trigger", "proc/irq",
-					       "proc/bus", "proc/fs"};
+	                                       "proc/bus", "proc/fs"};
 	int r;
 
 	for (size_t i = 0; i < sizeof(nulled) / sizeof(nulled[0]); i++) {
@@ -211,7 +214,7 @@ static int mask_paths(int rootfd, struct rt_child_report *rep)
 	}
 	for (size_t i = 0; i < sizeof(emptied) / sizeof(emptied[0]); i++) {
 		r = mount_in(rootfd, emptied[i], "tmpfs", "tmpfs",
-			     MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0k,mode=555");
+		             MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0k,mode=555");
 		if (r < 0 && r != -ENOENT)
 			return rt_child_fail(rep, r, "child-mounts", "masking a directory");
 	}
@@ -224,7 +227,8 @@ static int mask_paths(int rootfd, struct rt_child_report *rep)
 		if (fd >= 0)
 			close(fd);
 		if (r < 0)
-			return rt_child_fail(rep, r, "child-mounts", "making /proc paths read-only");
+			return rt_child_fail(rep, r, "child-mounts",
+			                     "making /proc paths read-only");
 	}
 	return 0;
 }
@@ -232,14 +236,15 @@ static int mask_paths(int rootfd, struct rt_child_report *rep)
 static int mount_run(int rootfd, const struct rt_child_fds *fds, struct rt_child_report *rep)
 {
 	TRY(rep, "child-mounts", "mkdir /run", mkdir_in(rootfd, "run", 0755));
-	TRY(rep, "child-mounts", "mount /run", mount_in(rootfd, "run", "tmpfs", "tmpfs",
-		MS_NOSUID | MS_NODEV, "mode=755,size=65536k"));
+	TRY(rep, "child-mounts", "mount /run",
+	    mount_in(rootfd, "run", "tmpfs", "tmpfs", MS_NOSUID | MS_NODEV,
+	             "mode=755,size=65536k"));
 	TRY(rep, "child-mounts", "mkdir /run/hutch", mkdir_in(rootfd, "run/hutch", 0755));
-	TRY(rep, "child-mounts", "bind /run/hutch", bind_fd_in(rootfd, "run/hutch", fds->run,
-							       false));
+	TRY(rep, "child-mounts", "bind /run/hutch",
+	    bind_fd_in(rootfd, "run/hutch", fds->run, false));
 	TRY(rep, "child-mounts", "create /run/hutch-agent", mkfile_in(rootfd, "run/hutch-agent"));
-	TRY(rep, "child-mounts", "bind the agent", bind_fd_in(rootfd, "run/hutch-agent",
-							      fds->agent, true));
+	TRY(rep, "child-mounts", "bind the agent",
+	    bind_fd_in(rootfd, "run/hutch-agent", fds->agent, true));
 	if (fds->oom >= 0)
 		TRY(rep, "child-mounts", "bind /run/hutch/oom",
 		    bind_fd_in(rootfd, "run/hutch/oom", fds->oom, true));
@@ -255,7 +260,8 @@ static int mount_etc(int rootfd, const struct rt_child_fds *fds, struct rt_child
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
 		int src = openat(fds->run, files[i], O_PATH | O_NOFOLLOW | O_CLOEXEC);
 		if (src < 0)
-			return rt_child_fail(rep, -errno, "child-mounts", "opening a generated /etc file");
+			return rt_child_fail(rep, -errno, "child-mounts",
+			                     "opening a generated /etc file");
 		memcpy(target, "etc/", 4);
 		strcpy_safe(target + 4, files[i], sizeof(target) - 4);
 		int r = mkfile_in(rootfd, target);
@@ -282,7 +288,7 @@ static int pivot(int rootfd, struct rt_child_report *rep)
 }
 
 int rt_child_mounts(const struct rt_child_plan *plan, const struct rt_child_fds *fds,
-		    struct rt_child_report *rep)
+                    struct rt_child_report *rep)
 {
 	int rootfd = fds->root;
 	int r;
@@ -290,13 +296,14 @@ int rt_child_mounts(const struct rt_child_plan *plan, const struct rt_child_fds 
 	if (rt_child_fault(plan, "child-mounts"))
 		return rt_child_fail(rep, -EIO, "child-mounts", "injected fault");
 	TRY(rep, "child-mounts", "mkdir /proc", mkdir_in(rootfd, "proc", 0555));
-	TRY(rep, "child-mounts", "mount /proc", mount_in(rootfd, "proc", "proc", "proc",
-		MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL));
+	TRY(rep, "child-mounts", "mount /proc",
+	    mount_in(rootfd, "proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL));
 	if ((r = mount_dev(rootfd, rep)) < 0)
 		return r;
 	TRY(rep, "child-mounts", "mkdir /sys", mkdir_in(rootfd, "sys", 0555));
-	TRY(rep, "child-mounts", "mount /sys", mount_in(rootfd, "sys", "sysfs", "sysfs",
-		MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL));
+	TRY(rep, "child-mounts", "mount /sys",
+	    mount_in(rootfd, "sys", "sysfs", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+	             NULL));
 	if ((r = mask_paths(rootfd, rep)) < 0)
 		return r;
 	if ((r = mount_run(rootfd, fds, rep)) < 0)

@@ -36,14 +36,15 @@ static int entry_remove(const char *entry)
 }
 
 static int entry_build(const struct rt_config *cfg, const char *pool, uint64_t mb,
-		       struct hutch_error *err)
+                       struct hutch_error *err)
 {
 	char rnd[HUTCH_ID_LEN + 1];
 	id_generate(rnd);
 	_cleanup_free_ char *tmp = xasprintf("%s/tmp-%s", pool, rnd);
 	_cleanup_free_ char *img = xasprintf("%s/disk.img", tmp);
 	_cleanup_free_ char *mnt = xasprintf("%s/mnt", tmp);
-	_cleanup_free_ char *ready = xasprintf("%s/ready-%llu-%s", pool, (unsigned long long)mb, rnd);
+	_cleanup_free_ char *ready =
+	        xasprintf("%s/ready-%llu-%s", pool, (unsigned long long)mb, rnd);
 	char real[PATH_MAX];
 	int r;
 

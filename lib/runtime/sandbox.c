@@ -53,7 +53,7 @@ static int step_dirs(struct create *c)
 	if (mkdir(c->dir, 0711) < 0) {
 		if (errno == EEXIST)
 			return hutch_error_set(c->err, -EEXIST, "sandbox %s already exists",
-					       c->spec->id);
+			                       c->spec->id);
 		return hutch_error_errno(c->err, "creating %s", c->dir);
 	}
 	return 0;
@@ -78,8 +78,8 @@ static int step_image(struct create *c)
 static int step_overlay(struct create *c)
 {
 	_cleanup_free_ char *disk = rt_path_sandbox(c->cfg, c->spec->id, "disk");
-	_cleanup_free_ char *opts = xasprintf("lowerdir=%s,upperdir=%s/upper,workdir=%s/work",
-					      c->lower, disk, disk);
+	_cleanup_free_ char *opts =
+	        xasprintf("lowerdir=%s,upperdir=%s/upper,workdir=%s/work", c->lower, disk, disk);
 
 	if (strlen(opts) >= 4000)
 		return hutch_error_set(c->err, -ENAMETOOLONG, "overlay options too long");
@@ -93,9 +93,9 @@ static int step_overlay(struct create *c)
 static int step_cgroup(struct create *c)
 {
 	struct rt_limits lim = {
-		.cpus = c->spec->cpus,
-		.memory_bytes = c->spec->memory_mb << 20,
-		.pids_max = c->spec->pids_max ? c->spec->pids_max : rt_cfg_pids_max(c->cfg),
+	        .cpus = c->spec->cpus,
+	        .memory_bytes = c->spec->memory_mb << 20,
+	        .pids_max = c->spec->pids_max ? c->spec->pids_max : rt_cfg_pids_max(c->cfg),
 	};
 	int r = c->cg->create(c->cfg, c->spec->id, &lim, c->err);
 
@@ -111,16 +111,25 @@ static int step_clone(struct create *c, const struct sock_fprog *prog)
 {
 	char *argv[] = {"/run/hutch-agent", NULL};
 	struct rt_child_plan plan = {
-		.rootfs = c->rootfs, .agent_path = c->cfg->agent_path, .run_host = c->run,
-		.oom_file = c->oom_file, .cgroup_files = c->cgroup_files, .hostname = c->hostname, .envp = c->envp, .argv = argv,
-		.seccomp = prog, .caps_mask = rt_caps_default_mask(), .caps_last = rt_caps_last(),
-		.fault = c->cfg->fault_step, .log_fd = c->log_fd,
+	        .rootfs = c->rootfs,
+	        .agent_path = c->cfg->agent_path,
+	        .run_host = c->run,
+	        .oom_file = c->oom_file,
+	        .cgroup_files = c->cgroup_files,
+	        .hostname = c->hostname,
+	        .envp = c->envp,
+	        .argv = argv,
+	        .seccomp = prog,
+	        .caps_mask = rt_caps_default_mask(),
+	        .caps_last = rt_caps_last(),
+	        .fault = c->cfg->fault_step,
+	        .log_fd = c->log_fd,
 	};
 	struct clone_args ca = {
-		.flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET |
-			 CLONE_NEWUTS | CLONE_NEWIPC | CLONE_PIDFD,
-		.pidfd = (uint64_t)(uintptr_t)&c->pidfd,
-		.exit_signal = SIGCHLD,
+	        .flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWUTS |
+	                 CLONE_NEWIPC | CLONE_PIDFD,
+	        .pidfd = (uint64_t)(uintptr_t)&c->pidfd,
+	        .exit_signal = SIGCHLD,
 	};
 
 	if (pipe2(c->sync, O_CLOEXEC) < 0 || pipe2(c->errp, O_CLOEXEC) < 0 ||
@@ -151,7 +160,7 @@ static int step_maps(struct create *c)
 	const char *files[] = {"uid_map", "gid_map"};
 
 	snprintf(map, sizeof(map), "0 %u %u\n", (unsigned)rt_cfg_id_base(c->cfg),
-		 (unsigned)rt_cfg_id_count(c->cfg));
+	         (unsigned)rt_cfg_id_count(c->cfg));
 	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
 		snprintf(path, sizeof(path), "/proc/%d/%s", (int)c->pid, files[i]);
 		int r = write_file_str(path, map);
@@ -204,9 +213,10 @@ static void resolv_conf(struct buf *out)
 		size_t n = nl ? (size_t)(nl - line) : strlen(line);
 		struct sv l = sv_make(line, n);
 		bool loop = sv_starts_with(l, SV("nameserver 127.")) ||
-			    sv_starts_with(l, SV("nameserver ::1"));
-		if (!loop && (sv_starts_with(l, SV("nameserver ")) ||
-			      sv_starts_with(l, SV("search ")) || sv_starts_with(l, SV("options ")))) {
+		            sv_starts_with(l, SV("nameserver ::1"));
+		if (!loop &&
+		    (sv_starts_with(l, SV("nameserver ")) || sv_starts_with(l, SV("search ")) ||
+		     sv_starts_with(l, SV("options ")))) {
 			buf_add(out, line, n);
 			buf_addch(out, '\n');
 		}
@@ -215,11 +225,11 @@ static void resolv_conf(struct buf *out)
 }
 
 static int write_run_file(struct create *c, const char *name, const char *data, mode_t mode,
-			  bool sandbox_owned)
+                          bool sandbox_owned)
 {
 	_cleanup_free_ char *path = xasprintf("%s/%s", c->run, name);
 	_cleanup_close_ int fd =
-		open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+	        open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
 	uid_t id = rt_cfg_id_base(c->cfg);
 
 	if (fd < 0)
@@ -263,8 +273,10 @@ static int step_rundir(struct create *c)
 	rm_rf(c->run); /* a stale directory of a sandbox that never got state */
 	if (mkdir(c->run, 0755) < 0 || chown(c->run, id, id) < 0)
 		return hutch_error_errno(c->err, "creating %s", c->run);
-	buf_printf(&hosts, "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-			   "127.0.1.1\t%s\n", c->hostname);
+	buf_printf(&hosts,
+	           "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+	           "127.0.1.1\t%s\n",
+	           c->hostname);
 	buf_printf(&hn, "%s\n", c->hostname);
 	resolv_conf(&resolv);
 	if ((r = write_run_file(c, "hosts", buf_cstr(&hosts), 0644, true)) < 0 ||
@@ -334,7 +346,7 @@ static int step_release(struct create *c)
 		return hutch_error_set(c->err, -EIO, "sandbox setup died");
 	rep.step[sizeof(rep.step) - 1] = rep.msg[sizeof(rep.msg) - 1] = '\0';
 	return hutch_error_set(c->err, rep.code, "sandbox setup failed at %s: %s: %s", rep.step,
-			       rep.msg, strerror(-rep.code));
+	                       rep.msg, strerror(-rep.code));
 }
 
 static int step_agent_ready(struct create *c)
@@ -349,19 +361,19 @@ static int step_agent_ready(struct create *c)
 		return 0;
 	if (n == -ETIMEDOUT)
 		return hutch_error_set(c->err, -ETIMEDOUT,
-				       "the agent did not report ready within %u ms",
-				       rt_cfg_ready_timeout_ms(c->cfg));
+		                       "the agent did not report ready within %u ms",
+		                       rt_cfg_ready_timeout_ms(c->cfg));
 	return hutch_error_set(c->err, -ECHILD, "the agent exited before it was ready (see %s)",
-			       "agent.log");
+	                       "agent.log");
 }
 
-#define STEP(c, name, expr)                                                                        \
-	do {                                                                                       \
-		int _r = (expr);                                                                   \
-		if (_r == 0)                                                                       \
-			_r = rt_fault_check((c)->cfg, name, (c)->err);                             \
-		if (_r < 0)                                                                        \
-			return _r;                                                                 \
+#define STEP(c, name, expr)                                            \
+	do {                                                           \
+		int _r = (expr);                                       \
+		if (_r == 0)                                           \
+			_r = rt_fault_check((c)->cfg, name, (c)->err); \
+		if (_r < 0)                                            \
+			return _r;                                     \
 	} while (0)
 
 /* Every step after "dirs"; a fault named for a step fires after that step's work is done, so
@@ -407,8 +419,8 @@ static void abort_child(struct create *c)
 
 static void create_release(struct create *c)
 {
-	int *fds[] = {&c->log_fd, &c->cgroup_fd, &c->sync[0], &c->sync[1], &c->errp[0],
-		      &c->errp[1], &c->ready[0], &c->ready[1], &c->pidfd};
+	int *fds[] = {&c->log_fd,  &c->cgroup_fd, &c->sync[0],  &c->sync[1], &c->errp[0],
+	              &c->errp[1], &c->ready[0],  &c->ready[1], &c->pidfd};
 
 	for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
 		if (*fds[i] >= 0)
@@ -440,17 +452,25 @@ static struct rt_sandbox *handle_new(struct create *c)
 }
 
 int rt_sandbox_create(const struct rt_config *cfg, const struct rt_spec *spec,
-		      struct rt_sandbox **ret, struct hutch_error *err)
+                      struct rt_sandbox **ret, struct hutch_error *err)
 {
 	struct create c = {
-		.cfg = cfg, .spec = spec, .err = err, .log_fd = -1, .cgroup_fd = -1,
-		.sync = {-1, -1}, .errp = {-1, -1}, .ready = {-1, -1}, .pidfd = -1,
+	        .cfg = cfg,
+	        .spec = spec,
+	        .err = err,
+	        .log_fd = -1,
+	        .cgroup_fd = -1,
+	        .sync = {-1, -1},
+	        .errp = {-1, -1},
+	        .ready = {-1, -1},
+	        .pidfd = -1,
 	};
 	int r = rt_spec_validate(cfg, spec, err);
 
 	if (r < 0)
 		return r;
-	if (strlen(cfg->state_dir) > RT_PATH_PREFIX_MAX || strlen(cfg->run_dir) > RT_PATH_PREFIX_MAX)
+	if (strlen(cfg->state_dir) > RT_PATH_PREFIX_MAX ||
+	    strlen(cfg->run_dir) > RT_PATH_PREFIX_MAX)
 		return hutch_error_set(err, -ENAMETOOLONG, "state_dir or run_dir too long");
 	c.cg = rt_cgroup(err);
 	if (!c.cg)

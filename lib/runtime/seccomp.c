@@ -18,31 +18,78 @@
 
 /* EPERM unconditionally. Names libseccomp does not know on this architecture are skipped. */
 static const char *const denied[] = {
-	/* kernel modules, kexec, reboot, swap */
-	"init_module", "finit_module", "delete_module", "create_module", "kexec_load",
-	"kexec_file_load", "reboot", "swapon", "swapoff",
-	/* mounts and the root (CAP_SYS_ADMIN is dropped too; this is the second wall) */
-	"mount", "umount", "umount2", "fsopen", "fsmount", "fsconfig", "fspick", "move_mount",
-	"open_tree", "mount_setattr", "pivot_root",
-	/* other processes' memory */
-	"ptrace", "process_vm_readv", "process_vm_writev", "kcmp", "pidfd_getfd",
-	/* the kernel keyring is not namespaced */
-	"keyctl", "add_key", "request_key",
-	/* kernel introspection and tracing */
-	"bpf", "perf_event_open", "lookup_dcookie", "syslog", "userfaultfd",
-	/* the clock is global */
-	"clock_settime", "clock_adjtime", "settimeofday", "adjtimex", "stime",
-	/* accounting, quotas, file handles (open_by_handle_at escapes bind mounts) */
-	"acct", "quotactl", "quotactl_fd", "open_by_handle_at", "name_to_handle_at",
-	/* raw I/O ports */
-	"iopl", "ioperm",
-	/* namespaces: entering others' (setns) is denied; new user namespaces below */
-	"setns",
-	/* obsolete or dangerous */
-	"vhangup", "nfsservctl", "uselib", "ustat", "sysfs", "_sysctl", "get_kernel_syms",
-	"query_module", "vm86", "vm86old", "move_pages", "fanotify_init",
-	/* io_uring bypasses this filter for the operations it performs */
-	"io_uring_setup", "io_uring_enter", "io_uring_register",
+        /* kernel modules, kexec, reboot, swap */
+        "init_module",
+        "finit_module",
+        "delete_module",
+        "create_module",
+        "kexec_load",
+        "kexec_file_load",
+        "reboot",
+        "swapon",
+        "swapoff",
+        /* mounts and the root (CAP_SYS_ADMIN is dropped too; this is the second wall) */
+        "mount",
+        "umount",
+        "umount2",
+        "fsopen",
+        "fsmount",
+        "fsconfig",
+        "fspick",
+        "move_mount",
+        "open_tree",
+        "mount_setattr",
+        "pivot_root",
+        /* other processes' memory */
+        "ptrace",
+        "process_vm_readv",
+        "process_vm_writev",
+        "kcmp",
+        "pidfd_getfd",
+        /* the kernel keyring is not namespaced */
+        "keyctl",
+        "add_key",
+        "request_key",
+        /* kernel introspection and tracing */
+        "bpf",
+        "perf_event_open",
+        "lookup_dcookie",
+        "syslog",
+        "userfaultfd",
+        /* the clock is global */
+        "clock_settime",
+        "clock_adjtime",
+        "settimeofday",
+        "adjtimex",
+        "stime",
+        /* accounting, quotas, file handles (open_by_handle_at escapes bind mounts) */
+        "acct",
+        "quotactl",
+        "quotactl_fd",
+        "open_by_handle_at",
+        "name_to_handle_at",
+        /* raw I/O ports */
+        "iopl",
+        "ioperm",
+        /* namespaces: entering others' (setns) is denied; new user namespaces below */
+        "setns",
+        /* obsolete or dangerous */
+        "vhangup",
+        "nfsservctl",
+        "uselib",
+        "ustat",
+        "sysfs",
+        "_sysctl",
+        "get_kernel_syms",
+        "query_module",
+        "vm86",
+        "vm86old",
+        "move_pages",
+        "fanotify_init",
+        /* io_uring bypasses this filter for the operations it performs */
+        "io_uring_setup",
+        "io_uring_enter",
+        "io_uring_register",
 };
 
 static int add_denied(scmp_filter_ctx ctx)
@@ -69,11 +116,11 @@ static int add_denied(scmp_filter_ctx ctx)
 static int add_userns_rules(scmp_filter_ctx ctx)
 {
 	int r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(unshare), 1,
-				 SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_NEWUSER, CLONE_NEWUSER));
+	                         SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_NEWUSER, CLONE_NEWUSER));
 	if (r < 0)
 		return r;
 	r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1,
-			     SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_NEWUSER, CLONE_NEWUSER));
+	                     SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_NEWUSER, CLONE_NEWUSER));
 	if (r < 0)
 		return r;
 	return seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
@@ -90,7 +137,7 @@ static int add_personality_rules(scmp_filter_ctx ctx)
 		if (m == 0x8 || m == 0x20000)
 			continue;
 		int r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(personality), 1,
-					 SCMP_A0(SCMP_CMP_MASKED_EQ, m, m));
+		                         SCMP_A0(SCMP_CMP_MASKED_EQ, m, m));
 		if (r < 0)
 			return r;
 	}

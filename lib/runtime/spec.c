@@ -22,10 +22,10 @@ static int check_list(char *const *list, bool is_env, const char *what, struct h
 		const char *eq = strchr(list[n], '=');
 		if (!eq || eq == list[n])
 			return hutch_error_set(err, -EINVAL, "env entry without NAME=: %.64s",
-					       list[n]);
+			                       list[n]);
 		if (strncmp(list[n], "HUTCH_", 6) == 0)
 			return hutch_error_set(err, -EINVAL, "env must not set HUTCH_* (%.64s)",
-					       list[n]);
+			                       list[n]);
 	}
 	return 0;
 }
@@ -46,7 +46,7 @@ static bool hostname_valid(const char *h)
 }
 
 int rt_spec_validate(const struct rt_config *cfg, const struct rt_spec *spec,
-		     struct hutch_error *err)
+                     struct hutch_error *err)
 {
 	if (!spec->id || !rt_id_valid(spec->id))
 		return hutch_error_set(err, -EINVAL, "invalid sandbox id");
@@ -56,10 +56,10 @@ int rt_spec_validate(const struct rt_config *cfg, const struct rt_spec *spec,
 		return hutch_error_set(err, -EINVAL, "cpus must be in (0, %g]", RT_CPUS_MAX);
 	if (spec->memory_mb < RT_MEMORY_MB_MIN || spec->memory_mb > RT_MEMORY_MB_MAX)
 		return hutch_error_set(err, -EINVAL, "memory_mb must be in [%u, %u]",
-				       RT_MEMORY_MB_MIN, RT_MEMORY_MB_MAX);
+		                       RT_MEMORY_MB_MIN, RT_MEMORY_MB_MAX);
 	if (spec->disk_mb < RT_DISK_MB_MIN || spec->disk_mb > RT_DISK_MB_MAX)
 		return hutch_error_set(err, -EINVAL, "disk_mb must be in [%u, %u]", RT_DISK_MB_MIN,
-				       RT_DISK_MB_MAX);
+		                       RT_DISK_MB_MAX);
 	if (spec->pids_max > RT_PIDS_MAX)
 		return hutch_error_set(err, -EINVAL, "pids_max must be at most %u", RT_PIDS_MAX);
 	if (spec->snapshot_dir)

@@ -12,14 +12,13 @@
 
 #define STATE_VERSION 1
 
-int rt_state_write(const struct rt_config *cfg, const struct rt_state *st,
-		   struct hutch_error *err)
+int rt_state_write(const struct rt_config *cfg, const struct rt_state *st, struct hutch_error *err)
 {
 	_cleanup_free_ char *path = rt_path_sandbox(cfg, st->id, "state.json");
-	json_t *o = json_pack("{s:i, s:s, s:I, s:I, s:s, s:s, s:I}", "version", STATE_VERSION,
-			      "id", st->id, "init_pid", (json_int_t)st->init_pid, "init_start",
-			      (json_int_t)st->init_start, "cgroup", st->cgroup, "image", st->image,
-			      "created_at_ms", (json_int_t)st->created_at_ms);
+	json_t *o = json_pack("{s:i, s:s, s:I, s:I, s:s, s:s, s:I}", "version", STATE_VERSION, "id",
+	                      st->id, "init_pid", (json_int_t)st->init_pid, "init_start",
+	                      (json_int_t)st->init_start, "cgroup", st->cgroup, "image", st->image,
+	                      "created_at_ms", (json_int_t)st->created_at_ms);
 	if (!o)
 		return hutch_error_set(err, -ENOMEM, "building state for %s", st->id);
 	char *s = json_dumps(o, JSON_COMPACT);
@@ -46,7 +45,7 @@ static int copy_str(json_t *o, const char *key, char *out, size_t size)
 }
 
 int rt_state_read(const struct rt_config *cfg, const char *id, struct rt_state *ret,
-		  struct hutch_error *err)
+                  struct hutch_error *err)
 {
 	_cleanup_free_ char *path = rt_path_sandbox(cfg, id, "state.json");
 	_cleanup_buf_ struct buf b = BUF_INIT;

@@ -227,7 +227,7 @@ static const char *leftover(const char *id)
 		return "a loop device";
 	for (size_t i = 0; i < ARRAY_SIZE(controllers); i++) {
 		snprintf(path, sizeof(path), "/sys/fs/cgroup/%s/%s/%s", controllers[i], cgroup_name,
-			 id);
+		         id);
 		if (access(path, F_OK) == 0) {
 			snprintf(what, sizeof(what), "cgroup %s", path);
 			return what;
@@ -244,18 +244,22 @@ static const char *leftover(const char *id)
 	return NULL;
 }
 
-#define CHECK_CLEAN(id)                                                                            \
-	do {                                                                                       \
-		const char *_l = leftover(id);                                                     \
-		if (_l)                                                                            \
-			fprintf(stderr, "%s: left behind: %s\n", id, _l);                          \
-		CHECK(_l == NULL);                                                                 \
+#define CHECK_CLEAN(id)                                                   \
+	do {                                                              \
+		const char *_l = leftover(id);                            \
+		if (_l)                                                   \
+			fprintf(stderr, "%s: left behind: %s\n", id, _l); \
+		CHECK(_l == NULL);                                        \
 	} while (0)
 
 static struct rt_spec spec_of(const char *id, uint64_t disk_mb)
 {
-	struct rt_spec s = {.id = id, .image = "busybox", .cpus = 0.5, .memory_mb = 64,
-			    .disk_mb = disk_mb, .pids_max = 100};
+	struct rt_spec s = {.id = id,
+	                    .image = "busybox",
+	                    .cpus = 0.5,
+	                    .memory_mb = 64,
+	                    .disk_mb = disk_mb,
+	                    .pids_max = 100};
 	return s;
 }
 
@@ -347,8 +351,10 @@ static void check_limits(const struct rt_sandbox *sb, const char *id)
 	uint64_t mem = 0;
 	CHECK(rt_sandbox_memory_usage(&cfg, id, &mem, NULL) == 0 && mem > 0);
 	/* pids.max: 120 sleeps cannot all start. */
-	out = agent_req(sb, "sh i=0; while [ $i -lt 120 ]; do sleep 30 >/dev/null 2>&1 & "
-			    "i=$((i+1)); done; echo spawned", 20000);
+	out = agent_req(sb,
+	                "sh i=0; while [ $i -lt 120 ]; do sleep 30 >/dev/null 2>&1 & "
+	                "i=$((i+1)); done; echo spawned",
+	                20000);
 	CHECK(out && strstr(out, "can't fork"));
 	free(out);
 	long long cur = cg_value("pids", id, "pids.current");
@@ -436,6 +442,29 @@ static void test_agent_exit(void)
 	rt_sandbox_free(sb);
 	CHECK(rt_sandbox_destroy(&cfg, "t-exit", NULL) == 0);
 	CHECK_CLEAN("t-exit");
+}
+
+/* The entrypoint is OOM-killed, then the agent ends the sandbox: the reason is OOM. */
+static void test_oom(void)
+{
+	struct rt_spec spec = spec_of("t-oom", 64);
+	struct rt_sandbox *sb = NULL;
+
+	spec.memory_mb = 32;
+	CHECK(rt_sandbox_create(&cfg, &spec, &sb, NULL) == 0);
+	if (!sb)
+		return;
+	char *out = agent_req(sb, "sh dd if=/dev/zero of=/dev/null bs=64M count=1", 10000);
+	CHECK(out && strstr(out, "@rc=137"));
+	free(out);
+	free(agent_req(sb, "exit 0", 500));
+	struct pollfd p = {.fd = sb->pidfd, .events = POLLIN};
+	CHECK(poll(&p, 1, 5000) == 1);
+	CHECK(rt_sandbox_reap(sb, NULL) == 1);
+	CHECK(rt_sandbox_exit_reason(&cfg, "t-oom") == RT_EXIT_OOM);
+	rt_sandbox_free(sb);
+	CHECK(rt_sandbox_destroy(&cfg, "t-oom", NULL) == 0);
+	CHECK_CLEAN("t-oom");
 }
 
 static void test_cycles(void)
@@ -578,6 +607,7 @@ int main(int argc, char **argv)
 	CHECK(rt_init(&cfg, NULL) == 0); /* idempotent */
 	test_basic();
 	test_agent_exit();
+	test_oom();
 	test_bad_agent();
 	test_cycles();
 	test_faults();

@@ -26,7 +26,7 @@ static struct rt_config cfg;
 
 struct ent {
 	const char *path;
-	char type; /* f file, d dir, l symlink, h hard link */
+	char type;        /* f file, d dir, l symlink, h hard link */
 	const char *data; /* content, or link target */
 	int uid;
 };
@@ -112,19 +112,26 @@ static void sha256_hex(const struct buf *b, char out[65])
 }
 
 static const struct ent layer1[] = {
-	{"bin/", 'd', NULL, 0},	       {"bin/hello", 'f', "hi\n", 0},
-	{"etc/", 'd', NULL, 0},	       {"etc/a", 'f', "a", 0},
-	{"etc/b", 'f', "b", 0},	       {"dir/", 'd', NULL, 0},
-	{"dir/x", 'f', "x", 0},	       {"dir/sub/", 'd', NULL, 0},
-	{"dir/sub/z", 'f', "z", 0},    {"lnk", 'l', "/etc", 0},
-	{"home/u/", 'd', NULL, 1000},  {"home/u/f", 'f', "f", 1000},
-	{"./bin/hl", 'h', "bin/hello", 0}, {"dev/", 'd', NULL, 0},
+        {"bin/", 'd', NULL, 0},
+        {"bin/hello", 'f', "hi\n", 0},
+        {"etc/", 'd', NULL, 0},
+        {"etc/a", 'f', "a", 0},
+        {"etc/b", 'f', "b", 0},
+        {"dir/", 'd', NULL, 0},
+        {"dir/x", 'f', "x", 0},
+        {"dir/sub/", 'd', NULL, 0},
+        {"dir/sub/z", 'f', "z", 0},
+        {"lnk", 'l', "/etc", 0},
+        {"home/u/", 'd', NULL, 1000},
+        {"home/u/f", 'f', "f", 1000},
+        {"./bin/hl", 'h', "bin/hello", 0},
+        {"dev/", 'd', NULL, 0},
 };
 static const struct ent layer2[] = {
-	{"etc/.wh.a", 'f', "", 0},
-	{"dir/.wh..wh..opq", 'f', "", 0},
-	{"dir/y", 'f', "y", 0},
-	{"etc/c", 'f', "c", 0},
+        {"etc/.wh.a", 'f', "", 0},
+        {"dir/.wh..wh..opq", 'f', "", 0},
+        {"dir/y", 'f', "y", 0},
+        {"etc/c", 'f', "c", 0},
 };
 
 static bool exists(const char *rootfs, const char *rel)
@@ -177,9 +184,11 @@ static void test_docker_save(void)
 	tar_build(layer2, ARRAY_SIZE(layer2), true, &l2);
 	buf_adds(&conf, "{\"architecture\":\"amd64\",\"os\":\"linux\"}");
 	buf_adds(&man, "[{\"Config\":\"cfg.json\",\"RepoTags\":[\"t:1\"],"
-		       "\"Layers\":[\"l1/layer.tar\",\"./l2/layer.tar\"]}]");
-	const struct file files[] = {{"cfg.json", &conf}, {"l1/layer.tar", &l1},
-				     {"l2/layer.tar", &l2}, {"manifest.json", &man}};
+	               "\"Layers\":[\"l1/layer.tar\",\"./l2/layer.tar\"]}]");
+	const struct file files[] = {{"cfg.json", &conf},
+	                             {"l1/layer.tar", &l1},
+	                             {"l2/layer.tar", &l2},
+	                             {"manifest.json", &man}};
 	int fd = outer_build(files, ARRAY_SIZE(files));
 	int r = image_import(&cfg, "test/tiny", fd, NULL, &err);
 	if (r < 0)
@@ -197,7 +206,7 @@ static void test_docker_save(void)
 static void test_oci(void)
 {
 	struct buf l1 = BUF_INIT, l2 = BUF_INIT, conf = BUF_INIT, man = BUF_INIT, idx = BUF_INIT,
-		   lay = BUF_INIT;
+	           lay = BUF_INIT;
 	char h1[65], h2[65], hc[65], hm[65], p1[100], p2[100], pc[100], pm[100];
 	struct hutch_error err = HUTCH_ERROR_INIT;
 
@@ -207,8 +216,10 @@ static void test_oci(void)
 	sha256_hex(&l1, h1);
 	sha256_hex(&l2, h2);
 	sha256_hex(&conf, hc);
-	buf_printf(&man, "{\"schemaVersion\":2,\"config\":{\"digest\":\"sha256:%s\"},\"layers\":["
-			 "{\"digest\":\"sha256:%s\"},{\"digest\":\"sha256:%s\"}]}", hc, h1, h2);
+	buf_printf(&man,
+	           "{\"schemaVersion\":2,\"config\":{\"digest\":\"sha256:%s\"},\"layers\":["
+	           "{\"digest\":\"sha256:%s\"},{\"digest\":\"sha256:%s\"}]}",
+	           hc, h1, h2);
 	sha256_hex(&man, hm);
 	buf_printf(&idx, "{\"schemaVersion\":2,\"manifests\":[{\"digest\":\"sha256:%s\"}]}", hm);
 	buf_adds(&lay, "{\"imageLayoutVersion\":\"1.0.0\"}");
@@ -216,8 +227,12 @@ static void test_oci(void)
 	snprintf(p2, sizeof(p2), "blobs/sha256/%s", h2);
 	snprintf(pc, sizeof(pc), "blobs/sha256/%s", hc);
 	snprintf(pm, sizeof(pm), "blobs/sha256/%s", hm);
-	const struct file files[] = {{"oci-layout", &lay}, {"index.json", &idx}, {pm, &man},
-				     {pc, &conf}, {p1, &l1}, {p2, &l2}};
+	const struct file files[] = {{"oci-layout", &lay},
+	                             {"index.json", &idx},
+	                             {pm, &man},
+	                             {pc, &conf},
+	                             {p1, &l1},
+	                             {p2, &l2}};
 	int fd = outer_build(files, ARRAY_SIZE(files));
 	int r = image_import(&cfg, "oci-tiny", fd, NULL, &err);
 	if (r < 0)
@@ -263,7 +278,7 @@ static void test_escapes(void)
 	const struct ent e1[] = {{evil_path, 'f', "x", 0}};
 	const struct ent e2[] = {{"esc", 'l', outside, 0}, {"esc/pwned", 'f', "x", 0}};
 	const struct ent e3[] = {{"esc", 'l', "../../../../../../../../..", 0},
-				 {"esc/pwned", 'f', "x", 0}};
+	                         {"esc/pwned", 'f', "x", 0}};
 	const struct ent e4[] = {{"big", 'f', "x", 70000}};
 	import_evil(e1, ARRAY_SIZE(e1), target);
 	import_evil(e2, ARRAY_SIZE(e2), target);
@@ -313,7 +328,7 @@ static void test_mirror(void)
 	mkdir_p(dir, 0755);
 	snprintf(path, sizeof(path), "%s/sources.list", apt);
 	write_text(path, "# comment\ndeb-src http://src.example/debian bookworm main\n"
-			 "deb [arch=amd64] http://list.example/debian bookworm main\n");
+	                 "deb [arch=amd64] http://list.example/debian bookworm main\n");
 	CHECK(image_host_mirror(apt, &uri, &suite) == 0);
 	CHECK_STR(uri, "http://list.example/debian");
 	CHECK_STR(suite, "bookworm");
@@ -321,9 +336,9 @@ static void test_mirror(void)
 	free(suite);
 	snprintf(path, sizeof(path), "%s/debian.sources", dir);
 	write_text(path, "Types: deb\nURIs: http://sec.example/debian-security\n"
-			 "Suites: bookworm-security\nComponents: main\n\n"
-			 "Types: deb deb-src\n# note\nURIs: http://main.example/debian\n"
-			 "Suites: bookworm bookworm-updates\nComponents: main\n");
+	                 "Suites: bookworm-security\nComponents: main\n\n"
+	                 "Types: deb deb-src\n# note\nURIs: http://main.example/debian\n"
+	                 "Suites: bookworm bookworm-updates\nComponents: main\n");
 	CHECK(image_host_mirror(apt, &uri, &suite) == 0);
 	CHECK_STR(uri, "http://main.example/debian");
 	CHECK_STR(suite, "bookworm");
