@@ -1,0 +1,11 @@
+#!/bin/bash
+# hutch-agent: follow SSE streams (backlog, live, eof, re-attach, keep-alive, slow followers) and
+# run clients that disconnect or read slowly.
+. "$(dirname "$0")/lib.sh"
+. "$HUTCH_ROOT/tests/integration/helpers/agent/agent.sh"
+agent_need
+HUTCH_AGENT_KEEPALIVE_MS=300 agent_start --max-output-bytes 1000000
+python3 "$AGENT_HELPERS/follow_test.py" "$AGENT_SOCK" || T_FAILS=$((T_FAILS + 1))
+check "no zombies left" test "$(zombies_of $AGENT_PID)" = 0
+agent_stop
+t_done
