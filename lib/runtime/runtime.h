@@ -4,7 +4,8 @@
  * only caller; it never logs and reports failures through struct hutch_error.
  *
  * Host layout (all under cfg->state_dir unless noted):
- *   sandboxes/                  a private bind mount of itself (mounts never propagate)
+ *   (state_dir itself)          made a private bind mount of itself by rt_init, so nothing
+ *                               mounted below it propagates to or from other namespaces
  *   sandboxes/<id>/state.json   what re-adoption needs (init pid, start time, cgroup, image)
  *   sandboxes/<id>/disk.img     sparse ext4 image backing the writable layer (disk_mb)
  *   sandboxes/<id>/disk/        its mount point: upper/ and work/ for overlayfs
@@ -85,7 +86,9 @@ enum rt_exit_reason {
 };
 
 /* Checks that this host can run sandboxes (root, user namespaces, overlayfs, loop devices,
- * cgroup controllers) and prepares host directories and the cgroup parents. Idempotent.
+ * cgroup controllers) and prepares host directories and the cgroup parents; makes state_dir a
+ * private mount and removes pool entries a crash left half-made. Idempotent. Call it once at
+ * start, before any other rt_ function.
  * Fills err with a message naming the missing feature. */
 int rt_init(const struct rt_config *cfg, struct hutch_error *err);
 
