@@ -1,0 +1,87 @@
+/* The hutch command-line client: shared state, the HTTP helpers every command uses, and the
+ * command table. One file per command family (cmd-*.c). */
+#ifndef HUTCH_CLI_H
+#define HUTCH_CLI_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "base/buf.h"
+
+struct cli {
+	char *api_url;	/* HUTCH_API_URL, TENSORLAKE_API_URL, default http://127.0.0.1:8900 */
+	char *api_key;	/* HUTCH_API_KEY, TENSORLAKE_API_KEY, else DATA_DIR/admin.key */
+	char *data_dir; /* HUTCH_DATA_DIR, default /var/lib/hutch (local commands) */
+	bool json;	/* --json: machine-readable output */
+	bool quiet;
+};
+
+extern struct cli cli;
+
+struct cli_command {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *summary;
+};
+
+/* A finished HTTP exchange. body is NUL-terminated. */
+struct cli_response {
+	long status;
+	struct buf body;
+	struct buf headers;
+};
+
+void cli_response_release(struct cli_response *r);
+
+/* Calls the control plane: method, path (e.g. "/sandboxes"), optional JSON body. Returns 0 when
+ * the exchange happened (check r->status), -1 on a transport error (already printed). */
+int cli_api(const char *method, const char *path, json_t *body, struct cli_response *r);
+/* Like cli_api with extra request headers ("Name: value"), NULL-terminated. */
+int cli_api_h(const char *method, const char *path, json_t *body, const char *const *headers,
+	      struct cli_response *r);
+/* Parses r->body as JSON (NULL and an error message if it is not). */
+json_t *cli_json(const struct cli_response *r);
+/* Prints an API error ("hutch: 404 SANDBOX_NOT_FOUND: sandbox x not found") and returns 1. */
+int cli_fail(const struct cli_response *r, const char *what);
+/* Prints a message to stderr and returns 1 (or 2 for usage errors via cli_usage). */
+int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int cli_usage(const char *usage);
+/* Prints a JSON value (pretty) to stdout. */
+void cli_print_json(json_t *v);
+/* Percent-encodes a path segment into a static-lifetime-free malloc'd string. */
+char *cli_escape(const char *s);
+/* Resolves a sandbox (id or name) to its object; prints the error and returns NULL if absent. */
+json_t *cli_sandbox_get(const char *id_or_name);
+
+/* The agent (through the proxy) of a sandbox object: base URL and Host header to use. */
+struct cli_target {
+	char *base;	    /* e.g. http://127.0.0.1:9443 */
+	char *host_header;  /* "Host: {id}.local" in local mode, else NULL */
+	char *id_header;    /* "X-Tensorlake-Sandbox-Id: {id}" */
+	char *id;
+};
+
+int cli_target_for(const char *id_or_name, struct cli_target *ret);
+void cli_target_release(struct cli_target *t);
+/* Calls the sandbox agent: method, path ("/api/v1/..."), body bytes (may be NULL). */
+int cli_agent(struct cli_target *t, const char *method, const char *path, const void *body,
+	      size_t len, const char *content_type, struct cli_response *r);
+/* Streams an SSE response from the agent: on_event(data, len, arg) for each event's data; a
+ * non-zero return stops. Returns the HTTP status (or -1). */
+long cli_agent_sse(struct cli_target *t, const char *method, const char *path, json_t *body,
+		   int (*on_event)(const char *event, const char *data, size_t len, void *arg),
+		   void *arg);
+
+/* command families */
+int cmd_create(int argc, char **argv);
+int cmd_ls(int argc, char **argv);
+int cmd_describe(int argc, char **argv);
+int cmd_update(int argc, char **argv);
+int cmd_terminate(int argc, char **argv);
+int cmd_suspend(int argc, char **argv);
+int cmd_resume(int argc, char **argv);
+int cmd_key(int argc, char **argv);
+int cmd_image(int argc, char **argv);
+
+#endif

@@ -1,0 +1,4 @@
+progs += hutch
+hutch_srcs := $(wildcard src/hutch/*.c)
+hutch_libs := runtime http base
+hutch_ldlibs := -lcurl -ljansson
