@@ -61,6 +61,7 @@ struct http_conn {
 	bool taken_over;
 	bool stop_parsing;
 	bool pressure;
+	char last_parsed; /* last byte the parser consumed before conn->in.data (obs-fold check) */
 	char peer[64];
 };
 

@@ -314,6 +314,12 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
 {
 	struct http_conn *conn = pconn(p);
 	struct hdr_off *h = &conn->hoffs[conn->nh - 1];
+	/* obs-fold (a value continued on the next line): rejected, RFC 9112 section 5.2 */
+	char before = at > conn->in.data ? at[-1] : conn->last_parsed;
+	if (before == '\n') {
+		conn->fail_status = 400;
+		return -1;
+	}
 	if (!conn->last_was_value) {
 		h->value_off = conn->req->head_store.len;
 		conn->last_was_value = true;
@@ -517,6 +523,8 @@ void http_conn_process(struct http_conn *conn)
 		size_t n = http_parser_execute(&conn->parser, &parser_settings, conn->in.data,
 					       conn->in.len);
 		enum http_errno e = HTTP_PARSER_ERRNO(&conn->parser);
+		if (n)
+			conn->last_parsed = conn->in.data[n - 1];
 		buf_consume(&conn->in, n);
 		if (e == HPE_PAUSED) {
 			http_parser_pause(&conn->parser, 0);

@@ -1,0 +1,123 @@
+/* Header rewriting at the proxy boundary: the request head sent upstream (credentials stripped,
+ * hop-by-hop headers dropped, X-Forwarded-* added, body re-framed), the response headers that
+ * must not be passed back, and CORS (reference section 6.1). */
+#include <string.h>
+
+#include "proxy/internal.h"
+
+static bool token_listed(struct sv list, struct sv name)
+{
+	struct sv item;
+	while (list.len) {
+		sv_split(list, ',', &item, &list);
+		if (sv_case_eq(sv_trim(item), name))
+			return true;
+	}
+	return false;
+}
+
+static bool name_in(struct sv name, const char *const *names)
+{
+	for (; *names; names++)
+		if (sv_case_eq(name, sv_from(*names)))
+			return true;
+	return false;
+}
+
+/* Dropped from every request: hop-by-hop and framing headers (re-made here), credentials meant
+ * for the proxy, and forwarding headers the client must not be able to forge. */
+static const char *const request_drop[] = {
+	"connection",	   "keep-alive",      "proxy-connection", "te",
+	"trailer",	   "transfer-encoding", "content-length", "upgrade",
+	"expect",	   "authorization",   "proxy-authorization", "x-forwarded-for",
+	"x-forwarded-proto", "x-forwarded-host", "forwarded",	   NULL,
+};
+
+static const char *const response_drop[] = {
+	"connection", "keep-alive",	  "proxy-connection", "te",
+	"trailer",    "transfer-encoding", "content-length",  "upgrade",
+	NULL,
+};
+
+bool proxy_header_is_hop(struct sv name, struct sv connection)
+{
+	return name_in(name, response_drop) || (connection.len && token_listed(connection, name));
+}
+
+static bool request_keeps(const struct http_request *req, const struct proxy_fwd *f,
+			  struct sv name, struct sv connection)
+{
+	if (name_in(name, request_drop))
+		return false;
+	if (!f->keep_cookies && sv_case_eq(name, SV("cookie")))
+		return false;
+	return !(connection.len && token_listed(connection, name));
+}
+
+/* The client's address without its port ("10.0.0.1:5555" -> "10.0.0.1"). */
+static struct sv peer_ip(const char *peer)
+{
+	struct sv ip, port;
+	if (!sv_rsplit(sv_from(peer), ':', &ip, &port))
+		return sv_from(peer);
+	return ip;
+}
+
+void proxy_head_build(const struct http_request *req, const struct proxy_fwd *f, struct buf *out)
+{
+	struct sv connection = http_request_header(req, "connection");
+	struct sv host = http_request_header(req, "host");
+
+	buf_printf(out, "%s %.*s HTTP/1.1\r\n", http_method_str(req->method), SV_FMT(req->url));
+	if (!host.p)
+		buf_adds(out, "Host: localhost\r\n");
+	for (size_t i = 0; i < req->nheaders; i++) {
+		const struct http_header *h = &req->headers[i];
+		if (!request_keeps(req, f, h->name, connection))
+			continue;
+		buf_printf(out, "%.*s: %.*s\r\n", SV_FMT(h->name), SV_FMT(h->value));
+	}
+	buf_printf(out, "X-Forwarded-For: %.*s\r\n", SV_FMT(peer_ip(f->peer)));
+	buf_adds(out, "X-Forwarded-Proto: http\r\n");
+	if (host.p)
+		buf_printf(out, "X-Forwarded-Host: %.*s\r\n", SV_FMT(host));
+	if (f->upgrade) {
+		struct sv up = http_request_header(req, "upgrade");
+		buf_printf(out, "Connection: Upgrade\r\nUpgrade: %.*s\r\n", SV_FMT(up));
+	}
+	if (f->chunked)
+		buf_adds(out, "Transfer-Encoding: chunked\r\n");
+	else if (f->has_length)
+		buf_printf(out, "Content-Length: %llu\r\n", (unsigned long long)f->length);
+	buf_adds(out, "\r\n");
+}
+
+/* ---- CORS ---- */
+
+bool proxy_cors_is_preflight(const struct http_request *req)
+{
+	return req->method == HTTP_OPTIONS && http_request_header(req, "origin").len &&
+	       http_request_header(req, "access-control-request-method").len;
+}
+
+void proxy_cors_headers(struct http_request *req)
+{
+	struct sv origin = http_request_header(req, "origin");
+	if (!origin.len)
+		return;
+	http_response_header(req, "Access-Control-Allow-Origin", "%.*s", SV_FMT(origin));
+	http_response_header(req, "Access-Control-Allow-Credentials", "true");
+	http_response_header(req, "Vary", "Origin");
+}
+
+void proxy_cors_preflight(struct http_request *req)
+{
+	proxy_cors_headers(req);
+	http_response_header(req, "Access-Control-Allow-Methods",
+			     "GET, POST, PUT, DELETE, OPTIONS, PATCH");
+	http_response_header(req, "Access-Control-Allow-Headers",
+			     "content-type, authorization, x-tensorlake-sandbox-id, "
+			     "x-tensorlake-sandbox-port, x-pty-token");
+	http_response_header(req, "Access-Control-Max-Age", "86400");
+	http_respond(req, 204, NULL, NULL, 0);
+}

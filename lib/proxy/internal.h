@@ -1,0 +1,206 @@
+/* Private structures shared by the files of lib/proxy: the proxy object, the upstream connection
+ * pool, exchanges (one proxied request), tunnels (one upgraded connection), wake and activity
+ * bookkeeping. Nothing outside lib/proxy includes this. */
+#ifndef HUTCH_PROXY_INTERNAL_H
+#define HUTCH_PROXY_INTERNAL_H
+
+#include <http_parser.h>
+
+#include "base/util.h"
+#include "http/client.h"
+#include "proxy/map.h"
+#include "proxy/proxy.h"
+#include "proxy/route.h"
+
+#define PROXY_READ_BUF (64 * 1024)
+#define PROXY_RESP_HEAD_MAX (64 * 1024)
+#define PROXY_RESP_HEADERS_MAX 100
+
+/* ---- upstream connections (upstream.c) ---- */
+
+struct proxy_upstream;
+
+/* What an upstream connection reports to its current owner (an exchange or a tunnel). */
+struct proxy_upstream_ops {
+	/* status is 0 or a negative libuv code */
+	void (*on_connect)(struct proxy_upstream *up, int status);
+	/* nread > 0: data (valid during the call only); nread < 0: EOF or an error (reading or
+	 * writing failed), reported once; the owner then releases or closes the connection. */
+	void (*on_read)(struct proxy_upstream *up, const char *data, ssize_t nread);
+	/* queued writes fell below half the high-water mark after a write reported pressure */
+	void (*on_drain)(struct proxy_upstream *up);
+};
+
+struct proxy_bucket {
+	struct proxy_upstream *idle; /* most recently used first */
+	size_t nidle;
+};
+
+struct proxy_pool {
+	uv_loop_t *loop;
+	const struct proxy_config *cfg;
+	struct proxy_map buckets;     /* key -> struct proxy_bucket */
+	struct proxy_upstream *lru;   /* every idle connection, oldest first */
+	struct proxy_upstream *lru_tail;
+	uv_timer_t sweep;
+	size_t open;
+	size_t idle;
+	uint64_t connects, reuses;
+	bool closing;
+	char rbuf[PROXY_READ_BUF]; /* shared read buffer: every read is consumed in its callback */
+};
+
+union proxy_stream {
+	uv_handle_t handle;
+	uv_stream_t stream;
+	uv_tcp_t tcp;
+	uv_pipe_t pipe;
+};
+
+struct proxy_upstream {
+	struct proxy_pool *pool;
+	union proxy_stream h;
+	uv_connect_t connect;
+	char *key; /* "unix:/path" or "tcp:A.B.C.D:PORT" */
+	const struct proxy_upstream_ops *ops;
+	void *owner; /* NULL while idle or closing */
+	size_t write_queued;
+	uint64_t idle_since;
+	struct proxy_upstream *bnext, *bprev;	/* in the bucket's idle list */
+	struct proxy_upstream *lnext, *lprev;	/* in the pool's LRU list */
+	bool connected;
+	bool reused;
+	bool reading;
+	bool idle;
+	bool closing;
+	bool failed;
+	bool pressure;
+};
+
+void proxy_pool_init(struct proxy_pool *pool, uv_loop_t *loop, const struct proxy_config *cfg);
+/* Closes idle connections and the sweep timer; busy ones are closed by their owners. */
+void proxy_pool_close(struct proxy_pool *pool);
+/* Takes an idle connection to key (returns 1) or starts connecting a new one (returns 0;
+ * ops->on_connect follows). fresh skips the idle ones. Negative libuv code on a bad key or an
+ * immediate failure. */
+int proxy_pool_acquire(struct proxy_pool *pool, const char *key, bool fresh,
+		       const struct proxy_upstream_ops *ops, void *owner,
+		       struct proxy_upstream **ret);
+/* The owner is done: reusable connections go back to the pool, others are closed. */
+void proxy_upstream_release(struct proxy_upstream *up, bool reusable);
+/* Queues a + b + c as one write (copied). Returns 0, 1 above the high-water mark, or -EPIPE. */
+int proxy_upstream_write(struct proxy_upstream *up, const void *a, size_t alen, const void *b,
+			 size_t blen, const void *c, size_t clen);
+void proxy_upstream_read(struct proxy_upstream *up, bool on);
+/* Hands the connection to a new owner (the tunnel after an upgrade). */
+void proxy_upstream_adopt(struct proxy_upstream *up, const struct proxy_upstream_ops *ops,
+			  void *owner);
+
+/* ---- the proxy (proxy.c) ---- */
+
+struct proxy_exchange;
+struct proxy_tunnel;
+
+struct proxy_wake {
+	uint64_t posted_ms; /* last wake POST */
+	bool in_flight;
+	int failed_status;  /* the api's answer when the wake was refused; 0 = none */
+	char failed_msg[160];
+};
+
+struct proxy {
+	uv_loop_t *loop;
+	struct proxy_config cfg; /* strings owned (copies) */
+	struct store *store;
+	struct http_server *srv;
+	struct http_client *client;
+	struct proxy_pool pool;
+	struct proxy_exchange *exchanges;
+	struct proxy_tunnel *tunnels;
+	size_t nexchanges, ntunnels;
+	/* activity.c */
+	uv_timer_t activity_timer;
+	struct proxy_map activity;	/* sandbox id -> (void *)1 */
+	bool activity_in_flight;
+	/* wake.c */
+	struct proxy_map wakes;		/* sandbox id -> struct proxy_wake */
+	uv_timer_t close_timer;
+	bool closing;
+	struct proxy_stats stats;
+};
+
+/* During proxy_close(): the last activity batch was delivered, finish now. */
+void proxy_close_soon(struct proxy *px);
+/* Answers req with err's status, code and message as JSON, plus CORS headers. */
+void proxy_respond_error(struct http_request *req, const struct hutch_error *err);
+/* Aborts the client connection of req (a response already started cannot carry an error);
+ * req is freed. */
+void proxy_client_abort(struct http_request *req);
+
+/* ---- headers and CORS (headers.c) ---- */
+
+struct proxy_fwd {
+	const char *peer;    /* client address as "ip:port" (or "unix") */
+	bool keep_cookies;   /* pass Cookie on (user ports addressed by their own host name) */
+	bool upgrade;	     /* keep Connection: upgrade / Upgrade */
+	bool chunked;	     /* the body is re-framed as chunked */
+	bool has_length;     /* the body has this Content-Length */
+	uint64_t length;
+};
+
+/* Appends the request head to send upstream: the request line with the path and query as
+ * received, the client's end-to-end headers minus credentials (Authorization, and Cookie unless
+ * keep_cookies), X-Forwarded-For / -Proto / -Host, and the body framing. */
+void proxy_head_build(const struct http_request *req, const struct proxy_fwd *f, struct buf *out);
+/* True for headers a proxy must not pass on in a response (hop-by-hop and framing). connection
+ * is the response's Connection header value (tokens name further hop-by-hop headers). */
+bool proxy_header_is_hop(struct sv name, struct sv connection);
+/* True for an OPTIONS CORS preflight (Origin and Access-Control-Request-Method present). */
+bool proxy_cors_is_preflight(const struct http_request *req);
+/* Answers a preflight locally with 204 and the allowed methods and headers. */
+void proxy_cors_preflight(struct http_request *req);
+/* Adds Access-Control-Allow-Origin (the request's Origin), -Allow-Credentials and Vary when the
+ * request has an Origin. */
+void proxy_cors_headers(struct http_request *req);
+
+/* ---- exchanges (exchange.c) and tunnels (tunnel.c) ---- */
+
+struct proxy_target {
+	char id[HUTCH_ID_LEN + 1];
+	uint16_t port;
+	bool keep_cookies;
+	bool wake; /* the sandbox is suspended: wake it and wait */
+};
+
+/* Forwards req to the sandbox rec (already authorized). Takes over req's callbacks. */
+void proxy_exchange_start(struct proxy *px, struct http_request *req, const struct sandbox_rec *rec,
+			  const struct proxy_target *t);
+/* Aborts every exchange (shutdown). */
+void proxy_exchange_abort_all(struct proxy *px);
+/* The upstream key for a sandbox and port, or NULL with err set. Caller frees. */
+char *proxy_target_key(const struct sandbox_rec *rec, uint16_t port, struct hutch_error *err);
+
+/* Splices client (taken over after the upstream's 101) and up both ways until either ends.
+ * client_left / up_left are bytes already read from each side, to deliver first. */
+void proxy_tunnel_start(struct proxy *px, const char *sandbox_id, uv_stream_t *client,
+			struct proxy_upstream *up, const char *client_left, size_t client_left_len,
+			const char *up_left, size_t up_left_len);
+void proxy_tunnel_close_all(struct proxy *px);
+
+/* ---- activity and wake (activity.c, wake.c) ---- */
+
+void proxy_activity_init(struct proxy *px);
+/* Counts traffic for sandbox id in the current batch. */
+void proxy_activity_mark(struct proxy *px, const char *id);
+/* Posts what is pending and stops the timer (shutdown). */
+void proxy_activity_close(struct proxy *px);
+
+/* Asks the api to wake sandbox id, unless that was done less than a second ago. */
+void proxy_wake_post(struct proxy *px, const char *id);
+/* The api's refusal of the last wake for id, or NULL. */
+const struct proxy_wake *proxy_wake_failure(struct proxy *px, const char *id);
+/* Forgets wake records older than a few seconds (called from the activity timer). */
+void proxy_wake_sweep(struct proxy *px);
+void proxy_wake_release(struct proxy *px);
+
+#endif

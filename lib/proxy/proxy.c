@@ -1,0 +1,296 @@
+/* The proxy object and its request handler: route parsing, the caller's credentials, the sandbox
+ * lookup, the authorization decision, the sandbox's state, placement, and then an exchange (see
+ * exchange.c) that forwards the request. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth/auth.h"
+#include "base/xalloc.h"
+#include "proxy/internal.h"
+#include "proxy/policy.h"
+
+void proxy_config_defaults(struct proxy_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->domain = "";
+	cfg->api_url = "";
+	cfg->node_token = "";
+	cfg->node_id = "";
+	cfg->connect_timeout_ms = 5000;
+	cfg->first_byte_timeout_ms = 300000;
+	cfg->wake_timeout_ms = 30000;
+	cfg->wake_poll_ms = 50;
+	cfg->activity_interval_ms = 1000;
+	cfg->activity_max_ids = 10000;
+	cfg->upstream_idle_ms = 20000;
+	cfg->upstream_idle_max = 64;
+	cfg->upstream_high_water = 1024 * 1024;
+	http_server_config_defaults(&cfg->http);
+}
+
+/* ---- answers ---- */
+
+void proxy_respond_error(struct http_request *req, const struct hutch_error *err)
+{
+	proxy_cors_headers(req);
+	http_respond_error(req, hutch_error_http_status(err), hutch_error_kind(err), "%s", err->msg);
+}
+
+void proxy_client_abort(struct http_request *req)
+{
+	struct buf left = BUF_INIT;
+	uv_stream_t *s = http_conn_takeover(req, &left);
+	buf_release(&left);
+	if (s)
+		uv_close((uv_handle_t *)s, http_stream_free);
+}
+
+/* ---- the caller and the sandbox ---- */
+
+/* Who is calling: fills ns (empty when anonymous) and the credential class as far as it is known
+ * before the lookup (OWNER means "valid key" until the sandbox's namespace is compared). */
+static int proxy_caller(struct proxy *px, struct http_request *req, char ns[64],
+			enum proxy_cred *ret, struct hutch_error *err)
+{
+	ns[0] = '\0';
+	if (px->cfg.auth_none) {
+		snprintf(ns, 64, "default");
+		*ret = PROXY_CRED_OWNER;
+		return 0;
+	}
+	struct sv h = http_request_header(req, "authorization");
+	if (!h.p) {
+		*ret = PROXY_CRED_NONE;
+		return 0;
+	}
+	int r = auth_verify(px->store, h.p, h.len, ns, NULL, err);
+	if (r == -EACCES || (r < 0 && hutch_error_http_status(err) == 401)) {
+		ns[0] = '\0';
+		*ret = PROXY_CRED_INVALID;
+		return 0;
+	}
+	if (r < 0)
+		return hutch_error_api(err, 503, "PROXY_ERROR", "checking the API key failed: %s",
+				       err->msg);
+	*ret = PROXY_CRED_OWNER;
+	return 0;
+}
+
+static int lookup_result(int r, bool *found, struct hutch_error *err)
+{
+	if (r == 0) {
+		*found = true;
+		return 0;
+	}
+	if (r == -ENOENT)
+		return 0;
+	return hutch_error_api(err, 503, "PROXY_ERROR", "reading the sandbox failed: %s", err->msg);
+}
+
+/* Finds the sandbox: an id anywhere; a name in the caller's namespace first, then (for public
+ * ports) as a name unique across namespaces. */
+static int proxy_lookup(struct proxy *px, const struct proxy_route *rt, const char *ns,
+			struct sandbox_rec *ret, bool *found, struct hutch_error *err)
+{
+	struct hutch_error e = HUTCH_ERROR_INIT;
+	int r;
+	*found = false;
+	if (proxy_target_is_id(rt->target)) {
+		r = lookup_result(store_sandbox_get_id(px->store, rt->target, ret, &e), found, err);
+		if (*found && ret->archived_at) {
+			sandbox_rec_release(ret);
+			*found = false;
+		}
+		return r;
+	}
+	if (ns[0]) {
+		r = lookup_result(store_sandbox_get(px->store, ns, rt->target, 0, ret, &e), found, err);
+		if (r < 0 || *found)
+			return r;
+	}
+	return lookup_result(store_sandbox_get_name_any(px->store, rt->target, ret, &e), found, err);
+}
+
+/* Authorizes the request; on success rec holds the sandbox. */
+static int proxy_authorize(struct proxy *px, struct http_request *req, const struct proxy_route *rt,
+			   struct sandbox_rec *rec, struct hutch_error *err)
+{
+	char ns[64];
+	struct proxy_access a = {.port = rt->port};
+	int r = proxy_caller(px, req, ns, &a.cred, err);
+	if (r < 0)
+		return r;
+	/* the agent never answers anonymous callers, not even "not found" */
+	if (rt->port == PROXY_AGENT_PORT && (a.cred == PROXY_CRED_NONE || a.cred == PROXY_CRED_INVALID))
+		return proxy_policy_decide(&a, rt->target, err);
+	r = proxy_lookup(px, rt, ns, rec, &a.found, err);
+	if (r < 0)
+		return r;
+	if (a.found) {
+		if (a.cred == PROXY_CRED_OWNER && strcmp(rec->ns, ns) != 0)
+			a.cred = PROXY_CRED_OTHER;
+		a.exposed = proxy_ports_contains(rec->exposed_ports, rt->port);
+		a.allow_unauth = rec->allow_unauth;
+	}
+	return proxy_policy_decide(&a, rt->target, err);
+}
+
+/* Checks the state: returns 0 to forward now, 1 to wake first, or an error. */
+static int proxy_state(const struct sandbox_rec *rec, struct hutch_error *err)
+{
+	if (strcmp(rec->status, "running") == 0)
+		return 0;
+	if (strcmp(rec->status, "suspended") == 0 || strcmp(rec->status, "suspending") == 0)
+		return 1;
+	return hutch_error_api(err, 503, "SANDBOX_NOT_RUNNING", "sandbox %s is not running (state: %s)",
+			       rec->id, rec->status);
+}
+
+/* Sandboxes run on the node of their executor. Only local ones are served for now; forwarding
+ * to another node's proxy would go here (docs/design/proxy.md). */
+static int proxy_placement(struct proxy *px, const struct sandbox_rec *rec, struct hutch_error *err)
+{
+	if (!rec->executor_id || !rec->executor_id[0] || !px->cfg.node_id[0] ||
+	    strcmp(rec->executor_id, px->cfg.node_id) == 0)
+		return 0;
+	return hutch_error_api(err, 502, "PROXY_ERROR",
+			       "sandbox %s runs on node %s; forwarding between nodes is not supported",
+			       rec->id, rec->executor_id);
+}
+
+static void proxy_handle(struct http_request *req, void *data)
+{
+	struct proxy *px = data;
+	struct hutch_error err = HUTCH_ERROR_INIT;
+	struct proxy_route rt;
+	struct sandbox_rec rec = {0};
+	struct proxy_target t = {0};
+	int r;
+
+	px->stats.requests++;
+	if (proxy_cors_is_preflight(req)) {
+		proxy_cors_preflight(req);
+		return;
+	}
+	r = proxy_route_parse(http_request_header(req, "host"),
+			      http_request_header(req, "x-tensorlake-sandbox-id"),
+			      http_request_header(req, "x-tensorlake-sandbox-port"), px->cfg.domain,
+			      &rt, &err);
+	if (r == 0)
+		r = proxy_authorize(px, req, &rt, &rec, &err);
+	if (r == 0)
+		r = proxy_state(&rec, &err);
+	if (r >= 0 && proxy_placement(px, &rec, &err) < 0)
+		r = -1;
+	if (r < 0) {
+		proxy_respond_error(req, &err);
+		sandbox_rec_release(&rec);
+		return;
+	}
+	snprintf(t.id, sizeof(t.id), "%s", rec.id);
+	t.port = rt.port;
+	t.wake = r == 1;
+	/* cookies belong to the origin of a user port's own host name; elsewhere they would leak
+	 * between sandboxes sharing the proxy's origin */
+	t.keep_cookies = rt.via == PROXY_VIA_DOMAIN_HOST && rt.port != PROXY_AGENT_PORT;
+	proxy_activity_mark(px, rec.id);
+	proxy_exchange_start(px, req, &rec, &t);
+	sandbox_rec_release(&rec);
+}
+
+/* ---- lifecycle ---- */
+
+static void config_copy(struct proxy_config *dst, const struct proxy_config *src)
+{
+	*dst = *src;
+	dst->domain = xstrdup(src->domain ? src->domain : "");
+	dst->api_url = xstrdup(src->api_url ? src->api_url : "");
+	dst->node_token = xstrdup(src->node_token ? src->node_token : "");
+	dst->node_id = xstrdup(src->node_id ? src->node_id : "");
+}
+
+int proxy_new(uv_loop_t *loop, const struct proxy_config *cfg, struct store *store,
+	      struct proxy **ret, struct hutch_error *err)
+{
+	if (!store)
+		return hutch_error_set(err, -EINVAL, "the proxy needs a store");
+	struct proxy *px = xcalloc(1, sizeof(*px));
+	px->loop = loop;
+	px->store = store;
+	config_copy(&px->cfg, cfg);
+	if (px->cfg.wake_poll_ms == 0)
+		px->cfg.wake_poll_ms = 50;
+	if (px->cfg.activity_interval_ms == 0)
+		px->cfg.activity_interval_ms = 1000;
+	px->srv = http_server_new(loop, &px->cfg.http, proxy_handle, px);
+	px->client = http_client_new(loop);
+	proxy_pool_init(&px->pool, loop, &px->cfg);
+	proxy_activity_init(px);
+	uv_timer_init(loop, &px->close_timer);
+	px->close_timer.data = px;
+	*ret = px;
+	return 0;
+}
+
+int proxy_listen(struct proxy *px, const char *addr, int *ret_port, struct hutch_error *err)
+{
+	int r = http_server_listen(px->srv, addr, ret_port);
+	if (r < 0)
+		return hutch_error_set(err, r, "listening on %s: %s", addr, uv_strerror(r));
+	return 0;
+}
+
+static void proxy_close_client(uv_timer_t *t)
+{
+	struct proxy *px = t->data;
+	if (px->client) {
+		http_client_free(px->client);
+		px->client = NULL;
+	}
+	uv_close((uv_handle_t *)&px->close_timer, NULL);
+}
+
+void proxy_close_soon(struct proxy *px)
+{
+	if (px->client)
+		uv_timer_start(&px->close_timer, proxy_close_client, 0, 0);
+}
+
+void proxy_close(struct proxy *px)
+{
+	if (px->closing)
+		return;
+	/* the last activity batch goes out first; the client gets a second to deliver it */
+	proxy_activity_close(px);
+	px->closing = true;
+	http_server_close(px->srv);
+	px->srv = NULL;
+	proxy_exchange_abort_all(px);
+	proxy_tunnel_close_all(px);
+	proxy_pool_close(&px->pool);
+	uv_timer_start(&px->close_timer, proxy_close_client, px->activity_in_flight ? 1000 : 0, 0);
+}
+
+void proxy_free(struct proxy *px)
+{
+	if (!px)
+		return;
+	proxy_wake_release(px);
+	free((char *)px->cfg.domain);
+	free((char *)px->cfg.api_url);
+	free((char *)px->cfg.node_token);
+	free((char *)px->cfg.node_id);
+	free(px);
+}
+
+void proxy_stats_get(const struct proxy *px, struct proxy_stats *ret)
+{
+	*ret = px->stats;
+	ret->upstream_connects = px->pool.connects;
+	ret->upstream_reuses = px->pool.reuses;
+	ret->exchanges_open = px->nexchanges;
+	ret->tunnels_open = px->ntunnels;
+	ret->upstreams_open = px->pool.open;
+	ret->upstreams_idle = px->pool.idle;
+}
