@@ -69,7 +69,7 @@ static int parse_object(const char *body, size_t len, json_t **ret, struct hutch
 		return 0;
 	}
 	json_error_t je;
-	json_t *v = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+	json_t *v = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
 	if (!v)
 		return hutch_error_api(err, 400, "INVALID_JSON", "malformed JSON at line %d column %d: %s",
 				       je.line, je.column, je.text);

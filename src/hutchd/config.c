@@ -123,7 +123,8 @@ static void env_name(const char *opt, char *out, size_t size)
 
 void hutchd_config_usage(FILE *out)
 {
-	fprintf(out, "usage: hutchd [--name value]...\n\nOptions (also HUTCH_NAME in the "
+	fprintf(out, "usage: hutchd [--name value]...\n       hutchd --cleanup [--data-dir DIR]"
+		     "   destroy every sandbox of DIR\n\nOptions (also HUTCH_NAME in the "
 		     "environment, or name = value in --config FILE):\n");
 	for (size_t i = 0; i < ARRAY_SIZE(opts); i++)
 		fprintf(out, "  --%-22s %s%s%s%s\n", opts[i].name, opts[i].help,

@@ -54,4 +54,12 @@ int api_main(struct hutchd_config *cfg);
 int proxy_main(struct hutchd_config *cfg);
 int executor_main(struct hutchd_config *cfg);
 
+/* Destroys every sandbox and pooled disk of the data directory (hutchd --cleanup). */
+int hutchd_cleanup(struct hutchd_config *cfg);
+
+struct rt_config;
+/* The runtime configuration the executor uses; *ret_state_dir is malloc'd and referenced by
+ * rt. */
+void hutchd_rt_config(struct hutchd_config *cfg, struct rt_config *rt, char **ret_state_dir);
+
 #endif

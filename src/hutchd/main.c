@@ -131,11 +131,22 @@ int main(int argc, char **argv)
 	struct hutch_error err = HUTCH_ERROR_INIT;
 
 	log_init("hutchd");
+	bool cleanup = false;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--cleanup") == 0) {
+			cleanup = true;
+			memmove(&argv[i], &argv[i + 1], (size_t)(argc - i) * sizeof(char *));
+			argc--;
+			break;
+		}
+	}
 	if (hutchd_config_load(&cfg, argc, argv, &err) < 0) {
 		log_error("%s", err.msg);
 		return 2;
 	}
 	log_set_level((enum log_level)log_level_parse(cfg.log_level));
+	if (cleanup)
+		return hutchd_cleanup(&cfg);
 	if (mkdir_p(cfg.data_dir, 0700) < 0) {
 		log_error("cannot create data directory %s: %s", cfg.data_dir, strerror(errno));
 		return 1;

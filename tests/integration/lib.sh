@@ -45,3 +45,81 @@ wait_for() {
 }
 
 t_done() { exit $((T_FAILS > 0)); }
+
+# ---- a real hutchd per test script ----
+# Images come from a shared cache (scripts/test-images.sh) so no test rebuilds them.
+HUTCH_TEST_CACHE=${HUTCH_TEST_CACHE:-/var/cache/hutch-test}
+
+# hutchd_start [hutchd flags...]: starts hutchd (all roles unless --roles is given) on free
+# ports with a fresh data dir. Sets T_DATA, T_RUN, API, PROXY, KEY, AUTH, HUTCHD_PID.
+hutchd_start() {
+	T_DATA=$(mktemp -d /tmp/hutch-it-XXXXXX)
+	T_RUN=/run/hutch-it-${T_DATA##*-}
+	mkdir -p "$T_DATA/runtime"
+	if [ -d "$HUTCH_TEST_CACHE/runtime/images" ]; then
+		ln -s "$HUTCH_TEST_CACHE/runtime/images" "$T_DATA/runtime/images"
+	fi
+	local api_port proxy_port
+	api_port=$(free_port); proxy_port=$(free_port)
+	API=http://127.0.0.1:$api_port
+	PROXY=http://127.0.0.1:$proxy_port
+	"$HUTCH_BIN/hutchd" --data-dir "$T_DATA" --run-dir "$T_RUN" \
+		--listen "127.0.0.1:$api_port" --proxy-listen "127.0.0.1:$proxy_port" \
+		--agent-path "$HUTCH_BIN/hutch-agent" --node-id "it-${T_DATA##*-}" "$@" \
+		>>"$T_DATA/hutchd.log" 2>&1 &
+	HUTCHD_PID=$!
+	trap hutchd_cleanup EXIT
+	if ! wait_for curl -sf "$API/health"; then
+		echo "hutchd did not start:"; tail -n 30 "$T_DATA/hutchd.log"; return 1
+	fi
+	wait_for test -s "$T_DATA/admin.key"
+	KEY=$(cat "$T_DATA/admin.key")
+	AUTH="Authorization: Bearer $KEY"
+	export HUTCH_API_URL=$API HUTCH_API_KEY=$KEY HUTCH_DATA_DIR=$T_DATA
+}
+
+# hutchd_kill [SIGNAL]: stops the server processes (sandboxes keep running).
+hutchd_kill() {
+	local sig=${1:-TERM}
+	pkill -"$sig" -f -- "--data-dir $T_DATA " 2>/dev/null
+	for _ in $(seq 1 100); do pgrep -f -- "--data-dir $T_DATA " >/dev/null || return 0; sleep 0.05; done
+	pkill -KILL -f -- "--data-dir $T_DATA " 2>/dev/null
+	return 0
+}
+
+# hutchd_restart [hutchd flags...]: starts hutchd again on the same data dir and ports.
+hutchd_restart() {
+	"$HUTCH_BIN/hutchd" --data-dir "$T_DATA" --run-dir "$T_RUN" \
+		--listen "${API#http://}" --proxy-listen "${PROXY#http://}" \
+		--agent-path "$HUTCH_BIN/hutch-agent" --node-id "it-${T_DATA##*-}" "$@" \
+		>>"$T_DATA/hutchd.log" 2>&1 &
+	HUTCHD_PID=$!
+	wait_for curl -sf "$API/health"
+}
+
+# Stops the server, destroys whatever sandboxes remain, and removes the data dir. The log is
+# kept when a check failed (path printed).
+hutchd_cleanup() {
+	[ -n "${T_DATA:-}" ] || return 0
+	hutchd_kill TERM
+	"$HUTCH_BIN/hutchd" --cleanup --data-dir "$T_DATA" --run-dir "$T_RUN" >/dev/null 2>&1
+	if [ "$T_FAILS" -gt 0 ]; then
+		cp "$T_DATA/hutchd.log" "/tmp/hutchd-failed-$(basename "$0" .sh).log" 2>/dev/null &&
+			echo "    | server log kept in /tmp/hutchd-failed-$(basename "$0" .sh).log"
+	fi
+	rm -rf "$T_DATA" "$T_RUN" 2>/dev/null
+	T_DATA=
+}
+
+# api METHOD PATH [JSON]: calls the api with $AUTH; sets CODE and BODY (no output).
+api() {
+	CODE=$(curl -s -o /tmp/hutch-api.$$ -w '%{http_code}' -X "$1" -H "$AUTH" \
+		-H 'Content-Type: application/json' ${3:+--data-binary "$3"} "$API$2")
+	BODY=$(cat /tmp/hutch-api.$$); rm -f /tmp/hutch-api.$$
+}
+
+# apij METHOD PATH [JSON]: like api but prints the body (for pipelines).
+apij() { api "$@"; printf '%s\n' "$BODY"; }
+
+# jq_get FILTER: reads JSON on stdin.
+jq_get() { jq -r "$1"; }

@@ -14,6 +14,7 @@
 
 #include "../config.h"
 #include "base/cleanup.h"
+#include "base/sv.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "base/xalloc.h"
@@ -576,11 +577,14 @@ static void on_signal(uv_signal_t *s, int sig)
 	http_client_free(ex->client);
 }
 
-static void ex_setup_rt(struct ex *ex, struct hutchd_config *cfg)
+static int collect_id(const char *id, void *data);
+
+void hutchd_rt_config(struct hutchd_config *cfg, struct rt_config *rt, char **ret_state_dir)
 {
-	ex->state_dir = xasprintf("%s/runtime", cfg->data_dir);
-	ex->rt = (struct rt_config){
-		.state_dir = ex->state_dir,
+	char *state_dir = xasprintf("%s/runtime", cfg->data_dir);
+	*ret_state_dir = state_dir;
+	*rt = (struct rt_config){
+		.state_dir = state_dir,
 		.run_dir = cfg->run_dir,
 		.agent_path = cfg->agent_path,
 		.id_base = (uid_t)cfg->id_base,
@@ -594,6 +598,41 @@ static void ex_setup_rt(struct ex *ex, struct hutchd_config *cfg)
 	};
 }
 
+int hutchd_cleanup(struct hutchd_config *cfg)
+{
+	struct rt_config rt;
+	char *state_dir;
+	struct hutch_error err = HUTCH_ERROR_INIT;
+	hutchd_rt_config(cfg, &rt, &state_dir);
+	int rc = 0;
+	if (access(state_dir, F_OK) == 0) {
+		struct buf ids = BUF_INIT;
+		rt_sandbox_list(&rt, collect_id, &ids, &err);
+		struct sv rest = sv_make(buf_cstr(&ids), ids.len), id;
+		while (rest.len) {
+			sv_split(rest, '\n', &id, &rest);
+			_cleanup_free_ char *s = sv_dup(id);
+			if (rt_sandbox_destroy(&rt, s, &err) < 0) {
+				log_error("destroying sandbox %s: %s", s, err.msg);
+				rc = 1;
+			}
+		}
+		buf_release(&ids);
+		if (rt_disk_pool_drain(&rt, &err) < 0) {
+			log_error("draining the disk pool: %s", err.msg);
+			rc = 1;
+		}
+	}
+	free(state_dir);
+	return rc;
+}
+
+static int collect_id(const char *id, void *data)
+{
+	buf_printf(data, "%s\n", id);
+	return 0;
+}
+
 int executor_main(struct hutchd_config *cfg)
 {
 	struct ex ex = {.cfg = cfg};
@@ -601,7 +640,7 @@ int executor_main(struct hutchd_config *cfg)
 	uv_loop_t loop;
 
 	signal(SIGPIPE, SIG_IGN);
-	ex_setup_rt(&ex, cfg);
+	hutchd_rt_config(cfg, &ex.rt, &ex.state_dir);
 	if (access(cfg->agent_path, X_OK) < 0) {
 		log_error("the sandbox agent %s is missing or not executable (--agent-path)",
 			  cfg->agent_path);
