@@ -1,1 +1,2 @@
 fuzzers += fuzz_ws
+fuzzers += fuzz_route
