@@ -100,6 +100,8 @@ struct sv http_request_header(const struct http_request *req, const char *name);
 /* A query parameter's decoded value (first occurrence) into ret; returns false if absent or
  * badly encoded. */
 bool http_request_query(const struct http_request *req, const char *name, struct buf *ret);
+/* True when the query has the parameter at all (even with a malformed value). */
+bool http_request_query_has(const struct http_request *req, const char *name);
 /* Route parameter by name, or NULL. */
 const char *http_request_param(const struct http_request *req, const char *name);
 /* The peer's address as text ("127.0.0.1:5555", "unix"). */

@@ -734,6 +734,18 @@ bool http_request_query(const struct http_request *req, const char *name, struct
 	return false;
 }
 
+bool http_request_query_has(const struct http_request *req, const char *name)
+{
+	struct sv rest = req->query, item, key, val;
+	while (rest.len) {
+		sv_split(rest, '&', &item, &rest);
+		sv_split(item, '=', &key, &val);
+		if (sv_eq_cstr(key, name))
+			return true;
+	}
+	return false;
+}
+
 const char *http_request_param(const struct http_request *req, const char *name)
 {
 	for (size_t i = 0; i < req->nparams; i++)

@@ -183,6 +183,9 @@ static int parse_page(struct http_request *req, struct sandbox_page *pg, char *c
 			rc = hutch_error_api(err, 400, "INVALID_ARGUMENT",
 					     "direction must be forward or backward");
 	}
+	if (rc == 0 && http_request_query_has(req, "cursor") &&
+	    !http_request_query(req, "cursor", &q))
+		rc = hutch_error_api(err, 400, "INVALID_ARGUMENT", "cursor is not valid");
 	if (rc == 0 && http_request_query(req, "cursor", &q) && q.len) {
 		if (store_cursor_decode(buf_cstr(&q), &pg->cursor_created_at, cid, cidsz) < 0)
 			rc = hutch_error_api(err, 400, "INVALID_ARGUMENT", "cursor is not valid");
