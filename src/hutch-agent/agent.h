@@ -100,6 +100,7 @@ struct proc {
 	int64_t started_at, ended_at;
 	bool reaped;	  /* the pid has exited */
 	bool output_done; /* both output streams reached EOF (for this run) */
+	bool run_finished; /* proc_finish ran for this run */
 	/* stdin */
 	uv_pipe_t *stdin_pipe;
 	size_t stdin_queued;

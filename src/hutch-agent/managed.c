@@ -277,9 +277,13 @@ void managed_on_exit(struct proc *p)
 	if (!wants_restart(p)) {
 		m->status = MANAGED_STOPPED;
 		if (p->spec->policy != RESTART_NEVER && p->spec->max_restarts >= 0 &&
-		    m->restart_count >= (uint64_t)p->spec->max_restarts)
-			snprintf(m->last_error, sizeof(m->last_error),
-				 "gave up after %llu restarts", (unsigned long long)m->restart_count);
+		    m->restart_count >= (uint64_t)p->spec->max_restarts) {
+			char prev[sizeof(m->last_error)];
+			snprintf(prev, sizeof(prev), "%s", m->last_error);
+			snprintf(m->last_error, sizeof(m->last_error), "gave up after %llu restarts%s%.180s",
+				 (unsigned long long)m->restart_count, prev[0] ? "; last error: " : "",
+				 prev);
+		}
 		return;
 	}
 	/* a run that lasted a while starts the backoff over */

@@ -174,7 +174,7 @@ static int proc_spawn(struct proc *p, struct hutch_error *err)
 		return r;
 	}
 	p->state = PROC_RUNNING;
-	p->reaped = p->output_done = p->oom_killed = false;
+	p->reaped = p->output_done = p->oom_killed = p->run_finished = false;
 	p->exit_code = p->signal = 0;
 	p->started_at = time_now_ms();
 	p->ended_at = 0;

@@ -132,7 +132,7 @@ void api_process_delete(struct http_request *req, struct agent *a)
 	managed_stop(p);
 	proc_kill(p, SIGKILL, true);
 	if (p->m && p->reaped && p->output_done)
-		proc_finish(p); /* a managed process backing off is over now */
+		proc_subs_notify(p); /* a managed process backing off is over now */
 	http_respond(req, 204, NULL, NULL, 0);
 }
 

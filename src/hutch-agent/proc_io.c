@@ -65,11 +65,13 @@ static void out_close(struct proc *p, int i, bool flush)
 
 static void output_check_done(struct proc *p)
 {
-	if (p->output_done || p->out[0].fd >= 0 || p->out[1].fd >= 0)
+	if (p->out[0].fd >= 0 || p->out[1].fd >= 0)
 		return;
 	p->output_done = true;
-	if (p->reaped)
+	if (p->reaped && !p->run_finished) {
+		p->run_finished = true;
 		proc_finish(p);
+	}
 }
 
 /* Reads what is available (at most max bytes). Returns 1 at EOF, 0 otherwise. */
