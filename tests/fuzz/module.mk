@@ -1,2 +1,4 @@
 fuzzers += fuzz_ws
 fuzzers += fuzz_route
+fuzzers += fuzz_api_body
+fuzzers += fuzz_http_request
