@@ -11,6 +11,10 @@
 #include "config.h"
 #include "proxy/proxy.h"
 
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/lsan_interface.h>
+#endif
+
 #define STORE_WAIT_MS 10000
 
 struct proxy_role {
@@ -130,5 +134,9 @@ int proxy_main(struct hutchd_config *cfg)
 	uv_run(&loop, UV_RUN_DEFAULT);
 	uv_loop_close(&loop);
 	store_close(store);
+#ifdef __SANITIZE_ADDRESS__
+	/* hutchd's roles end with _exit(), which skips LeakSanitizer's exit-time check */
+	__lsan_do_leak_check();
+#endif
 	return rc;
 }
