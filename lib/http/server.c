@@ -220,8 +220,9 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 		return;
 	}
 	/* A half-closed client still gets a plain response, but a stream it stopped listening
-	 * to is over. */
-	if (req->priv->started && req->priv->chunked) {
+	 * to is over, and so is a request whose body was cut off (nothing left to parse). */
+	bool body_cut = !req->priv->message_complete && conn->in.len == 0;
+	if ((req->priv->started && req->priv->chunked) || body_cut) {
 		http_conn_close(conn);
 		return;
 	}
