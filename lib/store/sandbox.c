@@ -233,17 +233,31 @@ int store_sandbox_list(struct store *s, struct sandbox_page *pg, struct hutch_er
 
 	pg->items = NULL;
 	pg->n = 0;
-	if (!pg->backward)
+	/* one statement per shape so each can walk the (ns, archived_at, created_at, id) index in
+	 * order instead of sorting */
+	if (!pg->archived && !pg->backward)
 		rc = db_query(s->db,
-			      "SELECT " SB_COLS " FROM sandboxes WHERE ns = $1"
-			      " AND (archived_at <> 0) = ($2 <> 0) AND ($3 IS NULL OR status = $3)"
+			      "SELECT " SB_COLS " FROM sandboxes WHERE ns = $1 AND archived_at = 0"
+			      " AND ($3 IS NULL OR status = $3)"
+			      " AND ($5 IS NULL OR created_at < $4 OR (created_at = $4 AND id < $5))"
+			      " ORDER BY created_at DESC, id DESC LIMIT $6",
+			      p, ARRAY_SIZE(p), sb_collect, pg, err);
+	else if (!pg->archived)
+		rc = db_query(s->db,
+			      "SELECT " SB_COLS " FROM sandboxes WHERE ns = $1 AND archived_at = 0"
+			      " AND ($3 IS NULL OR status = $3)"
+			      " AND ($5 IS NULL OR created_at > $4 OR (created_at = $4 AND id > $5))"
+			      " ORDER BY created_at ASC, id ASC LIMIT $6",
+			      p, ARRAY_SIZE(p), sb_collect, pg, err);
+	else if (!pg->backward)
+		rc = db_query(s->db,
+			      "SELECT " SB_COLS " FROM sandboxes WHERE ns = $1 AND archived_at <> 0"
 			      " AND ($5 IS NULL OR created_at < $4 OR (created_at = $4 AND id < $5))"
 			      " ORDER BY created_at DESC, id DESC LIMIT $6",
 			      p, ARRAY_SIZE(p), sb_collect, pg, err);
 	else
 		rc = db_query(s->db,
-			      "SELECT " SB_COLS " FROM sandboxes WHERE ns = $1"
-			      " AND (archived_at <> 0) = ($2 <> 0) AND ($3 IS NULL OR status = $3)"
+			      "SELECT " SB_COLS " FROM sandboxes WHERE ns = $1 AND archived_at <> 0"
 			      " AND ($5 IS NULL OR created_at > $4 OR (created_at = $4 AND id > $5))"
 			      " ORDER BY created_at ASC, id ASC LIMIT $6",
 			      p, ARRAY_SIZE(p), sb_collect, pg, err);
@@ -331,6 +345,18 @@ int store_sandbox_count_live(struct store *s, const char *ns, int64_t *ret,
 	*ret = 0;
 	return db_query(s->db,
 			"SELECT count(*) FROM sandboxes WHERE ns = $1 AND status <> 'terminated'",
+			p, 1, read_count, ret, err);
+}
+
+int store_sandbox_count_executor(struct store *s, const char *executor_id, int64_t *ret,
+				 struct hutch_error *err)
+{
+	struct db_value p[] = {DB_T(executor_id)};
+	*ret = 0;
+	return db_query(s->db,
+			"SELECT count(*) FROM sandboxes WHERE executor_id = $1"
+			" AND (status <> 'terminated' OR agent_socket IS NOT NULL)"
+			" AND status <> 'terminated'",
 			p, 1, read_count, ret, err);
 }
 

@@ -35,6 +35,10 @@ static const char *const migrations[] = {
 	"CREATE TABLE executors ("
 	" id TEXT PRIMARY KEY, address TEXT, last_seen INTEGER NOT NULL,"
 	" capacity INTEGER NOT NULL DEFAULT 0);",
+	/* 2: live counts and executor lists without scanning a namespace */
+	"CREATE INDEX sandboxes_live ON sandboxes(ns) WHERE status <> 'terminated';"
+	"CREATE INDEX sandboxes_unfinished ON sandboxes(executor_id)"
+	" WHERE status <> 'terminated' OR agent_socket IS NOT NULL;",
 };
 
 static int read_int(struct db_row *row, void *data)

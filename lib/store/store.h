@@ -137,6 +137,9 @@ int store_sandbox_archive(struct store *s, int64_t cutoff, int64_t now, int64_t 
 			  struct hutch_error *err);
 int store_sandbox_count_live(struct store *s, const char *ns, int64_t *ret,
 			     struct hutch_error *err);
+/* Sandboxes placed on executor_id that are not terminated. */
+int store_sandbox_count_executor(struct store *s, const char *executor_id, int64_t *ret,
+				 struct hutch_error *err);
 /* Records proxy traffic: last_activity_at = max(old, at). */
 int store_sandbox_touch(struct store *s, const char *id, int64_t at, struct hutch_error *err);
 

@@ -202,19 +202,6 @@ struct api_executor *api_executor_find(struct api *api, const char *id)
 	return NULL;
 }
 
-struct pick_count {
-	const char *id;
-	int64_t n;
-};
-
-static int count_on(struct sandbox_rec *r, void *data)
-{
-	struct pick_count *c = data;
-	if (strcmp(r->status, "terminated") != 0)
-		c->n++;
-	return 0;
-}
-
 struct api_executor *api_executor_pick(struct api *api)
 {
 	struct api_executor *best = NULL;
@@ -223,13 +210,13 @@ struct api_executor *api_executor_pick(struct api *api)
 	for (struct api_executor *e = api->executors; e; e = e->next) {
 		if (now - e->last_seen_ms > 30000)
 			continue;
-		struct pick_count c = {e->id, 0};
-		store_sandbox_each_live(api->store, e->id, count_on, &c, NULL);
-		if (e->capacity > 0 && c.n >= e->capacity)
+		int64_t n = 0;
+		store_sandbox_count_executor(api->store, e->id, &n, NULL);
+		if (e->capacity > 0 && n >= e->capacity)
 			continue;
-		if (c.n < best_n) {
+		if (n < best_n) {
 			best = e;
-			best_n = c.n;
+			best_n = n;
 		}
 	}
 	return best;
