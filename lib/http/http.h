@@ -121,6 +121,9 @@ void http_response_header(struct http_request *req, const char *name, const char
 /* Starts the response. content_length >= 0 sends Content-Length; -1 streams (chunked for
  * HTTP/1.1 clients, close-delimited for HTTP/1.0). */
 void http_response_start(struct http_request *req, int status, int64_t content_length);
+/* Sends an interim "100 Continue" (for a client that sent Expect: 100-continue and waits before
+ * sending its body); does nothing once the response started. */
+void http_response_continue(struct http_request *req);
 /* Queues body bytes (copied). Returns 0, 1 when the queue is above the high-water mark (wait for
  * on_drain before writing more), or -EPIPE when the connection is gone. */
 int http_response_write(struct http_request *req, const void *data, size_t len);

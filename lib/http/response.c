@@ -182,6 +182,15 @@ void http_response_start(struct http_request *req, int status, int64_t content_l
 	buf_release(&head);
 }
 
+void http_response_continue(struct http_request *req)
+{
+	static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+	struct http_req_priv *pr = req->priv;
+	if (pr->started || pr->aborted || req->http_major != 1 || req->http_minor < 1)
+		return;
+	conn_write3(req->conn, cont, sizeof(cont) - 1, NULL, 0, NULL, 0);
+}
+
 int http_response_write(struct http_request *req, const void *data, size_t len)
 {
 	struct http_req_priv *pr = req->priv;

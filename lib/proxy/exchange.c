@@ -564,6 +564,10 @@ static void ex_send_head(struct proxy_exchange *ex)
 	proxy_upstream_read(ex->up, true);
 	uv_timer_start(&ex->timer, ex_timeout, ex->px->cfg.first_byte_timeout_ms, 0);
 	if (!ex->is_upgrade && ex->req) {
+		/* Expect is not passed on: the proxy answers it once the upstream is ready */
+		if (!ex->body_done &&
+		    sv_case_eq(http_request_header(ex->req, "expect"), SV("100-continue")))
+			http_response_continue(ex->req);
 		ex->client_paused = false;
 		http_request_resume(ex->req);
 	}

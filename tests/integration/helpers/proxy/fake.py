@@ -458,6 +458,36 @@ def cmd_sse(a):
     return 0
 
 
+def cmd_slowread(a):
+    """Reads a download slowly: 1 MiB, then a pause (the test samples the proxy's memory), then
+    the rest; prints the total and its sha256."""
+    s = connect(a.port)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    s.sendall(request_head(a.host, a.path, a.header))
+    r = Reader(s)
+    r.line()
+    hs = []
+    while True:
+        h = r.line()
+        if h in (b"\r\n", b"\n"):
+            break
+        k, _, v = h.decode().partition(":")
+        hs.append((k.strip(), v.strip()))
+    h = hashlib.sha256()
+    total = 0
+    paused = False
+    for d in body_iter(r, hs):
+        h.update(d)
+        total += len(d)
+        if not paused and total >= 1 << 20:
+            paused = True
+            with open(a.pidfile, "w") as f:
+                f.write("paused")
+            time.sleep(a.hold)
+    print(total, h.hexdigest())
+    return 0
+
+
 def cmd_idle(a):
     socks = []
     for _ in range(a.count):
@@ -501,7 +531,7 @@ def main():
     api.add_argument("--db", required=True)
     api.add_argument("--wake-delay", type=float, default=0.3)
     api.add_argument("--wake-mode", default="ok")
-    for name in ("ws", "sse", "idle"):
+    for name in ("ws", "sse", "idle", "slowread"):
         c = sub.add_parser(name)
         c.add_argument("--port", type=int, required=True)
         c.add_argument("--host", required=True)
@@ -510,13 +540,21 @@ def main():
         c.add_argument("--count", type=int, default=100)
         c.add_argument("--hold", type=float, default=30)
         c.add_argument("--pidfile", default="/dev/null")
+    sub.add_parser("pattern").add_argument("--bytes", type=int, required=True)
     raw = sub.add_parser("raw")
     raw.add_argument("--port", type=int, required=True)
     raw.add_argument("--file", required=True)
     raw.add_argument("--timeout", type=float, default=3)
     a = p.parse_args()
+    if a.cmd == "pattern":
+        n = a.bytes
+        while n > 0:
+            sys.stdout.buffer.write(BLOCK[: min(n, len(BLOCK))])
+            n -= len(BLOCK)
+        return
     fn = {"upstream": cmd_upstream, "api": cmd_api, "ws": cmd_ws, "raw": cmd_raw,
-          "sse": cmd_sse, "idle": cmd_idle}[a.cmd]
+          "sse": cmd_sse, "idle": cmd_idle,
+          "slowread": cmd_slowread}[a.cmd]
     sys.exit(fn(a) or 0)
 
 

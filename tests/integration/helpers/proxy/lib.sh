@@ -96,3 +96,15 @@ sbx() {
 code() { curl -s -o /dev/null -w '%{http_code}' --max-time 20 "$@"; }
 body() { curl -s --max-time 20 "$@"; }
 P=http://127.0.0.1
+
+# The pid of the process running the proxy role (hutchd forks it as a child).
+proxy_worker_pid() {
+	local c
+	c=$(pgrep -P "$PROXY_PID" 2>/dev/null | head -n 1)
+	echo "${c:-$PROXY_PID}"
+}
+
+# proc_kb PID FIELD: VmRSS / VmHWM in KiB
+proc_kb() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
+
+is_san_build() { [[ "$(basename "$HUTCH_BUILD")" == *san* ]]; }
