@@ -86,6 +86,6 @@ A -X DELETE /processes/watched >/dev/null
 expect_eq "bad health check type is 400" "$(status_of -X POST -d '{"command":"true","health_check":{"type":"udp","port":1}}' /processes)" 400
 expect_eq "health check without port is 400" "$(status_of -X POST -d '{"command":"true","health_check":{"type":"tcp"}}' /processes)" 400
 
-check "no zombies left" test "$(zombies_of $AGENT_PID)" = 0
+check "no zombies left" wait_for no_zombies $AGENT_PID
 agent_stop
 t_done

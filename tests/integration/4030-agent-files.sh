@@ -67,7 +67,11 @@ expect_eq "100 MB PUT content intact" "$(cmp "$AGENT_DIR/big.in" "$D/big" && ech
 curl -s --unix-socket "$AGENT_SOCK" -o "$AGENT_DIR/big.out" "http://agent/api/v1/files?path=$D/big"
 expect_eq "100 MB GET content intact" "$(cmp "$AGENT_DIR/big.in" "$AGENT_DIR/big.out" && echo same)" same
 hwm=$(awk '/VmHWM/{print $2}' /proc/$AGENT_PID/status)
-check "agent peak RSS stayed far below the file size (${hwm} kB)" test "$hwm" -lt 60000
+if agent_sanitized; then
+	pass "peak RSS not measured under sanitizers"
+else
+	check "agent peak RSS stayed far below the file size (${hwm} kB)" test "$hwm" -lt 60000
+fi
 # a client that stops reading a download, then goes away, leaks nothing (checked by ASan at exit)
 timeout 2 python3 - "$AGENT_SOCK" "$D/big" <<'PY'
 import socket, sys, time
@@ -82,7 +86,8 @@ s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
 s.sendall(b"PUT /api/v1/files?path=" + sys.argv[2].encode() + b" HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000\r\n\r\n" + b"x" * 5000)
 time.sleep(0.3); s.close(); time.sleep(0.3)
 PY
-check "aborted upload: no file and no temporary left" test -z "$(ls -A "$D" | grep -E '^(cut|\.cut)')"
+no_cut_files() { test -z "$(ls -A "$D" | grep -E '^(cut|\.cut)')"; }
+check "aborted upload: no file and no temporary left" wait_for no_cut_files
 expect_eq "agent still healthy" "$(A /health)" '{"healthy":true}'
 rm -f "$AGENT_DIR/big.in" "$AGENT_DIR/big.out" "$D/big"
 agent_stop

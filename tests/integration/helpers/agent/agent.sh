@@ -74,3 +74,13 @@ zombies_of() {
 	done
 	echo $n
 }
+
+# no_zombies PID: true when PID has no zombie children (use with wait_for: reaping is async).
+no_zombies() {
+	[ "$(zombies_of "$1")" = 0 ]
+}
+
+# agent_sanitized: true when the running agent is a sanitizer build (its RSS means nothing).
+agent_sanitized() {
+	grep -q 'libasan' /proc/"$AGENT_PID"/maps 2>/dev/null
+}
