@@ -24,6 +24,12 @@ static const struct cli_command commands[] = {
 	{"stop", cmd_terminate, NULL},
 	{"suspend", cmd_suspend, "suspend a named sandbox"},
 	{"resume", cmd_resume, "resume a suspended sandbox"},
+	{"exec", cmd_exec, "run a command in a sandbox (exit code follows it; --detach)"},
+	{"run", cmd_run, "create a sandbox, run a command, tear it down (--keep)"},
+	{"ps", cmd_ps, "list the processes of a sandbox"},
+	{"logs", cmd_logs, "print (or --follow) a process's output"},
+	{"kill", cmd_kill, "kill or signal a process"},
+	{"cp", cmd_cp, "copy a file into or out of a sandbox (ID:/path)"},
 	{"key", cmd_key, "manage API keys: key create|ls|revoke"},
 	{"image", cmd_image, "manage images on this host: image ls|import|build|rm"},
 };

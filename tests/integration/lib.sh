@@ -5,6 +5,8 @@
 HUTCH_ROOT=${HUTCH_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 HUTCH_BUILD=${HUTCH_BUILD:-$HUTCH_ROOT/build}
 HUTCH_BIN=$HUTCH_BUILD/bin
+# the agent runs inside sandboxes, which have no shared libraries: always the static build
+HUTCH_AGENT=${HUTCH_AGENT:-$HUTCH_ROOT/build/bin/hutch-agent}
 T_FAILS=0
 
 pass() { echo "PASS: $*"; }
@@ -65,7 +67,7 @@ hutchd_start() {
 	PROXY=http://127.0.0.1:$proxy_port
 	"$HUTCH_BIN/hutchd" --data-dir "$T_DATA" --run-dir "$T_RUN" \
 		--listen "127.0.0.1:$api_port" --proxy-listen "127.0.0.1:$proxy_port" \
-		--agent-path "$HUTCH_BIN/hutch-agent" --node-id "it-${T_DATA##*-}" "$@" \
+		--agent-path "$HUTCH_AGENT" --node-id "it-${T_DATA##*-}" "$@" \
 		>>"$T_DATA/hutchd.log" 2>&1 &
 	HUTCHD_PID=$!
 	trap hutchd_cleanup EXIT
@@ -91,7 +93,7 @@ hutchd_kill() {
 hutchd_restart() {
 	"$HUTCH_BIN/hutchd" --data-dir "$T_DATA" --run-dir "$T_RUN" \
 		--listen "${API#http://}" --proxy-listen "${PROXY#http://}" \
-		--agent-path "$HUTCH_BIN/hutch-agent" --node-id "it-${T_DATA##*-}" "$@" \
+		--agent-path "$HUTCH_AGENT" --node-id "it-${T_DATA##*-}" "$@" \
 		>>"$T_DATA/hutchd.log" 2>&1 &
 	HUTCHD_PID=$!
 	wait_for curl -sf "$API/health"
