@@ -281,8 +281,16 @@ void http_conn_reply_error(struct http_conn *conn, int status, const char *code,
 		   "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
 		   "Connection: close\r\n\r\n",
 		   status, http_status_text(status), body.len);
-	if (conn->req)
-		conn->req->priv->ended = true;
+	struct http_request *req = conn->req;
+	if (req && req->priv->dispatched && !req->priv->ended && !req->priv->aborted) {
+		/* a handler streaming this request's body must learn that it is over (it is
+		 * freed when the connection closes) */
+		req->priv->aborted = true;
+		if (req->on_abort)
+			req->on_abort(req);
+	}
+	if (req)
+		req->priv->ended = true;
 	conn_write3(conn, head.data, head.len, body.data, body.len, NULL, 0);
 	buf_release(&body);
 	buf_release(&head);

@@ -329,11 +329,30 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
 	return head_add(conn, at, len);
 }
 
+/* RFC 9110 token characters; http_parser (non-strict) also lets spaces into field names, which
+ * other parsers read differently ("Content-Length : 5"). */
+static bool is_token(struct sv s)
+{
+	static const char extra[] = "!#$%&'*+-.^_`|~";
+	if (s.len == 0)
+		return false;
+	for (size_t i = 0; i < s.len; i++) {
+		char c = s.p[i];
+		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+			  (c && strchr(extra, c));
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
 /* Rejects the framing shapes request smuggling relies on. */
 static int check_framing(struct http_conn *conn, struct http_request *req)
 {
 	int ncl = 0, nte = 0;
 	for (size_t i = 0; i < req->nheaders; i++) {
+		if (!is_token(req->headers[i].name))
+			return 400;
 		if (sv_case_eq(req->headers[i].name, SV("content-length")))
 			ncl++;
 		else if (sv_case_eq(req->headers[i].name, SV("transfer-encoding"))) {

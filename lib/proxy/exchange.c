@@ -254,6 +254,8 @@ static bool rh_framing_ok(struct proxy_exchange *ex)
 {
 	for (size_t i = 0; i < ex->nhdrs; i++) {
 		const char *name = rh_str(ex, ex->hdrs[i].name);
+		if (!proxy_header_name_valid(name))
+			return false;
 		if (strcasecmp(name, "content-length") == 0) {
 			ex->ncl++;
 		} else if (strcasecmp(name, "transfer-encoding") == 0) {

@@ -39,6 +39,20 @@ static const char *const response_drop[] = {
 	NULL,
 };
 
+bool proxy_header_name_valid(const char *name)
+{
+	static const char extra[] = "!#$%&'*+-.^_`|~";
+	if (!name[0])
+		return false;
+	for (const char *c = name; *c; c++) {
+		bool ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+			  (*c >= '0' && *c <= '9') || strchr(extra, *c);
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
 bool proxy_header_is_hop(struct sv name, struct sv connection)
 {
 	return name_in(name, response_drop) || (connection.len && token_listed(connection, name));

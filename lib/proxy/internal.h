@@ -152,6 +152,8 @@ struct proxy_fwd {
  * received, the client's end-to-end headers minus credentials (Authorization, and Cookie unless
  * keep_cookies), X-Forwarded-For / -Proto / -Host, and the body framing. */
 void proxy_head_build(const struct http_request *req, const struct proxy_fwd *f, struct buf *out);
+/* True when name is an RFC 9110 token (no spaces, no separators). */
+bool proxy_header_name_valid(const char *name);
 /* True for headers a proxy must not pass on in a response (hop-by-hop and framing). connection
  * is the response's Connection header value (tokens name further hop-by-hop headers). */
 bool proxy_header_is_hop(struct sv name, struct sv connection);

@@ -131,6 +131,7 @@ BAD = {
     "2te": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
     "status": b"HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n",
     "garbage": b"this is not http\r\n\r\n",
+    "name": b"HTTP/1.1 200 OK\r\nContent-Length : 2\r\n\r\nhi",
     "101": b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n",
 }
 
