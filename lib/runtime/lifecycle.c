@@ -77,6 +77,15 @@ int rt_init(const struct rt_config *cfg, struct hutch_error *err)
 	return 0;
 }
 
+int rt_host_release(const struct rt_config *cfg, struct hutch_error *err)
+{
+	if (!rt_is_mountpoint(cfg->state_dir))
+		return 0;
+	if (umount2(cfg->state_dir, MNT_DETACH) < 0)
+		return hutch_error_errno(err, "unmounting %s", cfg->state_dir);
+	return 0;
+}
+
 /* Kills PID 1 when the state names a live process, then everything in the cgroups. */
 static int kill_sandbox(const struct rt_config *cfg, const struct rt_cgroup_ops *cg, const char *id,
                         pid_t *ret_child, struct hutch_error *err)

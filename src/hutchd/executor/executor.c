@@ -57,6 +57,7 @@ struct ex_work {
 	char **argv;
 	char *image, *hostname;
 	struct rt_sandbox *result;
+	uint64_t queued_ns, started_ns, done_ns;
 	int rc;
 	struct hutch_error err;
 	enum rt_exit_reason reason;
@@ -259,6 +260,7 @@ static void work_run(uv_work_t *w)
 {
 	struct ex_work *wk = w->data;
 	const struct rt_config *cfg = &wk->sb->ex->rt;
+	wk->started_ns = time_mono_ns();
 	switch (wk->op) {
 	case OP_CREATE:
 		wk->rc = rt_sandbox_create(cfg, &wk->spec, &wk->result, &wk->err);
@@ -272,6 +274,7 @@ static void work_run(uv_work_t *w)
 		wk->rc = rt_sandbox_destroy(cfg, wk->sb->id, &wk->err);
 		break;
 	}
+	wk->done_ns = time_mono_ns();
 }
 
 static void work_free(struct ex_work *wk)
@@ -299,7 +302,9 @@ static void work_done_create(struct ex_work *wk)
 	sb->rt = wk->result;
 	sb->state = S_RUNNING;
 	watch(sb);
-	log_info("sandbox %s running (agent %s)", sb->id, sb->rt->agent_socket);
+	log_info("sandbox %s running (agent %s): queued %.2f ms, runtime and agent %.2f ms", sb->id,
+		 sb->rt->agent_socket, (double)(wk->started_ns - wk->queued_ns) / 1e6,
+		 (double)(wk->done_ns - wk->started_ns) / 1e6);
 	report(sb, "running", NULL, NULL, false);
 	refill_pool(sb->ex);
 }
@@ -352,6 +357,7 @@ static void start_op(struct ex_sandbox *sb, enum sb_op op)
 	wk->sb = sb;
 	wk->op = op;
 	wk->w.data = wk;
+	wk->queued_ns = time_mono_ns();
 	if (op == OP_CREATE) {
 		const char *name = want_str(sb, "name");
 		json_t *w = sb->want;
@@ -622,6 +628,10 @@ int hutchd_cleanup(struct hutchd_config *cfg)
 			log_error("draining the disk pool: %s", err.msg);
 			rc = 1;
 		}
+		if (rc == 0 && rt_host_release(&rt, &err) < 0) {
+			log_error("%s", err.msg);
+			rc = 1;
+		}
 	}
 	free(state_dir);
 	return rc;
@@ -640,6 +650,9 @@ int executor_main(struct hutchd_config *cfg)
 	uv_loop_t loop;
 
 	signal(SIGPIPE, SIG_IGN);
+	/* creates must not queue behind destroys and disk-pool refills (mkfs): libuv's default of
+	 * 4 threads is too few; most of these threads sleep in waits, not on the CPU */
+	setenv("UV_THREADPOOL_SIZE", "16", 0);
 	hutchd_rt_config(cfg, &ex.rt, &ex.state_dir);
 	if (access(cfg->agent_path, X_OK) < 0) {
 		log_error("the sandbox agent %s is missing or not executable (--agent-path)",
