@@ -12,7 +12,7 @@
 	" allow_unauth, exposed_ports, snapshot_id, template_id, secret_names, pool_id, status,"  \
 	" desired, pending_reason, outcome, termination_reason, error_details, created_at,"       \
 	" updated_at, terminated_at, archived_at, last_activity_at, executor_id, agent_socket,"   \
-	" ip, generation"
+	" ip, generation, pool_state, pool_generation, snapshot_op"
 
 void sandbox_rec_release(struct sandbox_rec *r)
 {
@@ -20,7 +20,8 @@ void sandbox_rec_release(struct sandbox_rec *r)
 			 &r->entrypoint,  &r->network,	     &r->exposed_ports,	 &r->snapshot_id,
 			 &r->template_id, &r->secret_names,  &r->pool_id,	 &r->status,
 			 &r->desired,	  &r->pending_reason, &r->outcome,	 &r->termination_reason,
-			 &r->error_details, &r->executor_id, &r->agent_socket, &r->ip};
+			 &r->error_details, &r->executor_id, &r->agent_socket, &r->ip,
+			 &r->pool_state,  &r->snapshot_op};
 	for (size_t i = 0; i < ARRAY_SIZE(strs); i++)
 		free(*strs[i]);
 	memset(r, 0, sizeof(*r));
@@ -65,10 +66,17 @@ static void sb_from_row(struct db_row *row, struct sandbox_rec *r)
 	r->agent_socket = col(row, 28);
 	r->ip = col(row, 29);
 	r->generation = db_row_int(row, 30);
+	r->pool_state = col(row, 31);
+	r->pool_generation = db_row_int(row, 32);
+	r->snapshot_op = col(row, 33);
 }
 
 /* Parameters in SB_COLS order, for insert and update. */
-static void sb_params(const struct sandbox_rec *r, struct db_value p[31])
+#define SB_NCOLS 34
+/* warm pool sandboxes belong to their pool until claimed: users do not see them */
+#define NOT_WARM "(pool_state IS NULL OR pool_state <> 'warm')"
+
+static void sb_params(const struct sandbox_rec *r, struct db_value p[SB_NCOLS])
 {
 	struct db_value v[] = {
 		DB_T(r->id),	      DB_T(r->ns),	       DB_T(r->name),
@@ -81,20 +89,22 @@ static void sb_params(const struct sandbox_rec *r, struct db_value p[31])
 		DB_T(r->error_details), DB_I(r->created_at),   DB_I(r->updated_at),
 		DB_I(r->terminated_at), DB_I(r->archived_at),  DB_I(r->last_activity_at),
 		DB_T(r->executor_id), DB_T(r->agent_socket),   DB_T(r->ip),
-		DB_I(r->generation),
+		DB_I(r->generation),  DB_T(r->pool_state),     DB_I(r->pool_generation),
+		DB_T(r->snapshot_op),
 	};
+	_Static_assert(sizeof(v) / sizeof(v[0]) == SB_NCOLS, "one parameter per column");
 	memcpy(p, v, sizeof(v));
 }
 
 int store_sandbox_insert(struct store *s, const struct sandbox_rec *r, struct hutch_error *err)
 {
-	struct db_value p[31];
+	struct db_value p[SB_NCOLS];
 	sb_params(r, p);
 	int rc = db_exec(s->db,
 			 "INSERT INTO sandboxes(" SB_COLS ") VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,"
 			 "$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,"
-			 "$29,$30,$31)",
-			 p, 31, NULL, err);
+			 "$29,$30,$31,$32,$33,$34)",
+			 p, SB_NCOLS, NULL, err);
 	if (rc == -EEXIST)
 		return hutch_error_api(err, 409, "NAME_TAKEN",
 				       "a sandbox named '%s' already exists in namespace %s",
@@ -104,7 +114,7 @@ int store_sandbox_insert(struct store *s, const struct sandbox_rec *r, struct hu
 
 int store_sandbox_update(struct store *s, const struct sandbox_rec *r, struct hutch_error *err)
 {
-	struct db_value p[31];
+	struct db_value p[SB_NCOLS];
 	int64_t changes = 0;
 	sb_params(r, p);
 	int rc = db_exec(s->db,
@@ -114,8 +124,9 @@ int store_sandbox_update(struct store *s, const struct sandbox_rec *r, struct hu
 			 " pool_id=$16, status=$17, desired=$18, pending_reason=$19, outcome=$20,"
 			 " termination_reason=$21, error_details=$22, created_at=$23, updated_at=$24,"
 			 " terminated_at=$25, archived_at=$26, last_activity_at=$27, executor_id=$28,"
-			 " agent_socket=$29, ip=$30, generation=$31 WHERE id=$1",
-			 p, 31, &changes, err);
+			 " agent_socket=$29, ip=$30, generation=$31, pool_state=$32,"
+			 " pool_generation=$33, snapshot_op=$34 WHERE id=$1",
+			 p, SB_NCOLS, &changes, err);
 	if (rc == -EEXIST)
 		return hutch_error_api(err, 409, "NAME_TAKEN",
 				       "a sandbox named '%s' already exists in namespace %s",
@@ -147,7 +158,7 @@ int store_sandbox_get(struct store *s, const char *ns, const char *id_or_name, i
 	else
 		rc = db_query(s->db,
 			      "SELECT " SB_COLS " FROM sandboxes WHERE ns = $1 AND archived_at = 0"
-			      " AND (id = $2 OR (name = $2 AND status <> 'terminated'))"
+			      " AND " NOT_WARM " AND (id = $2 OR (name = $2 AND status <> 'terminated'))"
 			      " ORDER BY (id = $2) DESC LIMIT 1",
 			      p, 2, sb_one, &r, err);
 	if (rc < 0)
@@ -238,14 +249,14 @@ int store_sandbox_list(struct store *s, struct sandbox_page *pg, struct hutch_er
 	if (!pg->archived && !pg->backward)
 		rc = db_query(s->db,
 			      "SELECT " SB_COLS " FROM sandboxes WHERE ns = $1 AND archived_at = 0"
-			      " AND ($3 IS NULL OR status = $3)"
+			      " AND ($3 IS NULL OR status = $3) AND " NOT_WARM
 			      " AND ($5 IS NULL OR created_at < $4 OR (created_at = $4 AND id < $5))"
 			      " ORDER BY created_at DESC, id DESC LIMIT $6",
 			      p, ARRAY_SIZE(p), sb_collect, pg, err);
 	else if (!pg->archived)
 		rc = db_query(s->db,
 			      "SELECT " SB_COLS " FROM sandboxes WHERE ns = $1 AND archived_at = 0"
-			      " AND ($3 IS NULL OR status = $3)"
+			      " AND ($3 IS NULL OR status = $3) AND " NOT_WARM
 			      " AND ($5 IS NULL OR created_at > $4 OR (created_at = $4 AND id > $5))"
 			      " ORDER BY created_at ASC, id ASC LIMIT $6",
 			      p, ARRAY_SIZE(p), sb_collect, pg, err);
@@ -358,6 +369,18 @@ int store_sandbox_count_executor(struct store *s, const char *executor_id, int64
 			" AND (status <> 'terminated' OR agent_socket IS NOT NULL)"
 			" AND status <> 'terminated'",
 			p, 1, read_count, ret, err);
+}
+
+int store_pool_sandboxes(struct store *s, const char *pool_id,
+			 int (*cb)(struct sandbox_rec *r, void *d), void *data,
+			 struct hutch_error *err)
+{
+	struct sb_walk w = {cb, data};
+	struct db_value p[] = {DB_T(pool_id)};
+	return db_query(s->db,
+			"SELECT " SB_COLS " FROM sandboxes WHERE pool_id = $1 AND status <> 'terminated'"
+			" ORDER BY created_at",
+			p, 1, sb_each, &w, err);
 }
 
 int store_sandbox_touch(struct store *s, const char *id, int64_t at, struct hutch_error *err)

@@ -39,6 +39,26 @@ static const char *const migrations[] = {
 	"CREATE INDEX sandboxes_live ON sandboxes(ns) WHERE status <> 'terminated';"
 	"CREATE INDEX sandboxes_unfinished ON sandboxes(executor_id)"
 	" WHERE status <> 'terminated' OR agent_socket IS NOT NULL;",
+	/* 3: snapshots and warm pools */
+	"CREATE TABLE snapshots ("
+	" id TEXT PRIMARY KEY, ns TEXT NOT NULL, sandbox_id TEXT NOT NULL, snapshot_type TEXT NOT NULL,"
+	" status TEXT NOT NULL, desired TEXT NOT NULL, error TEXT, base_image TEXT,"
+	" cpus REAL NOT NULL, memory_mb INTEGER NOT NULL, disk_mb INTEGER NOT NULL,"
+	" entrypoint TEXT, executor_id TEXT, digest TEXT, size_bytes INTEGER NOT NULL DEFAULT 0,"
+	" rootfs_disk_bytes INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL,"
+	" updated_at INTEGER NOT NULL);"
+	"CREATE INDEX snapshots_ns ON snapshots(ns, created_at);"
+	"CREATE INDEX snapshots_executor ON snapshots(executor_id, desired);"
+	"CREATE TABLE pools ("
+	" id TEXT PRIMARY KEY, ns TEXT NOT NULL, image TEXT, cpus REAL NOT NULL,"
+	" memory_mb INTEGER NOT NULL, disk_mb INTEGER NOT NULL, timeout_secs INTEGER NOT NULL,"
+	" entrypoint TEXT, max_containers INTEGER, warm_containers INTEGER, min_containers INTEGER,"
+	" network TEXT, allow_unauth INTEGER NOT NULL DEFAULT 0, exposed_ports TEXT,"
+	" created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, generation INTEGER NOT NULL DEFAULT 0);"
+	"ALTER TABLE sandboxes ADD COLUMN pool_state TEXT;"
+	"ALTER TABLE sandboxes ADD COLUMN pool_generation INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE sandboxes ADD COLUMN snapshot_op TEXT;"
+	"CREATE INDEX sandboxes_pool ON sandboxes(pool_id, pool_state) WHERE pool_id IS NOT NULL;",
 };
 
 static int read_int(struct db_row *row, void *data)

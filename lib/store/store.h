@@ -86,6 +86,9 @@ struct sandbox_rec {
 	char *agent_socket; /* host path of the agent's socket, set by the executor */
 	char *ip;	    /* sandbox address for user ports, set by the executor */
 	int64_t generation; /* bumped whenever desired state or spec changes */
+	char *pool_state;   /* NULL (not from a pool), "warm" (unclaimed) or "claimed" */
+	int64_t pool_generation; /* the pool's generation the sandbox was made for */
+	char *snapshot_op;  /* JSON {"id","type"} of a snapshot the executor must take, or NULL */
 };
 
 void sandbox_rec_release(struct sandbox_rec *r);
@@ -142,6 +145,85 @@ int store_sandbox_count_executor(struct store *s, const char *executor_id, int64
 				 struct hutch_error *err);
 /* Records proxy traffic: last_activity_at = max(old, at). */
 int store_sandbox_touch(struct store *s, const char *id, int64_t at, struct hutch_error *err);
+
+/* ---- snapshots ---- */
+
+struct snapshot_rec {
+	char *id;
+	char *ns;
+	char *sandbox_id;
+	char *snapshot_type; /* memory | filesystem */
+	char *status;	     /* in_progress | completed | failed */
+	char *desired;	     /* kept | deleted */
+	char *error;
+	char *base_image;
+	double cpus;
+	int64_t memory_mb;
+	int64_t disk_mb;
+	char *entrypoint;
+	char *executor_id;
+	char *digest;
+	int64_t size_bytes;
+	int64_t rootfs_disk_bytes;
+	int64_t created_at;
+	int64_t updated_at;
+};
+
+void snapshot_rec_release(struct snapshot_rec *r);
+int store_snapshot_insert(struct store *s, const struct snapshot_rec *r, struct hutch_error *err);
+int store_snapshot_update(struct store *s, const struct snapshot_rec *r, struct hutch_error *err);
+/* A kept snapshot of ns (ns NULL = any namespace); -ENOENT (404) otherwise. */
+int store_snapshot_get(struct store *s, const char *ns, const char *id,
+		       struct snapshot_rec *ret, struct hutch_error *err);
+/* Kept snapshots of ns, newest first. */
+int store_snapshot_each(struct store *s, const char *ns,
+			int (*cb)(struct snapshot_rec *r, void *d), void *data,
+			struct hutch_error *err);
+/* Snapshots on executor_id marked deleted (their files must go). */
+int store_snapshot_each_deleted(struct store *s, const char *executor_id,
+				int (*cb)(struct snapshot_rec *r, void *d), void *data,
+				struct hutch_error *err);
+int store_snapshot_remove(struct store *s, const char *id, struct hutch_error *err);
+
+/* ---- pools ---- */
+
+struct pool_rec {
+	char *id;
+	char *ns;
+	char *image;
+	double cpus;
+	int64_t memory_mb;
+	int64_t disk_mb;
+	int64_t timeout_secs;
+	char *entrypoint;
+	int64_t max_containers; /* -1 = no limit */
+	int64_t warm_containers;
+	int64_t min_containers;
+	char *network;
+	bool allow_unauth;
+	char *exposed_ports;
+	int64_t created_at;
+	int64_t updated_at;
+	int64_t generation; /* bumped when the network policy changes (warm ones recycle) */
+};
+
+void pool_rec_release(struct pool_rec *r);
+/* -EEXIST (409) if the id is taken. */
+int store_pool_insert(struct store *s, const struct pool_rec *r, struct hutch_error *err);
+int store_pool_update(struct store *s, const struct pool_rec *r, struct hutch_error *err);
+int store_pool_get(struct store *s, const char *ns, const char *id, struct pool_rec *ret,
+		   struct hutch_error *err);
+/* Pools of ns (NULL = all namespaces). */
+int store_pool_each(struct store *s, const char *ns, int (*cb)(struct pool_rec *r, void *d),
+		    void *data, struct hutch_error *err);
+int store_pool_remove(struct store *s, const char *id, struct hutch_error *err);
+/* Live sandboxes of a pool in a pool_state ("warm", "claimed"; NULL = both). */
+int store_pool_count(struct store *s, const char *pool_id, const char *pool_state, int64_t *ret,
+		     struct hutch_error *err);
+/* Calls cb for the live sandboxes of a pool, oldest first. */
+int store_pool_sandboxes(struct store *s, const char *pool_id,
+			 int (*cb)(struct sandbox_rec *r, void *d), void *data,
+			 struct hutch_error *err);
 
 /* ---- executors ---- */
 

@@ -74,6 +74,24 @@ int api_sandbox_begin_suspend(struct api *api, struct sandbox_rec *r, struct hut
 /* Marks r to be resumed (desired running). */
 int api_sandbox_begin_resume(struct api *api, struct sandbox_rec *r, struct hutch_error *err);
 
+/* A list of records collected from a store walk (so the walk is over before anything is
+ * written back). */
+struct api_sandbox_list {
+	struct sandbox_rec *items;
+	size_t n;
+};
+/* store walk callback: moves r into the struct api_sandbox_list at data. */
+int api_collect_sandbox(struct sandbox_rec *r, void *data);
+
+/* ---- pools.c ---- */
+void api_pool_create(struct http_request *req, struct api_ctx *ctx);
+void api_pool_list(struct http_request *req, struct api_ctx *ctx);
+void api_pool_get(struct http_request *req, struct api_ctx *ctx);
+void api_pool_replace(struct http_request *req, struct api_ctx *ctx);
+void api_pool_delete(struct http_request *req, struct api_ctx *ctx);
+void api_pool_claim(struct http_request *req, struct api_ctx *ctx);
+void api_pool_sweep(struct api *api);
+
 /* ---- render.c ---- */
 json_t *api_sandbox_json(struct api *api, const struct sandbox_rec *r);
 json_t *api_create_response_json(struct api *api, const struct sandbox_rec *r,

@@ -445,14 +445,9 @@ void api_sandbox_resume(struct http_request *req, struct api_ctx *ctx)
 
 /* ---- the sweep ---- */
 
-struct sweep_list {
-	struct sandbox_rec *items;
-	size_t n;
-};
-
-static int sweep_collect(struct sandbox_rec *r, void *data)
+int api_collect_sandbox(struct sandbox_rec *r, void *data)
 {
-	struct sweep_list *l = data;
+	struct api_sandbox_list *l = data;
 	l->items = xreallocarray(l->items, l->n + 1, sizeof(*l->items));
 	l->items[l->n++] = *r;
 	memset(r, 0, sizeof(*r)); /* ownership moved */
@@ -463,7 +458,9 @@ static void sweep_one(struct api *api, struct sandbox_rec *r, int64_t now)
 {
 	struct hutch_error err = HUTCH_ERROR_INIT;
 	int64_t last = r->last_activity_at > r->created_at ? r->last_activity_at : r->created_at;
-	if (status_is(r, "running") && strcmp(r->desired, "running") == 0 && r->timeout_secs > 0 &&
+	bool warm = r->pool_state && strcmp(r->pool_state, "warm") == 0;
+	if (!warm && status_is(r, "running") && strcmp(r->desired, "running") == 0 &&
+	    r->timeout_secs > 0 &&
 	    now - last > r->timeout_secs * 1000) {
 		int rc = r->name ? api_sandbox_begin_suspend(api, r, &err)
 				 : api_sandbox_terminate(api, r, "Success(Timeout)", &err);
@@ -474,7 +471,8 @@ static void sweep_one(struct api *api, struct sandbox_rec *r, int64_t now)
 				 r->name ? "suspending" : "terminated");
 		return;
 	}
-	if (status_is(r, "pending") && !r->executor_id) {
+	if (status_is(r, "pending") && !r->executor_id &&
+	    !(r->pending_reason && strcmp(r->pending_reason, "pool_at_capacity") == 0)) {
 		struct api_executor *e = api_executor_pick(api);
 		if (!e)
 			return;
@@ -487,16 +485,17 @@ static void sweep_one(struct api *api, struct sandbox_rec *r, int64_t now)
 
 void api_sandbox_sweep(struct api *api)
 {
-	struct sweep_list l = {0};
+	struct api_sandbox_list l = {0};
 	struct hutch_error err = HUTCH_ERROR_INIT;
 	int64_t now = time_now_ms();
-	if (store_sandbox_each_live(api->store, NULL, sweep_collect, &l, &err) < 0)
+	if (store_sandbox_each_live(api->store, NULL, api_collect_sandbox, &l, &err) < 0)
 		log_warn("sweep: %s", err.msg);
 	for (size_t i = 0; i < l.n; i++) {
 		sweep_one(api, &l.items[i], now);
 		sandbox_rec_release(&l.items[i]);
 	}
 	free(l.items);
+	api_pool_sweep(api);
 	int64_t moved = 0;
 	if (store_sandbox_archive(api->store, now - api->cfg->archive_after_secs * 1000, now, &moved,
 				  &err) < 0)
