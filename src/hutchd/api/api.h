@@ -13,6 +13,7 @@
 #include "../config.h"
 
 struct api_waiter;
+struct api_copy_job;
 
 /* An executor known to this api (from its long-polls). */
 struct api_executor {
@@ -20,6 +21,8 @@ struct api_executor {
 	char address[128];
 	uint64_t last_seen_ms; /* monotonic */
 	int64_t capacity;
+	bool criu;		/* can take memory snapshots */
+	char criu_reason[128];	/* why not, as the executor said */
 	struct api_executor *next;
 };
 
@@ -34,6 +37,7 @@ struct api {
 	uint64_t version; /* bumped whenever any executor's desired state changes */
 	struct api_waiter *waiters;
 	struct api_executor *executors;
+	struct api_copy_job *copy_jobs;
 };
 
 /* Per-request context after routing and authentication. */
@@ -55,6 +59,12 @@ struct api_executor *api_executor_find(struct api *api, const char *id);
 struct api_executor *api_executor_pick(struct api *api);
 
 /* ---- sandboxes.c ---- */
+/* Buffers the request body (up to --max-body-bytes), then calls fn with a copy of ctx. */
+void api_read_body(struct http_request *req, struct api_ctx *ctx,
+		   void (*fn)(struct http_request *req, struct api_ctx *ctx));
+/* How long a blocking call may hold req: the client's X-Tensorlake-Request-Timeout-Ms minus a
+ * margin, else --create-wait-ms; 0 with ?wait=false. */
+uint64_t api_request_bound_ms(struct api *api, struct http_request *req);
 void api_sandbox_create(struct http_request *req, struct api_ctx *ctx);
 void api_sandbox_list(struct http_request *req, struct api_ctx *ctx);
 void api_sandbox_list_archived(struct http_request *req, struct api_ctx *ctx);
@@ -91,6 +101,28 @@ void api_pool_replace(struct http_request *req, struct api_ctx *ctx);
 void api_pool_delete(struct http_request *req, struct api_ctx *ctx);
 void api_pool_claim(struct http_request *req, struct api_ctx *ctx);
 void api_pool_sweep(struct api *api);
+
+/* ---- snapshots.c, copy.c ---- */
+json_t *api_snapshot_json(const struct snapshot_rec *s);
+/* Starts a snapshot of running sandbox r (r is updated and saved). */
+int api_snapshot_begin(struct api *api, struct sandbox_rec *r, const char *type,
+		       struct snapshot_rec *ret, struct hutch_error *err);
+int api_snapshot_drop(struct api *api, struct snapshot_rec *s, struct hutch_error *err);
+/* Applies an executor's snapshot result to its snapshot and to sandbox r (not saved). */
+void api_snapshot_report(struct api *api, struct sandbox_rec *r, json_t *rep);
+/* Fills a new sandbox r from c->snapshot_id (image, resources, placement). */
+int api_snapshot_apply(struct api *api, const char *ns, struct create_req *c,
+		       const struct apimodel_limits *lim, struct sandbox_rec *r,
+		       struct hutch_error *err);
+void api_snapshot_changed(struct api *api, const char *snap_id);
+void api_snapshot_create(struct http_request *req, struct api_ctx *ctx);
+void api_snapshot_list(struct http_request *req, struct api_ctx *ctx);
+void api_snapshot_get(struct http_request *req, struct api_ctx *ctx);
+void api_snapshot_delete(struct http_request *req, struct api_ctx *ctx);
+void api_sandbox_copy(struct http_request *req, struct api_ctx *ctx);
+void api_copy_snapshot_changed(struct api *api, const char *snap_id);
+void api_copy_sandbox_changed(struct api *api, const char *id);
+void api_copy_close(struct api *api);
 
 /* ---- render.c ---- */
 json_t *api_sandbox_json(struct api *api, const struct sandbox_rec *r);

@@ -38,12 +38,36 @@ static json_t *assignment_json(const struct sandbox_rec *r)
 	json_object_set_new(o, "network", json_text(r->network));
 	json_object_set_new(o, "snapshot_id", r->snapshot_id ? json_string(r->snapshot_id)
 							     : json_null());
+	json_object_set_new(o, "snapshot_op", json_text(r->snapshot_op));
 	return o;
 }
 
+struct assign_ctx {
+	struct api *api;
+	json_t *arr;
+};
+
 static int add_assignment(struct sandbox_rec *r, void *data)
 {
-	json_array_append_new(data, assignment_json(r));
+	struct assign_ctx *ac = data;
+	json_t *o = assignment_json(r);
+	if (r->snapshot_id && strcmp(r->status, "pending") == 0) {
+		/* what the executor needs to restore from */
+		struct snapshot_rec s = {0};
+		if (store_snapshot_get(ac->api->store, NULL, r->snapshot_id, &s, NULL) == 0) {
+			json_object_set_new(o, "snapshot_type", json_string(s.snapshot_type));
+			json_object_set_new(o, "snapshot_digest",
+					    s.digest ? json_string(s.digest) : json_null());
+			snapshot_rec_release(&s);
+		}
+	}
+	json_array_append_new(ac->arr, o);
+	return 0;
+}
+
+static int add_deleted_snapshot(struct snapshot_rec *s, void *data)
+{
+	json_array_append_new(data, json_string(s->id));
 	return 0;
 }
 
@@ -60,13 +84,19 @@ static void assignments_answer(struct http_request *req, void *data)
 	if (req) {
 		/* read the version before the rows: a change in between only causes a re-poll */
 		uint64_t version = ps->api->version;
-		if (store_sandbox_each_live(ps->api->store, ps->node, add_assignment, arr, &err) < 0) {
+		struct assign_ctx ac = {ps->api, arr};
+		json_t *deleted = json_array();
+		if (store_sandbox_each_live(ps->api->store, ps->node, add_assignment, &ac, &err) < 0 ||
+		    store_snapshot_each_deleted(ps->api->store, ps->node, add_deleted_snapshot, deleted,
+						&err) < 0) {
 			json_decref(arr);
+			json_decref(deleted);
 			api_respond_err(req, &err);
 		} else {
 			json_t *o = json_object();
 			json_object_set_new(o, "version", json_integer((json_int_t)version));
 			json_object_set_new(o, "sandboxes", arr);
+			json_object_set_new(o, "deleted_snapshots", deleted);
 			arr = NULL;
 			api_respond_json(req, 200, o);
 		}
@@ -76,7 +106,7 @@ static void assignments_answer(struct http_request *req, void *data)
 }
 
 static struct api_executor *executor_seen(struct api *api, const char *node, const char *address,
-					  int64_t capacity, bool *ret_new)
+					  int64_t capacity, const char *criu, bool *ret_new)
 {
 	struct api_executor *e = api_executor_find(api, node);
 	*ret_new = false;
@@ -90,6 +120,9 @@ static struct api_executor *executor_seen(struct api *api, const char *node, con
 	}
 	snprintf(e->address, sizeof(e->address), "%s", address);
 	e->capacity = capacity;
+	/* criu=ok or criu=<why not> */
+	e->criu = criu && strcmp(criu, "ok") == 0;
+	snprintf(e->criu_reason, sizeof(e->criu_reason), "%s", e->criu || !criu ? "" : criu);
 	bool was_stale = time_mono_ms() - e->last_seen_ms > 30000;
 	e->last_seen_ms = time_mono_ms();
 	*ret_new = *ret_new || was_stale;
@@ -111,11 +144,15 @@ void api_internal_assignments(struct http_request *req, struct api_ctx *ctx)
 		sv_to_u64(sv_make(q.data, q.len), MAX_POLL_MS, &wait);
 	if (http_request_query(req, "capacity", &q))
 		sv_to_u64(sv_make(q.data, q.len), INT64_MAX, &capacity);
+	struct buf criu = BUF_INIT;
+	bool has_criu = http_request_query(req, "criu", &criu);
 	if (!http_request_query(req, "address", &q))
 		buf_adds(&q, "local");
 	bool fresh;
-	executor_seen(api, node, buf_cstr(&q), (int64_t)capacity, &fresh);
+	executor_seen(api, node, buf_cstr(&q), (int64_t)capacity, has_criu ? buf_cstr(&criu) : NULL,
+		      &fresh);
 	buf_release(&q);
+	buf_release(&criu);
 	if (fresh)
 		api_sandbox_sweep(api); /* place sandboxes that were waiting for an executor */
 	struct poll_state *ps = xcalloc(1, sizeof(*ps));
@@ -174,6 +211,8 @@ static bool apply_report(struct api *api, struct sandbox_rec *r, const struct re
 	}
 	if (!rp->status || !live)
 		return false;
+	if (strcmp(rp->status, "running") == 0 && strcmp(st, "snapshotting") == 0 && r->snapshot_op)
+		return false; /* the snapshot's own report ends "snapshotting" */
 	if (strcmp(rp->status, "running") == 0 && strcmp(r->desired, "running") == 0) {
 		if (strcmp(st, "suspended") == 0 || strcmp(st, "suspending") == 0)
 			r->last_activity_at = time_now_ms();
@@ -224,7 +263,14 @@ static void report_one(struct api *api, const char *node, json_t *item)
 	struct hutch_error err = HUTCH_ERROR_INIT;
 	if (!rp.id || store_sandbox_get_id(api->store, rp.id, &r, &err) < 0)
 		return;
-	if (r.executor_id && strcmp(r.executor_id, node) == 0 && apply_report(api, &r, &rp)) {
+	json_t *snap = json_object_get(item, "snapshot");
+	bool snap_changed = false;
+	if (r.executor_id && strcmp(r.executor_id, node) == 0 && json_is_object(snap)) {
+		api_snapshot_report(api, &r, snap);
+		snap_changed = true;
+	}
+	if (r.executor_id && strcmp(r.executor_id, node) == 0 &&
+	    (apply_report(api, &r, &rp) || snap_changed)) {
 		bool ended = strcmp(r.status, "terminated") == 0 && !rp.destroyed;
 		r.updated_at = time_now_ms();
 		if (store_sandbox_update(api->store, &r, &err) < 0)
@@ -253,6 +299,11 @@ static void report_with_body(struct http_request *req, void *unused)
 	size_t i;
 	json_t *item;
 	json_array_foreach(arr, i, item) report_one(api, node, item);
+	json_array_foreach(json_object_get(o, "snapshots_deleted"), i, item)
+	{
+		if (json_is_string(item))
+			store_snapshot_remove(api->store, json_string_value(item), NULL);
+	}
 	json_decref(o);
 	http_respond(req, 204, NULL, NULL, 0);
 }

@@ -30,6 +30,11 @@ static const struct api_route public_routes[] = {
 	{HTTP_DELETE, "/sandboxes/{id}", api_sandbox_delete},
 	{HTTP_POST, "/sandboxes/{id}/suspend", api_sandbox_suspend},
 	{HTTP_POST, "/sandboxes/{id}/resume", api_sandbox_resume},
+	{HTTP_POST, "/sandboxes/{id}/snapshot", api_snapshot_create},
+	{HTTP_POST, "/sandboxes/{id}/copy", api_sandbox_copy},
+	{HTTP_GET, "/snapshots", api_snapshot_list},
+	{HTTP_GET, "/snapshots/{snapshot_id}", api_snapshot_get},
+	{HTTP_DELETE, "/snapshots/{snapshot_id}", api_snapshot_delete},
 	{HTTP_GET, "/archived-sandboxes", api_sandbox_list_archived},
 	{HTTP_GET, "/archived-sandboxes/{id}", api_sandbox_get_archived},
 	{HTTP_POST, "/sandbox-pools", api_pool_create},
@@ -192,6 +197,12 @@ static void handle(struct http_request *req, void *data)
 void api_sandbox_changed(struct api *api, const char *id)
 {
 	api_waiters_sandbox(api, id);
+	api_copy_sandbox_changed(api, id);
+}
+
+void api_snapshot_changed(struct api *api, const char *snap_id)
+{
+	api_copy_snapshot_changed(api, snap_id);
 }
 
 void api_desired_changed(struct api *api)
@@ -243,6 +254,7 @@ static void on_signal(uv_signal_t *s, int sig)
 	uv_signal_stop(&api->sigint);
 	uv_timer_stop(&api->sweep);
 	api_waiters_close(api);
+	api_copy_close(api);
 	http_server_close(api->srv);
 	uv_close((uv_handle_t *)&api->sweep, NULL);
 	uv_close((uv_handle_t *)&api->sigterm, NULL);

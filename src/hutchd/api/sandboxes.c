@@ -34,8 +34,8 @@ static void body_done(struct http_request *req)
 	free(b);
 }
 
-static void read_body(struct http_request *req, struct api_ctx *ctx,
-		      void (*fn)(struct http_request *req, struct api_ctx *ctx))
+void api_read_body(struct http_request *req, struct api_ctx *ctx,
+		   void (*fn)(struct http_request *req, struct api_ctx *ctx))
 {
 	struct body_ctx *b = xcalloc(1, sizeof(*b));
 	b->ctx = *ctx;
@@ -103,7 +103,7 @@ static void fill_new(struct api_ctx *ctx, struct create_req *c, struct sandbox_r
 }
 
 /* How long a create blocks: the client's patience minus a margin, else the server default. */
-static uint64_t create_wait_ms(struct api *api, struct http_request *req)
+uint64_t api_request_bound_ms(struct api *api, struct http_request *req)
 {
 	struct buf q = BUF_INIT;
 	bool nowait = http_request_query(req, "wait", &q) && strcmp(buf_cstr(&q), "false") == 0;
@@ -126,9 +126,6 @@ static void create_with_body(struct http_request *req, struct api_ctx *ctx)
 	int64_t live = 0;
 
 	int rc = create_req_parse(req->body.data, req->body.len, &api->limits, &c, &err);
-	if (rc == 0 && c.snapshot_id)
-		rc = hutch_error_api(&err, 404, "SNAPSHOT_NOT_FOUND", "snapshot %s not found",
-				     c.snapshot_id);
 	if (rc == 0)
 		rc = store_sandbox_count_live(api->store, ctx->ns, &live, &err);
 	if (rc == 0 && live >= api->cfg->max_sandboxes_per_ns)
@@ -141,8 +138,14 @@ static void create_with_body(struct http_request *req, struct api_ctx *ctx)
 		return;
 	}
 	fill_new(ctx, &c, &r);
+	if (r.snapshot_id) {
+		c.snapshot_id = r.snapshot_id;
+		rc = api_snapshot_apply(api, ctx->ns, &c, &api->limits, &r, &err);
+		c.snapshot_id = NULL;
+	}
 	create_req_release(&c);
-	rc = store_sandbox_insert(api->store, &r, &err);
+	if (rc == 0)
+		rc = store_sandbox_insert(api->store, &r, &err);
 	if (rc < 0) {
 		sandbox_rec_release(&r);
 		api_respond_err(req, &err);
@@ -151,7 +154,7 @@ static void create_with_body(struct http_request *req, struct api_ctx *ctx)
 	log_info("sandbox %s created in %s (executor %s)", r.id, r.ns,
 		 r.executor_id ? r.executor_id : "none yet");
 	api_desired_changed(api);
-	uint64_t wait = create_wait_ms(api, req);
+	uint64_t wait = api_request_bound_ms(api, req);
 	if (wait == 0)
 		api_respond_json(req, 200, api_create_response_json(api, &r, NULL));
 	else
@@ -161,7 +164,7 @@ static void create_with_body(struct http_request *req, struct api_ctx *ctx)
 
 void api_sandbox_create(struct http_request *req, struct api_ctx *ctx)
 {
-	read_body(req, ctx, create_with_body);
+	api_read_body(req, ctx, create_with_body);
 }
 
 /* ---- list ---- */
@@ -333,7 +336,7 @@ static void update_with_body(struct http_request *req, struct api_ctx *ctx)
 
 void api_sandbox_update(struct http_request *req, struct api_ctx *ctx)
 {
-	read_body(req, ctx, update_with_body);
+	api_read_body(req, ctx, update_with_body);
 }
 
 /* ---- state transitions ---- */
