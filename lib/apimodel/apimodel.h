@@ -28,8 +28,8 @@ struct create_req {
 	int64_t memory_mb;
 	int64_t disk_mb;
 	int64_t timeout_secs;
-	char *entrypoint;    /* JSON array text */
-	char *network;	     /* normalised JSON object text, NULL = unrestricted */
+	char *entrypoint; /* JSON array text */
+	char *network;    /* normalised JSON object text, NULL = unrestricted */
 	char *name;
 	bool allow_unauth;
 	char *exposed_ports; /* sorted, de-duplicated JSON array text, NULL = none */
@@ -41,7 +41,7 @@ struct create_req {
 /* Parses a create body (NULL or empty = {}). On failure err carries status 400 and a message
  * naming the field. */
 int create_req_parse(const char *body, size_t len, const struct apimodel_limits *lim,
-		     struct create_req *ret, struct hutch_error *err);
+                     struct create_req *ret, struct hutch_error *err);
 void create_req_release(struct create_req *r);
 
 /* A validated PATCH body. has_* says whether the key was present. */
@@ -56,8 +56,7 @@ struct update_req {
 	char *network; /* NULL with has_network = clear (unrestricted) */
 };
 
-int update_req_parse(const char *body, size_t len, struct update_req *ret,
-		     struct hutch_error *err);
+int update_req_parse(const char *body, size_t len, struct update_req *ret, struct hutch_error *err);
 void update_req_release(struct update_req *r);
 
 /* Sandbox name rules: starts with a lowercase letter, [a-z0-9-], no trailing '-', at most 63
@@ -77,7 +76,7 @@ struct netpol_entry {
 };
 
 int netpol_entry_parse(const char *s, size_t len, struct netpol_entry *ret,
-		       struct hutch_error *err);
+                       struct hutch_error *err);
 /* Validates and normalises a network object ({allow_internet_access, allow_out, deny_out}) into
  * ret (JSON text with all three keys). field is the name used in messages. */
 int netpol_normalise(json_t *net, const char *field, struct buf *ret, struct hutch_error *err);

@@ -49,7 +49,7 @@ static bool host_valid(struct sv s)
 }
 
 int netpol_entry_parse(const char *str, size_t len, struct netpol_entry *ret,
-		       struct hutch_error *err)
+                       struct hutch_error *err)
 {
 	struct sv s = sv_make(str, len), main, port;
 	struct netpol_entry e = {0};
@@ -59,8 +59,8 @@ int netpol_entry_parse(const char *str, size_t len, struct netpol_entry *ret,
 		uint64_t p;
 		if (sv_to_u64(port, 65535, &p) < 0 || p == 0)
 			return hutch_error_api(err, 400, "INVALID_ARGUMENT",
-					       "'%.*s': the port after ':' must be 1..65535",
-					       SV_FMT(s));
+			                       "'%.*s': the port after ':' must be 1..65535",
+			                       SV_FMT(s));
 		e.port = (int)p;
 		s = main;
 	}
@@ -70,7 +70,7 @@ int netpol_entry_parse(const char *str, size_t len, struct netpol_entry *ret,
 		if (parse_ipv4(addr, &e.addr) < 0 || sv_to_u64(prefix, 32, &p) < 0 ||
 		    (prefix.len > 1 && prefix.p[0] == '0'))
 			return hutch_error_api(err, 400, "INVALID_ARGUMENT",
-					       "'%.*s' is not an IPv4 CIDR", SV_FMT(s));
+			                       "'%.*s' is not an IPv4 CIDR", SV_FMT(s));
 		e.kind = NETPOL_CIDR;
 		e.prefix = (int)p;
 		uint32_t mask = e.prefix ? ~0u << (32 - e.prefix) : 0;
@@ -84,17 +84,18 @@ int netpol_entry_parse(const char *str, size_t len, struct netpol_entry *ret,
 			e.host[i] = (char)(s.p[i] >= 'A' && s.p[i] <= 'Z' ? s.p[i] + 32 : s.p[i]);
 		e.host[s.len] = '\0';
 	} else {
-		return hutch_error_api(err, 400, "INVALID_ARGUMENT",
-				       "'%.*s' is not an IPv4 address, IPv4 CIDR or host name (IPv6 "
-				       "is not supported)",
-				       SV_FMT(s));
+		return hutch_error_api(
+		        err, 400, "INVALID_ARGUMENT",
+		        "'%.*s' is not an IPv4 address, IPv4 CIDR or host name (IPv6 "
+		        "is not supported)",
+		        SV_FMT(s));
 	}
 	*ret = e;
 	return 0;
 }
 
 static int list_field(json_t *net, const char *key, const char *field, json_t *out,
-		      struct hutch_error *err)
+                      struct hutch_error *err)
 {
 	json_t *v = json_object_get(net, key);
 	json_t *arr = json_array();
@@ -102,11 +103,12 @@ static int list_field(json_t *net, const char *key, const char *field, json_t *o
 	if (!v || json_is_null(v))
 		return 0;
 	if (!json_is_array(v))
-		return hutch_error_api(err, 400, "INVALID_ARGUMENT", "%s.%s must be an array of strings",
-				       field, key);
+		return hutch_error_api(err, 400, "INVALID_ARGUMENT",
+		                       "%s.%s must be an array of strings", field, key);
 	if (json_array_size(v) > MAX_POLICY_ENTRIES)
-		return hutch_error_api(err, 400, "INVALID_ARGUMENT", "%s.%s has more than %d entries",
-				       field, key, MAX_POLICY_ENTRIES);
+		return hutch_error_api(err, 400, "INVALID_ARGUMENT",
+		                       "%s.%s has more than %d entries", field, key,
+		                       MAX_POLICY_ENTRIES);
 	size_t i;
 	json_t *e;
 	json_array_foreach(v, i, e)
@@ -114,7 +116,7 @@ static int list_field(json_t *net, const char *key, const char *field, json_t *o
 		struct netpol_entry pe;
 		if (!json_is_string(e))
 			return hutch_error_api(err, 400, "INVALID_ARGUMENT",
-					       "%s.%s[%zu] must be a string", field, key, i);
+			                       "%s.%s[%zu] must be a string", field, key, i);
 		if (netpol_entry_parse(json_string_value(e), json_string_length(e), &pe, err) < 0)
 			return hutch_error_wrap(err, "%s.%s[%zu]", field, key, i);
 		json_array_append(arr, e);
@@ -126,17 +128,17 @@ int netpol_normalise(json_t *net, const char *field, struct buf *ret, struct hut
 {
 	if (!json_is_object(net))
 		return hutch_error_api(err, 400, "INVALID_ARGUMENT",
-				       "%s must be an object {allow_internet_access, allow_out, "
-				       "deny_out} or null",
-				       field);
+		                       "%s must be an object {allow_internet_access, allow_out, "
+		                       "deny_out} or null",
+		                       field);
 	json_t *out = json_object();
 	json_t *aia = json_object_get(net, "allow_internet_access");
 	int rc = 0;
 	if (aia && !json_is_null(aia) && !json_is_boolean(aia))
 		rc = hutch_error_api(err, 400, "INVALID_ARGUMENT",
-				     "%s.allow_internet_access must be true or false", field);
+		                     "%s.allow_internet_access must be true or false", field);
 	json_object_set_new(out, "allow_internet_access",
-			    json_boolean(!aia || json_is_null(aia) || json_is_true(aia)));
+	                    json_boolean(!aia || json_is_null(aia) || json_is_true(aia)));
 	if (rc == 0)
 		rc = list_field(net, "allow_out", field, out, err);
 	if (rc == 0)
@@ -147,8 +149,8 @@ int netpol_normalise(json_t *net, const char *field, struct buf *ret, struct hut
 	{
 		if (rc == 0 && strcmp(k, "allow_internet_access") && strcmp(k, "allow_out") &&
 		    strcmp(k, "deny_out"))
-			rc = hutch_error_api(err, 400, "INVALID_ARGUMENT", "%s.%s is not a known field",
-					     field, k);
+			rc = hutch_error_api(err, 400, "INVALID_ARGUMENT",
+			                     "%s.%s is not a known field", field, k);
 	}
 	if (rc == 0) {
 		char *s = json_dumps(out, JSON_COMPACT | JSON_PRESERVE_ORDER);

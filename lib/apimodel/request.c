@@ -8,11 +8,11 @@
 #include "base/cleanup.h"
 #include "base/xalloc.h"
 
-#define MAX_JSON_DEPTH 16
+#define MAX_JSON_DEPTH      16
 #define MAX_ENTRYPOINT_ARGS 256
-#define MAX_ARG_LEN 8192
-#define MAX_POLICY_ENTRIES 256
-#define MAX_PORTS 64
+#define MAX_ARG_LEN         8192
+#define MAX_POLICY_ENTRIES  256
+#define MAX_PORTS           64
 
 void apimodel_limits_defaults(struct apimodel_limits *l)
 {
@@ -71,11 +71,13 @@ static int parse_object(const char *body, size_t len, json_t **ret, struct hutch
 	json_error_t je;
 	json_t *v = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
 	if (!v)
-		return hutch_error_api(err, 400, "INVALID_JSON", "malformed JSON at line %d column %d: %s",
-				       je.line, je.column, je.text);
+		return hutch_error_api(err, 400, "INVALID_JSON",
+		                       "malformed JSON at line %d column %d: %s", je.line,
+		                       je.column, je.text);
 	if (!json_is_object(v)) {
 		json_decref(v);
-		return hutch_error_api(err, 400, "INVALID_JSON", "the request body must be a JSON object");
+		return hutch_error_api(err, 400, "INVALID_JSON",
+		                       "the request body must be a JSON object");
 	}
 	if (json_depth(v, MAX_JSON_DEPTH) > MAX_JSON_DEPTH) {
 		json_decref(v);
@@ -130,7 +132,7 @@ bool apimodel_image_valid(const char *s, size_t len)
 /* ---- field helpers ---- */
 
 static int get_string(json_t *o, const char *key, const char *field, size_t max, char **ret,
-		      struct hutch_error *err)
+                      struct hutch_error *err)
 {
 	json_t *v = json_object_get(o, key);
 	*ret = NULL;
@@ -148,7 +150,7 @@ static int get_string(json_t *o, const char *key, const char *field, size_t max,
 
 /* Integer field (JSON integers only; 1.0 is accepted as 1). present says if it was there. */
 static int get_int(json_t *o, const char *key, const char *field, int64_t min, int64_t max,
-		   int64_t *ret, bool *present, struct hutch_error *err)
+                   int64_t *ret, bool *present, struct hutch_error *err)
 {
 	json_t *v = json_object_get(o, key);
 	*present = false;
@@ -158,7 +160,7 @@ static int get_int(json_t *o, const char *key, const char *field, int64_t min, i
 	if (json_is_integer(v)) {
 		x = json_integer_value(v);
 	} else if (json_is_real(v) && json_real_value(v) == floor(json_real_value(v)) &&
-		   fabs(json_real_value(v)) < 9e15) {
+	           fabs(json_real_value(v)) < 9e15) {
 		x = (int64_t)json_real_value(v);
 	} else {
 		return bad(err, field, "must be an integer%s", NULL);
@@ -174,7 +176,7 @@ static int get_int(json_t *o, const char *key, const char *field, int64_t min, i
 }
 
 static int get_bool(json_t *o, const char *key, const char *field, bool *ret, bool *present,
-		    struct hutch_error *err)
+                    struct hutch_error *err)
 {
 	json_t *v = json_object_get(o, key);
 	*present = false;
@@ -206,10 +208,12 @@ static int parse_ports(json_t *v, struct buf *ret, struct hutch_error *err)
 		json_t *p = json_array_get(v, i);
 		if (!json_is_integer(p) || json_integer_value(p) < 1 ||
 		    json_integer_value(p) > 65535)
-			return bad(err, "exposed_ports", "entries must be integers 1..65535%s", NULL);
+			return bad(err, "exposed_ports", "entries must be integers 1..65535%s",
+			           NULL);
 		if (json_integer_value(p) == 9501)
 			return bad(err, "exposed_ports",
-				   "9501 is reserved for the sandbox agent and always routed%s", NULL);
+			           "9501 is reserved for the sandbox agent and always routed%s",
+			           NULL);
 		ports[i] = json_integer_value(p);
 	}
 	qsort(ports, n, sizeof(ports[0]), cmp_int);
@@ -224,7 +228,7 @@ static int parse_ports(json_t *v, struct buf *ret, struct hutch_error *err)
 }
 
 static int parse_string_array(json_t *v, const char *field, size_t max_items, size_t max_len,
-			      bool nonempty, char **ret, struct hutch_error *err)
+                              bool nonempty, char **ret, struct hutch_error *err)
 {
 	if (!json_is_array(v))
 		return bad(err, field, "must be an array of strings%s", NULL);
@@ -238,7 +242,7 @@ static int parse_string_array(json_t *v, const char *field, size_t max_items, si
 		if (!json_is_string(s) || json_string_length(s) > max_len ||
 		    memchr(json_string_value(s), '\0', json_string_length(s)))
 			return bad(err, field, "entries must be strings without NUL characters%s",
-				   NULL);
+			           NULL);
 	}
 	*ret = json_dumps(v, JSON_COMPACT);
 	return 0;
@@ -247,7 +251,7 @@ static int parse_string_array(json_t *v, const char *field, size_t max_items, si
 /* ---- create ---- */
 
 static int parse_resources(json_t *o, const struct apimodel_limits *lim, struct create_req *r,
-			   struct hutch_error *err)
+                           struct hutch_error *err)
 {
 	json_t *res = json_object_get(o, "resources");
 	r->cpus = 1.0;
@@ -263,32 +267,34 @@ static int parse_resources(json_t *o, const struct apimodel_limits *lim, struct 
 			return bad(err, "resources.cpus", "must be a number%s", NULL);
 		double c = json_number_value(cpus);
 		if (!(c > 0) || c > lim->max_cpus || !isfinite(c))
-			return bad(err, "resources.cpus", "must be greater than 0 and at most the "
-				   "server maximum%s", NULL);
+			return bad(err, "resources.cpus",
+			           "must be greater than 0 and at most the "
+			           "server maximum%s",
+			           NULL);
 		r->cpus = c;
 	}
 	bool has;
 	int rc = get_int(res, "memory_mb", "resources.memory_mb", 16, lim->max_memory_mb,
-			 &r->memory_mb, &has, err);
+	                 &r->memory_mb, &has, err);
 	int64_t disk = 0, eph = 0;
 	bool has_disk = false, has_eph = false;
 	if (rc == 0)
 		rc = get_int(res, "disk_mb", "resources.disk_mb", 64, lim->max_disk_mb, &disk,
-			     &has_disk, err);
+		             &has_disk, err);
 	if (rc == 0)
 		rc = get_int(res, "ephemeral_disk_mb", "resources.ephemeral_disk_mb", 64,
-			     lim->max_disk_mb, &eph, &has_eph, err);
+		             lim->max_disk_mb, &eph, &has_eph, err);
 	if (rc < 0)
 		return rc;
 	if (has_disk && has_eph && disk != eph)
 		return bad(err, "resources.disk_mb", "and resources.ephemeral_disk_mb disagree%s",
-			   NULL);
+		           NULL);
 	if (has_disk || has_eph)
 		r->disk_mb = has_disk ? disk : eph;
 	json_t *gpus = json_object_get(res, "gpus");
 	if (gpus && !json_is_null(gpus) && !(json_is_array(gpus) && json_array_size(gpus) == 0))
 		return hutch_error_api(err, 400, "GPUS_UNAVAILABLE",
-				       "resources.gpus: this server has no GPUs to offer");
+		                       "resources.gpus: this server has no GPUs to offer");
 	return 0;
 }
 
@@ -296,15 +302,16 @@ static int parse_access(json_t *o, bool *ret, bool *ret_present, struct hutch_er
 {
 	bool a = false, b = false, has_a = false, has_b = false;
 	int rc = get_bool(o, "allow_unauthenticated_access", "allow_unauthenticated_access", &a,
-			  &has_a, err);
+	                  &has_a, err);
 	if (rc == 0)
 		rc = get_bool(o, "allow_unauthenticated_proxy_access",
-			      "allow_unauthenticated_proxy_access", &b, &has_b, err);
+		              "allow_unauthenticated_proxy_access", &b, &has_b, err);
 	if (rc < 0)
 		return rc;
 	if (has_a && has_b && a != b)
 		return bad(err, "allow_unauthenticated_access",
-			   "and its legacy alias allow_unauthenticated_proxy_access disagree%s", NULL);
+		           "and its legacy alias allow_unauthenticated_proxy_access disagree%s",
+		           NULL);
 	*ret = has_a ? a : b;
 	*ret_present = has_a || has_b;
 	return 0;
@@ -331,17 +338,19 @@ static int parse_unsupported(json_t *o, struct hutch_error *err)
 	json_t *v = json_object_get(o, "file_systems");
 	if (v && !json_is_null(v) && !(json_is_array(v) && json_array_size(v) == 0))
 		return hutch_error_api(err, 400, "FILE_SYSTEMS_UNAVAILABLE",
-				       "file_systems: artifact file systems are not available on "
-				       "this server");
+		                       "file_systems: artifact file systems are not available on "
+		                       "this server");
 	v = json_object_get(o, "pool_id");
 	if (v && !json_is_null(v))
-		return bad(err, "pool_id", "is not accepted here; claim from a pool with POST "
-			   "/sandbox-pools/{id}/sandboxes%s", NULL);
+		return bad(err, "pool_id",
+		           "is not accepted here; claim from a pool with POST "
+		           "/sandbox-pools/{id}/sandboxes%s",
+		           NULL);
 	return 0;
 }
 
 static int create_fields(json_t *o, const struct apimodel_limits *lim, struct create_req *r,
-			 struct hutch_error *err)
+                         struct hutch_error *err)
 {
 	bool has;
 	int rc = get_string(o, "image", "image", 128, &r->image, err);
@@ -352,11 +361,11 @@ static int create_fields(json_t *o, const struct apimodel_limits *lim, struct cr
 	r->timeout_secs = lim->default_timeout_secs;
 	if (rc == 0)
 		rc = get_int(o, "timeout_secs", "timeout_secs", 0, lim->max_timeout_secs,
-			     &r->timeout_secs, &has, err);
+		             &r->timeout_secs, &has, err);
 	json_t *v = json_object_get(o, "entrypoint");
 	if (rc == 0 && v && !json_is_null(v))
 		rc = parse_string_array(v, "entrypoint", MAX_ENTRYPOINT_ARGS, MAX_ARG_LEN, true,
-					&r->entrypoint, err);
+		                        &r->entrypoint, err);
 	v = json_object_get(o, "network");
 	if (rc == 0 && v && !json_is_null(v)) {
 		struct buf b = BUF_INIT;
@@ -384,7 +393,7 @@ static int create_fields(json_t *o, const struct apimodel_limits *lim, struct cr
 		rc = parse_string_array(v, "secret_names", 64, 256, false, &r->secret_names, err);
 		if (rc == 0 && json_array_size(v) > 0)
 			rc = hutch_error_api(err, 400, "SECRETS_UNAVAILABLE",
-					     "secret_names: this server has no secret store");
+			                     "secret_names: this server has no secret store");
 	}
 	if (rc == 0)
 		rc = parse_unsupported(o, err);
@@ -392,7 +401,7 @@ static int create_fields(json_t *o, const struct apimodel_limits *lim, struct cr
 }
 
 int create_req_parse(const char *body, size_t len, const struct apimodel_limits *lim,
-		     struct create_req *ret, struct hutch_error *err)
+                     struct create_req *ret, struct hutch_error *err)
 {
 	json_t *o;
 	struct create_req r = {0};
@@ -431,7 +440,7 @@ static int update_fields(json_t *o, struct update_req *r, struct hutch_error *er
 	if (v) {
 		if (json_is_null(v))
 			return bad(err, "name", "cannot be cleared; a named sandbox stays named%s",
-				   NULL);
+			           NULL);
 		rc = parse_name(o, &r->name, &r->has_name, err);
 	}
 	if (rc == 0)
@@ -460,13 +469,12 @@ static int update_fields(json_t *o, struct update_req *r, struct hutch_error *er
 	if (rc == 0 && !r->has_name && !r->has_allow_unauth && !r->has_exposed_ports &&
 	    !r->has_network)
 		rc = hutch_error_api(err, 400, "INVALID_ARGUMENT",
-				     "an update needs at least one of name, "
-				     "allow_unauthenticated_access, exposed_ports, network");
+		                     "an update needs at least one of name, "
+		                     "allow_unauthenticated_access, exposed_ports, network");
 	return rc;
 }
 
-int update_req_parse(const char *body, size_t len, struct update_req *ret,
-		     struct hutch_error *err)
+int update_req_parse(const char *body, size_t len, struct update_req *ret, struct hutch_error *err)
 {
 	json_t *o;
 	struct update_req r = {0};

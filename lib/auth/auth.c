@@ -31,14 +31,18 @@ static void random_alnum(char *out, size_t n)
 }
 
 int auth_key_create(struct store *s, const char *ns, const char *name, bool admin,
-		    struct buf *ret_key, struct key_rec *ret_rec, struct hutch_error *err)
+                    struct buf *ret_key, struct key_rec *ret_rec, struct hutch_error *err)
 {
 	char id[AUTH_KEY_ID_LEN + 1], secret[AUTH_SECRET_LEN + 1], hash[65];
 	random_alnum(id, AUTH_KEY_ID_LEN);
 	random_alnum(secret, AUTH_SECRET_LEN);
 	auth_sha256_hex(secret, AUTH_SECRET_LEN, hash);
-	struct key_rec k = {.id = id, .ns = (char *)ns, .name = (char *)name, .hash = hash,
-			    .created_at = time_now_ms(), .admin = admin};
+	struct key_rec k = {.id = id,
+	                    .ns = (char *)ns,
+	                    .name = (char *)name,
+	                    .hash = hash,
+	                    .created_at = time_now_ms(),
+	                    .admin = admin};
 	int r = store_key_insert(s, &k, err);
 	if (r < 0)
 		return r;
@@ -61,8 +65,8 @@ static int is_alnum_lower(struct sv s)
 	return 1;
 }
 
-int auth_verify(struct store *s, const char *header, size_t len, char *ret_ns,
-		bool *ret_admin, struct hutch_error *err)
+int auth_verify(struct store *s, const char *header, size_t len, char *ret_ns, bool *ret_admin,
+                struct hutch_error *err)
 {
 	struct sv h = sv_trim(sv_make(header, len)), scheme, key, id, secret;
 	if (!header || h.len == 0)

@@ -12,7 +12,10 @@ struct buf {
 	size_t cap;
 };
 
-#define BUF_INIT {NULL, 0, 0}
+#define BUF_INIT           \
+	{                  \
+		NULL, 0, 0 \
+	}
 
 void buf_init(struct buf *b);
 /* Frees the contents; the struct may be reused after buf_init() or as is. */

@@ -36,25 +36,25 @@ static inline void closedirp(DIR **d)
 		closedir(*d);
 }
 
-#define _cleanup_free_	   _cleanup_(freep)
-#define _cleanup_close_	   _cleanup_(closep)
+#define _cleanup_free_     _cleanup_(freep)
+#define _cleanup_close_    _cleanup_(closep)
 #define _cleanup_fclose_   _cleanup_(fclosep)
 #define _cleanup_closedir_ _cleanup_(closedirp)
 
 /* Hands a pointer out of a cleanup scope: returns it and leaves NULL behind. */
-#define TAKE_PTR(p)                                                                                \
-	({                                                                                         \
-		__typeof__(p) _tp = (p);                                                           \
-		(p) = NULL;                                                                        \
-		_tp;                                                                               \
+#define TAKE_PTR(p)                      \
+	({                               \
+		__typeof__(p) _tp = (p); \
+		(p) = NULL;              \
+		_tp;                     \
 	})
 
 /* Same for file descriptors: returns fd and leaves -1 behind. */
-#define TAKE_FD(fd)                                                                                \
-	({                                                                                         \
-		int _tf = (fd);                                                                    \
-		(fd) = -1;                                                                         \
-		_tf;                                                                               \
+#define TAKE_FD(fd)             \
+	({                      \
+		int _tf = (fd); \
+		(fd) = -1;      \
+		_tf;            \
 	})
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))

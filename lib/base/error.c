@@ -51,7 +51,10 @@ int hutch_error_errno(struct hutch_error *err, const char *fmt, ...)
 int hutch_error_api(struct hutch_error *err, int status, const char *kind, const char *fmt, ...)
 {
 	va_list ap;
-	int code = status == 404 ? -ENOENT : status == 409 ? -EBUSY : status >= 500 ? -EIO : -EINVAL;
+	int code = status == 404   ? -ENOENT
+	           : status == 409 ? -EBUSY
+	           : status >= 500 ? -EIO
+	                           : -EINVAL;
 
 	if (!err)
 		return code;

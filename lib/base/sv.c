@@ -80,7 +80,7 @@ struct sv sv_trim(struct sv s)
 		s.len--;
 	}
 	while (s.len && (s.p[s.len - 1] == ' ' || s.p[s.len - 1] == '\t' ||
-			 s.p[s.len - 1] == '\r' || s.p[s.len - 1] == '\n'))
+	                 s.p[s.len - 1] == '\r' || s.p[s.len - 1] == '\n'))
 		s.len--;
 	return s;
 }

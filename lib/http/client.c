@@ -152,11 +152,11 @@ static int on_c_message_complete(http_parser *p)
 }
 
 static const http_parser_settings csettings = {
-	.on_header_field = on_c_header_field,
-	.on_header_value = on_c_header_value,
-	.on_headers_complete = on_c_headers_complete,
-	.on_body = on_c_body,
-	.on_message_complete = on_c_message_complete,
+        .on_header_field = on_c_header_field,
+        .on_header_value = on_c_header_value,
+        .on_headers_complete = on_c_headers_complete,
+        .on_body = on_c_body,
+        .on_message_complete = on_c_message_complete,
 };
 
 static void c_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
@@ -418,8 +418,8 @@ static void creq_start(uv_timer_t *t)
 }
 
 int http_client_request(struct http_client *c, const char *target, const char *method,
-			const char *path, const char *headers, const void *body, size_t len,
-			uint64_t timeout_ms, size_t max_body, http_client_cb cb, void *data)
+                        const char *path, const char *headers, const void *body, size_t len,
+                        uint64_t timeout_ms, size_t max_body, http_client_cb cb, void *data)
 {
 	struct sockaddr_in addr;
 	const char *upath;
@@ -462,7 +462,7 @@ void http_client_free(struct http_client *c)
 }
 
 bool http_client_response_header(const struct http_client_response *resp, const char *name,
-				 struct buf *ret)
+                                 struct buf *ret)
 {
 	struct sv rest = sv_make(resp->head.data ? resp->head.data : "", resp->head.len), line;
 	struct sv n = sv_from(name), k, v;

@@ -32,11 +32,11 @@ void http_client_free(struct http_client *c);
  * "unix:/path". headers is a block of "Name: value\r\n" lines or NULL. body may be NULL.
  * Returns 0 (cb will run exactly once, never synchronously) or -EINVAL for a bad target. */
 int http_client_request(struct http_client *c, const char *target, const char *method,
-			const char *path, const char *headers, const void *body, size_t len,
-			uint64_t timeout_ms, size_t max_body, http_client_cb cb, void *data);
+                        const char *path, const char *headers, const void *body, size_t len,
+                        uint64_t timeout_ms, size_t max_body, http_client_cb cb, void *data);
 
 /* Header value from a response (case-insensitive name), copied into ret; false if absent. */
 bool http_client_response_header(const struct http_client_response *resp, const char *name,
-				 struct buf *ret);
+                                 struct buf *ret);
 
 #endif

@@ -27,13 +27,13 @@ struct http_header {
 };
 
 struct http_server_config {
-	size_t max_head_bytes;	     /* request line + headers; 431 beyond (default 32 KiB) */
-	size_t max_headers;	     /* header count; 431 beyond (default 100) */
-	size_t max_connections;	     /* open connections; new ones get 503 (default 10000) */
-	uint64_t head_timeout_ms;    /* time to send a whole request head (default 30 s) */
-	uint64_t idle_timeout_ms;    /* keep-alive idle time (default 75 s) */
-	size_t write_high_water;     /* queued response bytes before writes report pressure
-				      * (default 1 MiB) */
+	size_t max_head_bytes;    /* request line + headers; 431 beyond (default 32 KiB) */
+	size_t max_headers;       /* header count; 431 beyond (default 100) */
+	size_t max_connections;   /* open connections; new ones get 503 (default 10000) */
+	uint64_t head_timeout_ms; /* time to send a whole request head (default 30 s) */
+	uint64_t idle_timeout_ms; /* keep-alive idle time (default 75 s) */
+	size_t write_high_water;  /* queued response bytes before writes report pressure
+	                           * (default 1 MiB) */
 };
 
 /* Called once the request head is complete. The handler must eventually respond (or take over
@@ -44,17 +44,17 @@ typedef void (*http_handler_fn)(struct http_request *req, void *data);
 struct http_request {
 	struct http_conn *conn;
 	enum http_method method;
-	struct sv url;	 /* raw request target */
-	struct sv path;	 /* part of url before '?', not decoded */
+	struct sv url;   /* raw request target */
+	struct sv path;  /* part of url before '?', not decoded */
 	struct sv query; /* part after '?', not decoded, may be empty */
 	struct http_header *headers;
 	size_t nheaders;
 	unsigned short http_major, http_minor;
-	bool upgrade;		   /* the client asked for a protocol upgrade */
+	bool upgrade; /* the client asked for a protocol upgrade */
 	bool has_content_length;
 	uint64_t content_length;
-	bool chunked;		   /* request body uses chunked transfer coding */
-	struct buf body;	   /* filled by http_request_read_body() */
+	bool chunked;    /* request body uses chunked transfer coding */
+	struct buf body; /* filled by http_request_read_body() */
 
 	/* Streaming request body (set by the handler). on_body may be called many times; the
 	 * handler can apply back-pressure with http_request_pause(). */
@@ -84,7 +84,7 @@ struct http_request {
 void http_server_config_defaults(struct http_server_config *cfg);
 /* Creates a server on loop that will call handler for every request. */
 struct http_server *http_server_new(uv_loop_t *loop, const struct http_server_config *cfg,
-				    http_handler_fn handler, void *data);
+                                    http_handler_fn handler, void *data);
 /* Listens on "ADDR:PORT" (IPv4 or [IPv6]) or "unix:/path" (an existing socket file is replaced).
  * Returns 0 or a negative libuv/errno code. May be called several times for several
  * addresses. ret_port (may be NULL) receives the bound TCP port (useful with port 0). */
@@ -109,7 +109,7 @@ const char *http_request_peer(const struct http_request *req);
 /* Buffers the whole body (at most max bytes; a larger body is answered with 413 and the
  * connection closed) and then calls done. */
 void http_request_read_body(struct http_request *req, size_t max,
-			    void (*done)(struct http_request *req));
+                            void (*done)(struct http_request *req));
 /* Stops / restarts reading the request body from the socket (flow control for streams). */
 void http_request_pause(struct http_request *req);
 void http_request_resume(struct http_request *req);
@@ -117,7 +117,7 @@ void http_request_resume(struct http_request *req);
 /* Responses. Headers added before http_response_start; Content-Length or chunked framing is
  * chosen by http_response_start. */
 void http_response_header(struct http_request *req, const char *name, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 /* Starts the response. content_length >= 0 sends Content-Length; -1 streams (chunked for
  * HTTP/1.1 clients, close-delimited for HTTP/1.0). */
 void http_response_start(struct http_request *req, int status, int64_t content_length);
@@ -134,11 +134,11 @@ size_t http_response_queued(const struct http_request *req);
 bool http_response_started(const struct http_request *req);
 
 /* One-shot responses (start + write + end). */
-void http_respond(struct http_request *req, int status, const char *content_type,
-		  const void *body, size_t len);
+void http_respond(struct http_request *req, int status, const char *content_type, const void *body,
+                  size_t len);
 /* JSON error body {"error": message, "code": code}. */
-void http_respond_error(struct http_request *req, int status, const char *code,
-			const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void http_respond_error(struct http_request *req, int status, const char *code, const char *fmt,
+                        ...) __attribute__((format(printf, 4, 5)));
 
 /* Server-sent events on a started stream (http_sse_start sends the head). */
 void http_sse_start(struct http_request *req);
@@ -156,7 +156,7 @@ uv_stream_t *http_conn_takeover(struct http_request *req, struct buf *leftover);
 void http_stream_free(uv_handle_t *h);
 /* Writes raw bytes on a stream (copied); cb (may be NULL) runs when written or failed. */
 int http_stream_write(uv_stream_t *s, const void *data, size_t len,
-		      void (*cb)(uv_stream_t *s, int status, void *arg), void *arg);
+                      void (*cb)(uv_stream_t *s, int status, void *arg), void *arg);
 /* Writes raw bytes on an HTTP connection before takeover (for a 101 head built by hand). */
 int http_response_write_raw(struct http_request *req, const void *data, size_t len);
 

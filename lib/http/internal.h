@@ -90,7 +90,7 @@ void http_stream_free_conn(uv_handle_t *h);
 void http_conn_unref(struct http_conn *conn);
 /* Answers a request that never reached a handler (parse errors, limits) and closes. */
 void http_conn_reply_error(struct http_conn *conn, int status, const char *code, const char *fmt,
-			   ...) __attribute__((format(printf, 4, 5)));
+                           ...) __attribute__((format(printf, 4, 5)));
 /* Appends s as a JSON string literal (quotes included). */
 void http_json_escape(struct buf *b, const char *s);
 

@@ -12,38 +12,70 @@
 const char *http_status_text(int status)
 {
 	switch (status) {
-	case 100: return "Continue";
-	case 101: return "Switching Protocols";
-	case 200: return "OK";
-	case 201: return "Created";
-	case 202: return "Accepted";
-	case 204: return "No Content";
-	case 206: return "Partial Content";
-	case 301: return "Moved Permanently";
-	case 302: return "Found";
-	case 304: return "Not Modified";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 408: return "Request Timeout";
-	case 409: return "Conflict";
-	case 410: return "Gone";
-	case 411: return "Length Required";
-	case 413: return "Payload Too Large";
-	case 414: return "URI Too Long";
-	case 415: return "Unsupported Media Type";
-	case 422: return "Unprocessable Entity";
-	case 426: return "Upgrade Required";
-	case 429: return "Too Many Requests";
-	case 431: return "Request Header Fields Too Large";
-	case 500: return "Internal Server Error";
-	case 501: return "Not Implemented";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	default: return "Unknown";
+	case 100:
+		return "Continue";
+	case 101:
+		return "Switching Protocols";
+	case 200:
+		return "OK";
+	case 201:
+		return "Created";
+	case 202:
+		return "Accepted";
+	case 204:
+		return "No Content";
+	case 206:
+		return "Partial Content";
+	case 301:
+		return "Moved Permanently";
+	case 302:
+		return "Found";
+	case 304:
+		return "Not Modified";
+	case 400:
+		return "Bad Request";
+	case 401:
+		return "Unauthorized";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 408:
+		return "Request Timeout";
+	case 409:
+		return "Conflict";
+	case 410:
+		return "Gone";
+	case 411:
+		return "Length Required";
+	case 413:
+		return "Payload Too Large";
+	case 414:
+		return "URI Too Long";
+	case 415:
+		return "Unsupported Media Type";
+	case 422:
+		return "Unprocessable Entity";
+	case 426:
+		return "Upgrade Required";
+	case 429:
+		return "Too Many Requests";
+	case 431:
+		return "Request Header Fields Too Large";
+	case 500:
+		return "Internal Server Error";
+	case 501:
+		return "Not Implemented";
+	case 502:
+		return "Bad Gateway";
+	case 503:
+		return "Service Unavailable";
+	case 504:
+		return "Gateway Timeout";
+	default:
+		return "Unknown";
 	}
 }
 
@@ -52,11 +84,21 @@ void http_json_escape(struct buf *b, const char *s)
 	buf_addch(b, '"');
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
 		switch (*p) {
-		case '"': buf_adds(b, "\\\""); break;
-		case '\\': buf_adds(b, "\\\\"); break;
-		case '\n': buf_adds(b, "\\n"); break;
-		case '\r': buf_adds(b, "\\r"); break;
-		case '\t': buf_adds(b, "\\t"); break;
+		case '"':
+			buf_adds(b, "\\\"");
+			break;
+		case '\\':
+			buf_adds(b, "\\\\");
+			break;
+		case '\n':
+			buf_adds(b, "\\n");
+			break;
+		case '\r':
+			buf_adds(b, "\\r");
+			break;
+		case '\t':
+			buf_adds(b, "\\t");
+			break;
 		default:
 			if (*p < 0x20)
 				buf_printf(b, "\\u%04x", *p);
@@ -101,7 +143,7 @@ static void conn_write_done(uv_write_t *w, int status)
 
 /* Queues pre + data + post as one write. Returns 0, 1 (above high water) or -EPIPE. */
 static int conn_write3(struct http_conn *conn, const char *pre, size_t prelen, const void *data,
-		       size_t len, const char *post, size_t postlen)
+                       size_t len, const char *post, size_t postlen)
 {
 	if (conn->closing || !conn->stream)
 		return -EPIPE;
@@ -234,8 +276,8 @@ bool http_response_started(const struct http_request *req)
 	return req->priv->started;
 }
 
-void http_respond(struct http_request *req, int status, const char *content_type,
-		  const void *body, size_t len)
+void http_respond(struct http_request *req, int status, const char *content_type, const void *body,
+                  size_t len)
 {
 	if (content_type)
 		http_response_header(req, "Content-Type", "%s", content_type);
@@ -258,7 +300,7 @@ static void error_body(struct buf *b, const char *code, const char *fmt, va_list
 }
 
 void http_respond_error(struct http_request *req, int status, const char *code, const char *fmt,
-			...)
+                        ...)
 {
 	va_list ap;
 	struct buf b = BUF_INIT;
@@ -270,7 +312,7 @@ void http_respond_error(struct http_request *req, int status, const char *code, 
 }
 
 void http_conn_reply_error(struct http_conn *conn, int status, const char *code, const char *fmt,
-			   ...)
+                           ...)
 {
 	va_list ap;
 	struct buf body = BUF_INIT, head = BUF_INIT;
@@ -278,9 +320,9 @@ void http_conn_reply_error(struct http_conn *conn, int status, const char *code,
 	error_body(&body, code, fmt, ap);
 	va_end(ap);
 	buf_printf(&head,
-		   "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
-		   "Connection: close\r\n\r\n",
-		   status, http_status_text(status), body.len);
+	           "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+	           "Connection: close\r\n\r\n",
+	           status, http_status_text(status), body.len);
 	struct http_request *req = conn->req;
 	if (req && req->priv->dispatched && !req->priv->ended && !req->priv->aborted) {
 		/* a handler streaming this request's body must learn that it is over (it is
@@ -362,7 +404,7 @@ static void stream_write_done(uv_write_t *w, int status)
 }
 
 int http_stream_write(uv_stream_t *s, const void *data, size_t len,
-		      void (*cb)(uv_stream_t *s, int status, void *arg), void *arg)
+                      void (*cb)(uv_stream_t *s, int status, void *arg), void *arg)
 {
 	struct swreq *wr = xmalloc(sizeof(*wr) + len);
 	wr->cb = cb;

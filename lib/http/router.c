@@ -39,8 +39,7 @@ static int match_one(const char *pattern, struct sv path, struct http_request *r
 				buf_release(&v);
 				return -1;
 			}
-			req->params[req->nparams].name =
-				sv_dup(sv_make(pseg.p + 1, pseg.len - 2));
+			req->params[req->nparams].name = sv_dup(sv_make(pseg.p + 1, pseg.len - 2));
 			req->params[req->nparams].value = buf_detach(&v, NULL);
 			req->nparams++;
 		} else if (!sv_eq(pseg, sseg)) {
@@ -54,8 +53,8 @@ static int match_one(const char *pattern, struct sv path, struct http_request *r
 }
 
 const struct http_route *http_router_match(const struct http_route *routes, size_t n,
-					   struct http_request *req, struct sv path,
-					   int *ret_status)
+                                           struct http_request *req, struct sv path,
+                                           int *ret_status)
 {
 	bool path_matched = false;
 	for (size_t i = 0; i < n; i++) {

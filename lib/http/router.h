@@ -17,7 +17,7 @@ struct http_route {
  * req->params and returns the route. Returns NULL with *ret_status 404 when no pattern matches,
  * 405 when a pattern matches but not the method, 400 when a parameter is badly encoded. */
 const struct http_route *http_router_match(const struct http_route *routes, size_t n,
-					   struct http_request *req, struct sv path,
-					   int *ret_status);
+                                           struct http_request *req, struct sv path,
+                                           int *ret_status);
 
 #endif

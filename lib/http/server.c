@@ -28,7 +28,7 @@ void http_server_config_defaults(struct http_server_config *cfg)
 }
 
 struct http_server *http_server_new(uv_loop_t *loop, const struct http_server_config *cfg,
-				    http_handler_fn handler, void *data)
+                                    http_handler_fn handler, void *data)
 {
 	struct http_server *srv = xcalloc(1, sizeof(*srv));
 	srv->loop = loop;
@@ -171,7 +171,8 @@ static void conn_timeout(uv_timer_t *t)
 	}
 	if (conn->in.len > 0 || conn->req) {
 		conn->keep_alive = false;
-		http_conn_reply_error(conn, 408, "REQUEST_TIMEOUT", "request head not received in time");
+		http_conn_reply_error(conn, 408, "REQUEST_TIMEOUT",
+		                      "request head not received in time");
 		return;
 	}
 	http_conn_close(conn);
@@ -338,8 +339,8 @@ static bool is_token(struct sv s)
 		return false;
 	for (size_t i = 0; i < s.len; i++) {
 		char c = s.p[i];
-		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-			  (c && strchr(extra, c));
+		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		          (c >= '0' && c <= '9') || (c && strchr(extra, c));
 		if (!ok)
 			return false;
 	}
@@ -377,7 +378,7 @@ static int on_headers_complete(http_parser *p)
 		struct hdr_off *h = &conn->hoffs[i];
 		req->headers[i].name = sv_make(base + h->name_off, h->name_len);
 		req->headers[i].value =
-			sv_trim(sv_make(h->value_len ? base + h->value_off : base, h->value_len));
+		        sv_trim(sv_make(h->value_len ? base + h->value_off : base, h->value_len));
 	}
 	req->nheaders = conn->nh;
 	req->url = sv_make(base, conn->url_len);
@@ -447,13 +448,13 @@ static int on_message_complete(http_parser *p)
 }
 
 static const http_parser_settings parser_settings = {
-	.on_message_begin = on_message_begin,
-	.on_url = on_url,
-	.on_header_field = on_header_field,
-	.on_header_value = on_header_value,
-	.on_headers_complete = on_headers_complete,
-	.on_body = on_body,
-	.on_message_complete = on_message_complete,
+        .on_message_begin = on_message_begin,
+        .on_url = on_url,
+        .on_header_field = on_header_field,
+        .on_header_value = on_header_value,
+        .on_headers_complete = on_headers_complete,
+        .on_body = on_body,
+        .on_message_complete = on_message_complete,
 };
 
 /* ---- the processing loop ---- */
@@ -497,13 +498,13 @@ static void parse_failed(struct http_conn *conn)
 {
 	int status = conn->fail_status ? conn->fail_status : 400;
 	const char *msg = status == 431   ? "request head too large or too many headers"
-			  : status == 413 ? "request body too large"
-			  : status == 501 ? "unsupported transfer coding"
-					  : "malformed request";
+	                  : status == 413 ? "request body too large"
+	                  : status == 501 ? "unsupported transfer coding"
+	                                  : "malformed request";
 	const char *code = status == 431   ? "HEADERS_TOO_LARGE"
-			   : status == 413 ? "PAYLOAD_TOO_LARGE"
-			   : status == 501 ? "NOT_IMPLEMENTED"
-					   : "BAD_REQUEST";
+	                   : status == 413 ? "PAYLOAD_TOO_LARGE"
+	                   : status == 501 ? "NOT_IMPLEMENTED"
+	                                   : "BAD_REQUEST";
 	conn->keep_alive = false;
 	if (conn->req && conn->req->priv->started) {
 		http_conn_close(conn);
@@ -541,7 +542,7 @@ void http_conn_process(struct http_conn *conn)
 		if (conn->in.len == 0)
 			break;
 		size_t n = http_parser_execute(&conn->parser, &parser_settings, conn->in.data,
-					       conn->in.len);
+		                               conn->in.len);
 		enum http_errno e = HTTP_PARSER_ERRNO(&conn->parser);
 		if (n)
 			conn->last_parsed = conn->in.data[n - 1];
@@ -611,7 +612,8 @@ static void on_connection(uv_stream_t *server, int status)
 		struct sockaddr_storage ss;
 		int len = sizeof(ss);
 		uv_tcp_nodelay((uv_tcp_t *)conn->stream, 1);
-		if (uv_tcp_getpeername((uv_tcp_t *)conn->stream, (struct sockaddr *)&ss, &len) == 0) {
+		if (uv_tcp_getpeername((uv_tcp_t *)conn->stream, (struct sockaddr *)&ss, &len) ==
+		    0) {
 			char ip[64] = "?";
 			int port = 0;
 			if (ss.ss_family == AF_INET) {
@@ -628,7 +630,8 @@ static void on_connection(uv_stream_t *server, int status)
 	}
 	if (srv->nconns > srv->cfg.max_connections) {
 		conn->keep_alive = false;
-		http_conn_reply_error(conn, 503, "TOO_MANY_CONNECTIONS", "server is at its connection limit");
+		http_conn_reply_error(conn, 503, "TOO_MANY_CONNECTIONS",
+		                      "server is at its connection limit");
 		return;
 	}
 	conn_arm_timer(conn, srv->cfg.idle_timeout_ms);
@@ -647,7 +650,7 @@ static int listen_unix(struct http_server *srv, struct http_listener *l, const c
 }
 
 static int listen_tcp(struct http_server *srv, struct http_listener *l, const char *addr,
-		      int *ret_port)
+                      int *ret_port)
 {
 	struct sockaddr_storage ss;
 	char host[128];
@@ -677,8 +680,9 @@ static int listen_tcp(struct http_server *srv, struct http_listener *l, const ch
 	if (r == 0 && ret_port) {
 		int len = sizeof(ss);
 		uv_tcp_getsockname(&l->h.tcp, (struct sockaddr *)&ss, &len);
-		*ret_port = ss.ss_family == AF_INET ? ntohs(((struct sockaddr_in *)&ss)->sin_port)
-						    : ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+		*ret_port = ss.ss_family == AF_INET
+		                    ? ntohs(((struct sockaddr_in *)&ss)->sin_port)
+		                    : ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
 	}
 	return r;
 }
@@ -699,7 +703,7 @@ int http_server_listen(struct http_server *srv, const char *addr, int *ret_port)
 	struct http_listener *l = xcalloc(1, sizeof(*l));
 	l->srv = srv;
 	int r = strncmp(addr, "unix:", 5) == 0 ? listen_unix(srv, l, addr + 5)
-					       : listen_tcp(srv, l, addr, ret_port);
+	                                       : listen_tcp(srv, l, addr, ret_port);
 	l->h.stream.data = l;
 	srv->open_handles++;
 	srv->listeners[srv->nlisteners++] = l;
@@ -780,15 +784,15 @@ const char *http_request_peer(const struct http_request *req)
 }
 
 void http_request_read_body(struct http_request *req, size_t max,
-			    void (*done)(struct http_request *req))
+                            void (*done)(struct http_request *req))
 {
 	struct http_req_priv *pr = req->priv;
 	if (req->has_content_length && req->content_length > max) {
 		req->conn->fail_status = 413;
 		req->conn->keep_alive = false;
 		http_respond_error(req, 413, "PAYLOAD_TOO_LARGE",
-				   "request body of %llu bytes is over the limit of %zu",
-				   (unsigned long long)req->content_length, max);
+		                   "request body of %llu bytes is over the limit of %zu",
+		                   (unsigned long long)req->content_length, max);
 		return;
 	}
 	pr->body_max = max;
@@ -824,10 +828,10 @@ uv_stream_t *http_conn_takeover(struct http_request *req, struct buf *leftover)
 		uv_read_stop(s);
 	conn->reading = false;
 	if (!req->priv->message_complete && conn->in.len) {
-		/* paused at "headers complete": let the parser take the rest of the head (an upgrade
-		 * request has no body) so only the new protocol's bytes are left over */
+		/* paused at "headers complete": let the parser take the rest of the head (an
+		 * upgrade request has no body) so only the new protocol's bytes are left over */
 		size_t n = http_parser_execute(&conn->parser, &parser_settings, conn->in.data,
-					       conn->in.len);
+		                               conn->in.len);
 		buf_consume(&conn->in, n);
 	}
 	buf_add(leftover, conn->in.data ? conn->in.data : "", conn->in.len);

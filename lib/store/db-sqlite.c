@@ -62,22 +62,31 @@ static void sq_done(struct db_sqlite *d, sqlite3_stmt *st)
 /* Binds p[N-1] to each "$N" parameter the statement uses (SQLite numbers named parameters in
  * order of first appearance, which need not be N). */
 static int sq_bind(struct db_sqlite *d, sqlite3_stmt *st, const struct db_value *p, size_t n,
-		   struct hutch_error *err)
+                   struct hutch_error *err)
 {
 	int count = sqlite3_bind_parameter_count(st);
 	for (int idx = 1; idx <= count; idx++) {
 		const char *name = sqlite3_bind_parameter_name(st, idx);
 		uint64_t num;
-		if (!name || name[0] != '$' || sv_to_u64(sv_from(name + 1), n, &num) < 0 || num == 0)
+		if (!name || name[0] != '$' || sv_to_u64(sv_from(name + 1), n, &num) < 0 ||
+		    num == 0)
 			return hutch_error_set(err, -EINVAL, "bind: parameter %s has no value",
-					       name ? name : "?");
+			                       name ? name : "?");
 		const struct db_value *v = &p[num - 1];
 		int rc;
 		switch (v->type) {
-		case DB_INT: rc = sqlite3_bind_int64(st, idx, v->i); break;
-		case DB_REAL: rc = sqlite3_bind_double(st, idx, v->d); break;
-		case DB_TEXT: rc = sqlite3_bind_text(st, idx, v->s, -1, SQLITE_STATIC); break;
-		default: rc = sqlite3_bind_null(st, idx); break;
+		case DB_INT:
+			rc = sqlite3_bind_int64(st, idx, v->i);
+			break;
+		case DB_REAL:
+			rc = sqlite3_bind_double(st, idx, v->d);
+			break;
+		case DB_TEXT:
+			rc = sqlite3_bind_text(st, idx, v->s, -1, SQLITE_STATIC);
+			break;
+		default:
+			rc = sqlite3_bind_null(st, idx);
+			break;
 		}
 		if (rc != SQLITE_OK)
 			return sq_error(d, rc, "bind", err);
@@ -86,7 +95,7 @@ static int sq_bind(struct db_sqlite *d, sqlite3_stmt *st, const struct db_value 
 }
 
 static int sq_exec(struct db *db, const char *sql, const struct db_value *p, size_t n,
-		   int64_t *ret_changes, struct hutch_error *err)
+                   int64_t *ret_changes, struct hutch_error *err)
 {
 	struct db_sqlite *d = (struct db_sqlite *)db;
 	sqlite3_stmt *st = sq_prepare(d, sql, err);
@@ -107,7 +116,7 @@ static int sq_exec(struct db *db, const char *sql, const struct db_value *p, siz
 }
 
 static int sq_query(struct db *db, const char *sql, const struct db_value *p, size_t n,
-		    db_row_fn fn, void *data, struct hutch_error *err)
+                    db_row_fn fn, void *data, struct hutch_error *err)
 {
 	struct db_sqlite *d = (struct db_sqlite *)db;
 	sqlite3_stmt *st = sq_prepare(d, sql, err);
@@ -179,16 +188,16 @@ static const char *sq_row_text(struct db_row *row, int col)
 }
 
 static const struct db_ops sqlite_ops = {
-	.exec = sq_exec,
-	.query = sq_query,
-	.begin = sq_begin,
-	.commit = sq_commit,
-	.rollback = sq_rollback,
-	.close = sq_close,
-	.row_int = sq_row_int,
-	.row_real = sq_row_real,
-	.row_text = sq_row_text,
-	.name = "sqlite",
+        .exec = sq_exec,
+        .query = sq_query,
+        .begin = sq_begin,
+        .commit = sq_commit,
+        .rollback = sq_rollback,
+        .close = sq_close,
+        .row_int = sq_row_int,
+        .row_real = sq_row_real,
+        .row_text = sq_row_text,
+        .name = "sqlite",
 };
 
 int db_sqlite_open(const char *path, bool readonly, struct db **ret, struct hutch_error *err)
@@ -199,14 +208,14 @@ int db_sqlite_open(const char *path, bool readonly, struct db **ret, struct hutc
 	int rc = sqlite3_open_v2(path, &d->h, flags | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
 		int r = hutch_error_set(err, -EIO, "opening %s: %s", path,
-					d->h ? sqlite3_errmsg(d->h) : "out of memory");
+		                        d->h ? sqlite3_errmsg(d->h) : "out of memory");
 		sq_close(&d->base);
 		return r;
 	}
 	sqlite3_busy_timeout(d->h, 5000);
 	const char *setup = readonly ? "PRAGMA query_only=1;"
-				     : "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-				       " PRAGMA foreign_keys=ON;";
+	                             : "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+	                               " PRAGMA foreign_keys=ON;";
 	int r = sq_simple(d, setup, err);
 	if (r < 0) {
 		sq_close(&d->base);

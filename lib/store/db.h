@@ -32,7 +32,7 @@ struct db_value {
 #define DB_R(x) ((struct db_value){.type = DB_REAL, .d = (double)(x)})
 /* text; NULL becomes SQL NULL */
 #define DB_T(x) ((struct db_value){.type = (x) ? DB_TEXT : DB_NULL, .s = (x)})
-#define DB_NUL	((struct db_value){.type = DB_NULL})
+#define DB_NUL  ((struct db_value){.type = DB_NULL})
 
 /* Called for each result row; a non-zero return stops the query and is returned by it. */
 typedef int (*db_row_fn)(struct db_row *row, void *data);
@@ -41,9 +41,9 @@ struct db_ops {
 	/* Runs a statement; ret_changes (may be NULL) receives the number of rows changed.
 	 * A unique-constraint violation returns -EEXIST. */
 	int (*exec)(struct db *db, const char *sql, const struct db_value *params, size_t n,
-		    int64_t *ret_changes, struct hutch_error *err);
+	            int64_t *ret_changes, struct hutch_error *err);
 	int (*query)(struct db *db, const char *sql, const struct db_value *params, size_t n,
-		     db_row_fn fn, void *data, struct hutch_error *err);
+	             db_row_fn fn, void *data, struct hutch_error *err);
 	int (*begin)(struct db *db, struct hutch_error *err);
 	int (*commit)(struct db *db, struct hutch_error *err);
 	void (*rollback)(struct db *db);
@@ -64,7 +64,7 @@ struct db {
 int db_sqlite_open(const char *path, bool readonly, struct db **ret, struct hutch_error *err);
 
 static inline int db_exec(struct db *db, const char *sql, const struct db_value *p, size_t n,
-			  int64_t *ret_changes, struct hutch_error *err)
+                          int64_t *ret_changes, struct hutch_error *err)
 {
 	return db->ops->exec(db, sql, p, n, ret_changes, err);
 }
@@ -86,7 +86,7 @@ static inline const char *db_row_text(struct db_row *row, int col)
 }
 
 static inline int db_query(struct db *db, const char *sql, const struct db_value *p, size_t n,
-			   db_row_fn fn, void *data, struct hutch_error *err)
+                           db_row_fn fn, void *data, struct hutch_error *err)
 {
 	return db->ops->query(db, sql, p, n, fn, data, err);
 }

@@ -11,54 +11,54 @@
 
 /* Each entry moves the schema one version up; never edit a released entry, add a new one. */
 static const char *const migrations[] = {
-	/* 1: keys, sandboxes, executors */
-	"CREATE TABLE api_keys ("
-	" id TEXT PRIMARY KEY, ns TEXT NOT NULL, name TEXT, hash TEXT NOT NULL,"
-	" created_at INTEGER NOT NULL, revoked_at INTEGER NOT NULL DEFAULT 0,"
-	" admin INTEGER NOT NULL DEFAULT 0);"
-	"CREATE TABLE sandboxes ("
-	" id TEXT PRIMARY KEY, ns TEXT NOT NULL, name TEXT, image TEXT,"
-	" cpus REAL NOT NULL, memory_mb INTEGER NOT NULL, disk_mb INTEGER NOT NULL,"
-	" timeout_secs INTEGER NOT NULL, entrypoint TEXT, network TEXT,"
-	" allow_unauth INTEGER NOT NULL DEFAULT 0, exposed_ports TEXT, snapshot_id TEXT,"
-	" template_id TEXT, secret_names TEXT, pool_id TEXT,"
-	" status TEXT NOT NULL, desired TEXT NOT NULL, pending_reason TEXT, outcome TEXT,"
-	" termination_reason TEXT, error_details TEXT,"
-	" created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,"
-	" terminated_at INTEGER NOT NULL DEFAULT 0, archived_at INTEGER NOT NULL DEFAULT 0,"
-	" last_activity_at INTEGER NOT NULL DEFAULT 0, executor_id TEXT, agent_socket TEXT,"
-	" ip TEXT, generation INTEGER NOT NULL DEFAULT 0);"
-	"CREATE UNIQUE INDEX sandboxes_live_name ON sandboxes(ns, name)"
-	" WHERE name IS NOT NULL AND status <> 'terminated';"
-	"CREATE INDEX sandboxes_list ON sandboxes(ns, archived_at, created_at, id);"
-	"CREATE INDEX sandboxes_executor ON sandboxes(executor_id, status);"
-	"CREATE TABLE executors ("
-	" id TEXT PRIMARY KEY, address TEXT, last_seen INTEGER NOT NULL,"
-	" capacity INTEGER NOT NULL DEFAULT 0);",
-	/* 2: live counts and executor lists without scanning a namespace */
-	"CREATE INDEX sandboxes_live ON sandboxes(ns) WHERE status <> 'terminated';"
-	"CREATE INDEX sandboxes_unfinished ON sandboxes(executor_id)"
-	" WHERE status <> 'terminated' OR agent_socket IS NOT NULL;",
-	/* 3: snapshots and warm pools */
-	"CREATE TABLE snapshots ("
-	" id TEXT PRIMARY KEY, ns TEXT NOT NULL, sandbox_id TEXT NOT NULL, snapshot_type TEXT NOT NULL,"
-	" status TEXT NOT NULL, desired TEXT NOT NULL, error TEXT, base_image TEXT,"
-	" cpus REAL NOT NULL, memory_mb INTEGER NOT NULL, disk_mb INTEGER NOT NULL,"
-	" entrypoint TEXT, executor_id TEXT, digest TEXT, size_bytes INTEGER NOT NULL DEFAULT 0,"
-	" rootfs_disk_bytes INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL,"
-	" updated_at INTEGER NOT NULL);"
-	"CREATE INDEX snapshots_ns ON snapshots(ns, created_at);"
-	"CREATE INDEX snapshots_executor ON snapshots(executor_id, desired);"
-	"CREATE TABLE pools ("
-	" id TEXT PRIMARY KEY, ns TEXT NOT NULL, image TEXT, cpus REAL NOT NULL,"
-	" memory_mb INTEGER NOT NULL, disk_mb INTEGER NOT NULL, timeout_secs INTEGER NOT NULL,"
-	" entrypoint TEXT, max_containers INTEGER, warm_containers INTEGER, min_containers INTEGER,"
-	" network TEXT, allow_unauth INTEGER NOT NULL DEFAULT 0, exposed_ports TEXT,"
-	" created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, generation INTEGER NOT NULL DEFAULT 0);"
-	"ALTER TABLE sandboxes ADD COLUMN pool_state TEXT;"
-	"ALTER TABLE sandboxes ADD COLUMN pool_generation INTEGER NOT NULL DEFAULT 0;"
-	"ALTER TABLE sandboxes ADD COLUMN snapshot_op TEXT;"
-	"CREATE INDEX sandboxes_pool ON sandboxes(pool_id, pool_state) WHERE pool_id IS NOT NULL;",
+        /* 1: keys, sandboxes, executors */
+        "CREATE TABLE api_keys ("
+        " id TEXT PRIMARY KEY, ns TEXT NOT NULL, name TEXT, hash TEXT NOT NULL,"
+        " created_at INTEGER NOT NULL, revoked_at INTEGER NOT NULL DEFAULT 0,"
+        " admin INTEGER NOT NULL DEFAULT 0);"
+        "CREATE TABLE sandboxes ("
+        " id TEXT PRIMARY KEY, ns TEXT NOT NULL, name TEXT, image TEXT,"
+        " cpus REAL NOT NULL, memory_mb INTEGER NOT NULL, disk_mb INTEGER NOT NULL,"
+        " timeout_secs INTEGER NOT NULL, entrypoint TEXT, network TEXT,"
+        " allow_unauth INTEGER NOT NULL DEFAULT 0, exposed_ports TEXT, snapshot_id TEXT,"
+        " template_id TEXT, secret_names TEXT, pool_id TEXT,"
+        " status TEXT NOT NULL, desired TEXT NOT NULL, pending_reason TEXT, outcome TEXT,"
+        " termination_reason TEXT, error_details TEXT,"
+        " created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,"
+        " terminated_at INTEGER NOT NULL DEFAULT 0, archived_at INTEGER NOT NULL DEFAULT 0,"
+        " last_activity_at INTEGER NOT NULL DEFAULT 0, executor_id TEXT, agent_socket TEXT,"
+        " ip TEXT, generation INTEGER NOT NULL DEFAULT 0);"
+        "CREATE UNIQUE INDEX sandboxes_live_name ON sandboxes(ns, name)"
+        " WHERE name IS NOT NULL AND status <> 'terminated';"
+        "CREATE INDEX sandboxes_list ON sandboxes(ns, archived_at, created_at, id);"
+        "CREATE INDEX sandboxes_executor ON sandboxes(executor_id, status);"
+        "CREATE TABLE executors ("
+        " id TEXT PRIMARY KEY, address TEXT, last_seen INTEGER NOT NULL,"
+        " capacity INTEGER NOT NULL DEFAULT 0);",
+        /* 2: live counts and executor lists without scanning a namespace */
+        "CREATE INDEX sandboxes_live ON sandboxes(ns) WHERE status <> 'terminated';"
+        "CREATE INDEX sandboxes_unfinished ON sandboxes(executor_id)"
+        " WHERE status <> 'terminated' OR agent_socket IS NOT NULL;",
+        /* 3: snapshots and warm pools */
+        "CREATE TABLE snapshots ("
+        " id TEXT PRIMARY KEY, ns TEXT NOT NULL, sandbox_id TEXT NOT NULL, snapshot_type TEXT NOT NULL,"
+        " status TEXT NOT NULL, desired TEXT NOT NULL, error TEXT, base_image TEXT,"
+        " cpus REAL NOT NULL, memory_mb INTEGER NOT NULL, disk_mb INTEGER NOT NULL,"
+        " entrypoint TEXT, executor_id TEXT, digest TEXT, size_bytes INTEGER NOT NULL DEFAULT 0,"
+        " rootfs_disk_bytes INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL,"
+        " updated_at INTEGER NOT NULL);"
+        "CREATE INDEX snapshots_ns ON snapshots(ns, created_at);"
+        "CREATE INDEX snapshots_executor ON snapshots(executor_id, desired);"
+        "CREATE TABLE pools ("
+        " id TEXT PRIMARY KEY, ns TEXT NOT NULL, image TEXT, cpus REAL NOT NULL,"
+        " memory_mb INTEGER NOT NULL, disk_mb INTEGER NOT NULL, timeout_secs INTEGER NOT NULL,"
+        " entrypoint TEXT, max_containers INTEGER, warm_containers INTEGER, min_containers INTEGER,"
+        " network TEXT, allow_unauth INTEGER NOT NULL DEFAULT 0, exposed_ports TEXT,"
+        " created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, generation INTEGER NOT NULL DEFAULT 0);"
+        "ALTER TABLE sandboxes ADD COLUMN pool_state TEXT;"
+        "ALTER TABLE sandboxes ADD COLUMN pool_generation INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE sandboxes ADD COLUMN snapshot_op TEXT;"
+        "CREATE INDEX sandboxes_pool ON sandboxes(pool_id, pool_state) WHERE pool_id IS NOT NULL;",
 };
 
 static int read_int(struct db_row *row, void *data)
@@ -71,21 +71,22 @@ int store_schema_version(struct store *s)
 {
 	int64_t v = 0;
 	db_query(s->db, "SELECT value FROM meta WHERE key = 'schema_version'", NULL, 0, read_int,
-		 &v, NULL);
+	         &v, NULL);
 	return (int)v;
 }
 
 static int migrate(struct store *s, struct hutch_error *err)
 {
-	int r = db_exec(s->db, "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER)",
-			NULL, 0, NULL, err);
+	int r = db_exec(s->db,
+	                "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER)",
+	                NULL, 0, NULL, err);
 	if (r < 0)
 		return r;
 	int version = store_schema_version(s);
 	if (version > (int)ARRAY_SIZE(migrations))
 		return hutch_error_set(err, -EPROTO,
-				       "store schema version %d is newer than this hutchd (%zu)",
-				       version, ARRAY_SIZE(migrations));
+		                       "store schema version %d is newer than this hutchd (%zu)",
+		                       version, ARRAY_SIZE(migrations));
 	for (size_t v = (size_t)version; v < ARRAY_SIZE(migrations); v++) {
 		if ((r = store_begin(s, err)) < 0)
 			return r;
@@ -102,9 +103,9 @@ static int migrate(struct store *s, struct hutch_error *err)
 		struct db_value p[] = {DB_I(v + 1)};
 		if (r == 0)
 			r = db_exec(s->db,
-				    "INSERT INTO meta(key, value) VALUES('schema_version', $1)"
-				    " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-				    p, 1, NULL, err);
+			            "INSERT INTO meta(key, value) VALUES('schema_version', $1)"
+			            " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+			            p, 1, NULL, err);
 		if (r == 0)
 			r = store_commit(s, err);
 		if (r < 0) {
@@ -191,12 +192,12 @@ void key_rec_release(struct key_rec *k)
 
 int store_key_insert(struct store *s, const struct key_rec *k, struct hutch_error *err)
 {
-	struct db_value p[] = {DB_T(k->id), DB_T(k->ns), DB_T(k->name), DB_T(k->hash),
-			       DB_I(k->created_at), DB_I(k->admin)};
+	struct db_value p[] = {DB_T(k->id),   DB_T(k->ns),         DB_T(k->name),
+	                       DB_T(k->hash), DB_I(k->created_at), DB_I(k->admin)};
 	return db_exec(s->db,
-		       "INSERT INTO api_keys(id, ns, name, hash, created_at, admin)"
-		       " VALUES($1,$2,$3,$4,$5,$6)",
-		       p, ARRAY_SIZE(p), NULL, err);
+	               "INSERT INTO api_keys(id, ns, name, hash, created_at, admin)"
+	               " VALUES($1,$2,$3,$4,$5,$6)",
+	               p, ARRAY_SIZE(p), NULL, err);
 }
 
 #define KEY_COLS "id, ns, name, hash, created_at, revoked_at, admin"
@@ -223,7 +224,7 @@ int store_key_get(struct store *s, const char *id, struct key_rec *ret, struct h
 	struct db_value p[] = {DB_T(id)};
 	struct key_rec k = {0};
 	int r = db_query(s->db, "SELECT " KEY_COLS " FROM api_keys WHERE id = $1", p, 1, key_one,
-			 &k, err);
+	                 &k, err);
 	if (r < 0)
 		return r;
 	if (r == 0)
@@ -248,24 +249,24 @@ static int key_each(struct db_row *row, void *data)
 }
 
 int store_key_list(struct store *s, const char *ns, int (*cb)(const struct key_rec *k, void *d),
-		   void *data, struct hutch_error *err)
+                   void *data, struct hutch_error *err)
 {
 	struct db_value p[] = {DB_T(ns)};
 	struct key_walk w = {cb, data};
 	return db_query(s->db,
-			"SELECT " KEY_COLS " FROM api_keys WHERE ns = $1 ORDER BY created_at, id",
-			p, 1, key_each, &w, err);
+	                "SELECT " KEY_COLS " FROM api_keys WHERE ns = $1 ORDER BY created_at, id",
+	                p, 1, key_each, &w, err);
 }
 
 int store_key_revoke(struct store *s, const char *ns, const char *id, int64_t now,
-		     struct hutch_error *err)
+                     struct hutch_error *err)
 {
 	struct db_value p[] = {DB_T(ns), DB_T(id), DB_I(now)};
 	int64_t changes = 0;
 	int r = db_exec(s->db,
-			"UPDATE api_keys SET revoked_at = $3 WHERE ns = $1 AND id = $2"
-			" AND revoked_at = 0",
-			p, 3, &changes, err);
+	                "UPDATE api_keys SET revoked_at = $3 WHERE ns = $1 AND id = $2"
+	                " AND revoked_at = 0",
+	                p, 3, &changes, err);
 	if (r < 0)
 		return r;
 	return changes ? 0 : hutch_error_set(err, -ENOENT, "no active key %s", id);
@@ -289,12 +290,12 @@ void executor_rec_release(struct executor_rec *e)
 int store_executor_upsert(struct store *s, const struct executor_rec *e, struct hutch_error *err)
 {
 	struct db_value p[] = {DB_T(e->id), DB_T(e->address), DB_I(e->last_seen),
-			       DB_I(e->capacity)};
+	                       DB_I(e->capacity)};
 	return db_exec(s->db,
-		       "INSERT INTO executors(id, address, last_seen, capacity) VALUES($1,$2,$3,$4)"
-		       " ON CONFLICT(id) DO UPDATE SET address = excluded.address,"
-		       " last_seen = excluded.last_seen, capacity = excluded.capacity",
-		       p, ARRAY_SIZE(p), NULL, err);
+	               "INSERT INTO executors(id, address, last_seen, capacity) VALUES($1,$2,$3,$4)"
+	               " ON CONFLICT(id) DO UPDATE SET address = excluded.address,"
+	               " last_seen = excluded.last_seen, capacity = excluded.capacity",
+	               p, ARRAY_SIZE(p), NULL, err);
 }
 
 struct exec_walk {
@@ -306,10 +307,10 @@ static int executor_each(struct db_row *row, void *data)
 {
 	struct exec_walk *w = data;
 	struct executor_rec e = {
-		.id = dup_or_null(db_row_text(row, 0)),
-		.address = dup_or_null(db_row_text(row, 1)),
-		.last_seen = db_row_int(row, 2),
-		.capacity = db_row_int(row, 3),
+	        .id = dup_or_null(db_row_text(row, 0)),
+	        .address = dup_or_null(db_row_text(row, 1)),
+	        .last_seen = db_row_int(row, 2),
+	        .capacity = db_row_int(row, 3),
 	};
 	int r = w->cb(&e, w->data);
 	executor_rec_release(&e);
@@ -317,11 +318,11 @@ static int executor_each(struct db_row *row, void *data)
 }
 
 int store_executor_each(struct store *s, int (*cb)(struct executor_rec *e, void *d), void *data,
-			struct hutch_error *err)
+                        struct hutch_error *err)
 {
 	struct exec_walk w = {cb, data};
 	return db_query(s->db, "SELECT id, address, last_seen, capacity FROM executors ORDER BY id",
-			NULL, 0, executor_each, &w, err);
+	                NULL, 0, executor_each, &w, err);
 }
 
 /* ---- cursors ---- */
@@ -344,8 +345,8 @@ int store_cursor_decode(const char *s, int64_t *ret_created_at, char *ret_id, si
 	int r = base64url_decode(t.p, t.len, &raw);
 	uint64_t at;
 	if (r == 0 && (!sv_split(sv_make(raw.data, raw.len), ':', &head, &tail) ||
-		       sv_to_u64(head, INT64_MAX, &at) < 0 || !id_is_valid(tail.p, tail.len) ||
-		       tail.len >= id_size))
+	               sv_to_u64(head, INT64_MAX, &at) < 0 || !id_is_valid(tail.p, tail.len) ||
+	               tail.len >= id_size))
 		r = -EINVAL;
 	if (r == 0) {
 		*ret_created_at = (int64_t)at;

@@ -38,7 +38,7 @@ struct key_rec {
 	char *hash; /* hex SHA-256 of the secret part */
 	int64_t created_at;
 	int64_t revoked_at; /* 0 = active */
-	bool admin;	    /* may manage keys of every namespace */
+	bool admin;         /* may manage keys of every namespace */
 };
 
 void key_rec_release(struct key_rec *k);
@@ -46,10 +46,10 @@ int store_key_insert(struct store *s, const struct key_rec *k, struct hutch_erro
 /* -ENOENT if there is no key with this id. */
 int store_key_get(struct store *s, const char *id, struct key_rec *ret, struct hutch_error *err);
 int store_key_list(struct store *s, const char *ns, int (*cb)(const struct key_rec *k, void *d),
-		   void *data, struct hutch_error *err);
+                   void *data, struct hutch_error *err);
 /* Marks the key revoked; -ENOENT if it does not exist in ns. */
 int store_key_revoke(struct store *s, const char *ns, const char *id, int64_t now,
-		     struct hutch_error *err);
+                     struct hutch_error *err);
 int store_key_count(struct store *s, int64_t *ret, struct hutch_error *err);
 
 /* ---- sandboxes ---- */
@@ -64,7 +64,7 @@ struct sandbox_rec {
 	int64_t disk_mb;
 	int64_t timeout_secs;
 	char *entrypoint; /* JSON array or NULL */
-	char *network;	  /* JSON object or NULL (unrestricted) */
+	char *network;    /* JSON object or NULL (unrestricted) */
 	bool allow_unauth;
 	char *exposed_ports; /* JSON array of ints or NULL */
 	char *snapshot_id;
@@ -83,12 +83,12 @@ struct sandbox_rec {
 	int64_t archived_at;   /* 0 = listed */
 	int64_t last_activity_at;
 	char *executor_id;
-	char *agent_socket; /* host path of the agent's socket, set by the executor */
-	char *ip;	    /* sandbox address for user ports, set by the executor */
-	int64_t generation; /* bumped whenever desired state or spec changes */
-	char *pool_state;   /* NULL (not from a pool), "warm" (unclaimed) or "claimed" */
+	char *agent_socket;      /* host path of the agent's socket, set by the executor */
+	char *ip;                /* sandbox address for user ports, set by the executor */
+	int64_t generation;      /* bumped whenever desired state or spec changes */
+	char *pool_state;        /* NULL (not from a pool), "warm" (unclaimed) or "claimed" */
 	int64_t pool_generation; /* the pool's generation the sandbox was made for */
-	char *snapshot_op;  /* JSON {"id","type"} of a snapshot the executor must take, or NULL */
+	char *snapshot_op; /* JSON {"id","type"} of a snapshot the executor must take, or NULL */
 };
 
 void sandbox_rec_release(struct sandbox_rec *r);
@@ -102,18 +102,18 @@ int store_sandbox_update(struct store *s, const struct sandbox_rec *r, struct hu
 /* By id, or by name among live sandboxes, within ns. archived: 0 = not archived only, 1 =
  * archived only. -ENOENT if none. */
 int store_sandbox_get(struct store *s, const char *ns, const char *id_or_name, int archived,
-		      struct sandbox_rec *ret, struct hutch_error *err);
+                      struct sandbox_rec *ret, struct hutch_error *err);
 /* By id in any namespace. */
 int store_sandbox_get_id(struct store *s, const char *id, struct sandbox_rec *ret,
-			 struct hutch_error *err);
+                         struct hutch_error *err);
 /* By name among live sandboxes of every namespace; -ENOENT if none, -EEXIST if several. */
 int store_sandbox_get_name_any(struct store *s, const char *name, struct sandbox_rec *ret,
-			       struct hutch_error *err);
+                               struct hutch_error *err);
 
 struct sandbox_page {
 	const char *ns;
 	const char *status; /* filter or NULL */
-	bool archived;	    /* list archived instead of listed sandboxes */
+	bool archived;      /* list archived instead of listed sandboxes */
 	int64_t limit;
 	bool backward;
 	bool has_cursor;
@@ -133,16 +133,16 @@ void store_sandbox_page_release(struct sandbox_page *page);
 /* Calls cb for every sandbox that is not terminated (or all sandboxes of an executor when
  * executor_id is set, including terminated ones not yet acknowledged). */
 int store_sandbox_each_live(struct store *s, const char *executor_id,
-			    int (*cb)(struct sandbox_rec *r, void *d), void *data,
-			    struct hutch_error *err);
+                            int (*cb)(struct sandbox_rec *r, void *d), void *data,
+                            struct hutch_error *err);
 /* Sets archived_at on terminated sandboxes that ended before cutoff; ret = how many. */
 int store_sandbox_archive(struct store *s, int64_t cutoff, int64_t now, int64_t *ret,
-			  struct hutch_error *err);
+                          struct hutch_error *err);
 int store_sandbox_count_live(struct store *s, const char *ns, int64_t *ret,
-			     struct hutch_error *err);
+                             struct hutch_error *err);
 /* Sandboxes placed on executor_id that are not terminated. */
 int store_sandbox_count_executor(struct store *s, const char *executor_id, int64_t *ret,
-				 struct hutch_error *err);
+                                 struct hutch_error *err);
 /* Records proxy traffic: last_activity_at = max(old, at). */
 int store_sandbox_touch(struct store *s, const char *id, int64_t at, struct hutch_error *err);
 
@@ -153,8 +153,8 @@ struct snapshot_rec {
 	char *ns;
 	char *sandbox_id;
 	char *snapshot_type; /* memory | filesystem */
-	char *status;	     /* in_progress | completed | failed */
-	char *desired;	     /* kept | deleted */
+	char *status;        /* in_progress | completed | failed */
+	char *desired;       /* kept | deleted */
 	char *error;
 	char *base_image;
 	double cpus;
@@ -173,16 +173,15 @@ void snapshot_rec_release(struct snapshot_rec *r);
 int store_snapshot_insert(struct store *s, const struct snapshot_rec *r, struct hutch_error *err);
 int store_snapshot_update(struct store *s, const struct snapshot_rec *r, struct hutch_error *err);
 /* A kept snapshot of ns (ns NULL = any namespace); -ENOENT (404) otherwise. */
-int store_snapshot_get(struct store *s, const char *ns, const char *id,
-		       struct snapshot_rec *ret, struct hutch_error *err);
+int store_snapshot_get(struct store *s, const char *ns, const char *id, struct snapshot_rec *ret,
+                       struct hutch_error *err);
 /* Kept snapshots of ns, newest first. */
-int store_snapshot_each(struct store *s, const char *ns,
-			int (*cb)(struct snapshot_rec *r, void *d), void *data,
-			struct hutch_error *err);
+int store_snapshot_each(struct store *s, const char *ns, int (*cb)(struct snapshot_rec *r, void *d),
+                        void *data, struct hutch_error *err);
 /* Snapshots on executor_id marked deleted (their files must go). */
 int store_snapshot_each_deleted(struct store *s, const char *executor_id,
-				int (*cb)(struct snapshot_rec *r, void *d), void *data,
-				struct hutch_error *err);
+                                int (*cb)(struct snapshot_rec *r, void *d), void *data,
+                                struct hutch_error *err);
 int store_snapshot_remove(struct store *s, const char *id, struct hutch_error *err);
 
 /* ---- pools ---- */
@@ -212,18 +211,18 @@ void pool_rec_release(struct pool_rec *r);
 int store_pool_insert(struct store *s, const struct pool_rec *r, struct hutch_error *err);
 int store_pool_update(struct store *s, const struct pool_rec *r, struct hutch_error *err);
 int store_pool_get(struct store *s, const char *ns, const char *id, struct pool_rec *ret,
-		   struct hutch_error *err);
+                   struct hutch_error *err);
 /* Pools of ns (NULL = all namespaces). */
 int store_pool_each(struct store *s, const char *ns, int (*cb)(struct pool_rec *r, void *d),
-		    void *data, struct hutch_error *err);
+                    void *data, struct hutch_error *err);
 int store_pool_remove(struct store *s, const char *id, struct hutch_error *err);
 /* Live sandboxes of a pool in a pool_state ("warm", "claimed"; NULL = both). */
 int store_pool_count(struct store *s, const char *pool_id, const char *pool_state, int64_t *ret,
-		     struct hutch_error *err);
+                     struct hutch_error *err);
 /* Calls cb for the live sandboxes of a pool, oldest first. */
 int store_pool_sandboxes(struct store *s, const char *pool_id,
-			 int (*cb)(struct sandbox_rec *r, void *d), void *data,
-			 struct hutch_error *err);
+                         int (*cb)(struct sandbox_rec *r, void *d), void *data,
+                         struct hutch_error *err);
 
 /* ---- executors ---- */
 
@@ -237,7 +236,7 @@ struct executor_rec {
 void executor_rec_release(struct executor_rec *e);
 int store_executor_upsert(struct store *s, const struct executor_rec *e, struct hutch_error *err);
 int store_executor_each(struct store *s, int (*cb)(struct executor_rec *e, void *d), void *data,
-			struct hutch_error *err);
+                        struct hutch_error *err);
 
 /* ---- cursors ---- */
 

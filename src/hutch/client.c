@@ -65,7 +65,7 @@ static struct curl_slist *base_headers(const char *const *extra, bool json_body)
 
 /* One blocking request; url is absolute. */
 static int perform(const char *method, const char *url, struct curl_slist *headers,
-		   const void *body, size_t len, bool has_body, struct cli_response *r)
+                   const void *body, size_t len, bool has_body, struct cli_response *r)
 {
 	CURL *c = curl_easy_init();
 	if (!c)
@@ -103,12 +103,12 @@ static int perform(const char *method, const char *url, struct curl_slist *heade
 }
 
 int cli_api_h(const char *method, const char *path, json_t *body, const char *const *headers,
-	      struct cli_response *r)
+              struct cli_response *r)
 {
 	char *url = xasprintf("%s%s", cli.api_url, path);
 	char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
 	bool has_body = body || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
-			strcmp(method, "PATCH") == 0;
+	                strcmp(method, "PATCH") == 0;
 	struct curl_slist *h = base_headers(headers, body != NULL);
 	int rc = perform(method, url, h, s, s ? strlen(s) : 0, has_body, r);
 	curl_slist_free_all(h);
@@ -138,7 +138,7 @@ int cli_fail(const struct cli_response *r, const char *what)
 	const char *code = json_string_value(json_object_get(v, "code"));
 	if (msg)
 		cli_error("%s: %s%s%s (HTTP %ld)", what, code ? code : "", code ? ": " : "", msg,
-			  r->status);
+		          r->status);
 	else
 		cli_error("%s: HTTP %ld %.300s", what, r->status, buf_cstr(&r->body));
 	json_decref(v);
@@ -188,7 +188,7 @@ int cli_target_for(const char *id_or_name, struct cli_target *ret)
 	const char *status = json_string_value(json_object_get(sb, "status"));
 	if (!url || !id) {
 		cli_error("sandbox %s is %s and has no sandbox_url", id_or_name,
-			  status ? status : "unknown");
+		          status ? status : "unknown");
 		json_decref(sb);
 		return -1;
 	}
@@ -230,7 +230,7 @@ static struct curl_slist *agent_headers(struct cli_target *t, const char *conten
 }
 
 int cli_agent(struct cli_target *t, const char *method, const char *path, const void *body,
-	      size_t len, const char *content_type, struct cli_response *r)
+              size_t len, const char *content_type, struct cli_response *r)
 {
 	char *url = xasprintf("%s%s", t->base, path);
 	struct curl_slist *h = agent_headers(t, content_type);
@@ -260,8 +260,8 @@ static void sse_line(struct sse *s, struct sv line)
 		line.len--;
 	if (line.len == 0) {
 		if (s->data.len || s->event[0]) {
-			if (s->on_event(s->event[0] ? s->event : NULL, buf_cstr(&s->data), s->data.len,
-					s->arg))
+			if (s->on_event(s->event[0] ? s->event : NULL, buf_cstr(&s->data),
+			                s->data.len, s->arg))
 				s->stop = true;
 		}
 		buf_reset(&s->data);
@@ -313,8 +313,8 @@ static size_t sse_header(char *data, size_t size, size_t n, void *arg)
 }
 
 long cli_agent_sse(struct cli_target *t, const char *method, const char *path, json_t *body,
-		   int (*on_event)(const char *event, const char *data, size_t len, void *arg),
-		   void *arg)
+                   int (*on_event)(const char *event, const char *data, size_t len, void *arg),
+                   void *arg)
 {
 	struct sse s = {.on_event = on_event, .arg = arg};
 	char *url = xasprintf("%s%s", t->base, path);

@@ -9,8 +9,8 @@
 #include "cli.h"
 
 static const char exec_usage[] =
-	"hutch exec ID|NAME [--env K=V]... [--workdir DIR] [--timeout SECS] [--user USER]\n"
-	"       [--detach [--name NAME]] [--] COMMAND [ARG...]";
+        "hutch exec ID|NAME [--env K=V]... [--workdir DIR] [--timeout SECS] [--user USER]\n"
+        "       [--detach [--name NAME]] [--] COMMAND [ARG...]";
 
 struct exec_state {
 	int exit_code;
@@ -38,7 +38,8 @@ static int on_run_event(const char *event, const char *data, size_t len, void *a
 		st->exit_code = 128 + sig;
 		st->got_exit = true;
 		if (json_is_true(json_object_get(v, "oom_killed")))
-			fprintf(stderr, "hutch: the command was killed by the out-of-memory killer\n");
+			fprintf(stderr,
+			        "hutch: the command was killed by the out-of-memory killer\n");
 		else
 			fprintf(stderr, "hutch: the command was killed by signal %d\n", sig);
 	}
@@ -47,8 +48,7 @@ static int on_run_event(const char *event, const char *data, size_t len, void *a
 }
 
 /* Parses exec options into a process body; *ret_first is the index of COMMAND. */
-static int exec_parse(int argc, char **argv, int start, json_t *body, bool *detach,
-		      int *ret_first)
+static int exec_parse(int argc, char **argv, int start, json_t *body, bool *detach, int *ret_first)
 {
 	json_t *env = json_object();
 	json_object_set_new(body, "env", env);
@@ -104,7 +104,8 @@ static int exec_on(struct cli_target *t, json_t *body, bool detach)
 	if (detach) {
 		char *s = json_dumps(body, JSON_COMPACT);
 		struct cli_response r;
-		int rc = cli_agent(t, "POST", "/api/v1/processes", s, strlen(s), "application/json", &r);
+		int rc = cli_agent(t, "POST", "/api/v1/processes", s, strlen(s), "application/json",
+		                   &r);
 		free(s);
 		if (rc < 0)
 			return 1;
@@ -134,7 +135,9 @@ int cmd_exec(int argc, char **argv)
 	/* the sandbox may come after options: exec [opts] ID [opts] [--] CMD...; move it first */
 	int idpos = 1;
 	while (idpos < argc && argv[idpos][0] == '-' && strcmp(argv[idpos], "--") != 0)
-		idpos += (strcmp(argv[idpos], "--detach") == 0 || strcmp(argv[idpos], "-d") == 0) ? 1 : 2;
+		idpos += (strcmp(argv[idpos], "--detach") == 0 || strcmp(argv[idpos], "-d") == 0)
+		                 ? 1
+		                 : 2;
 	if (idpos >= argc || argc < 3)
 		return cli_usage(exec_usage);
 	char *id = argv[idpos];
@@ -155,7 +158,8 @@ int cmd_exec(int argc, char **argv)
 	return rc;
 }
 
-static const char run_usage[] = "hutch run [--image IMAGE] [--keep] [exec options] -- COMMAND [ARG...]";
+static const char run_usage[] =
+        "hutch run [--image IMAGE] [--keep] [exec options] -- COMMAND [ARG...]";
 
 int cmd_run(int argc, char **argv)
 {
@@ -193,8 +197,9 @@ int cmd_run(int argc, char **argv)
 	const char *id = json_string_value(json_object_get(v, "sandbox_id"));
 	const char *status = json_string_value(json_object_get(v, "status"));
 	if (!id || !status || strcmp(status, "running") != 0) {
-		rc = r.status == 200 ? cli_error("sandbox did not start (%s)", status ? status : "?")
-				     : cli_fail(&r, "run");
+		rc = r.status == 200
+		             ? cli_error("sandbox did not start (%s)", status ? status : "?")
+		             : cli_fail(&r, "run");
 	} else {
 		struct cli_target t;
 		rc = cli_target_for(id, &t) < 0 ? 1 : exec_on(&t, body, detach);
@@ -256,13 +261,16 @@ int cmd_ps(int argc, char **argv)
 			json_t *ec = json_object_get(p, "exit_code");
 			char exitbuf[16] = "-";
 			if (json_is_integer(ec))
-				snprintf(exitbuf, sizeof(exitbuf), "%lld", (long long)json_integer_value(ec));
-			printf("%-8lld  %-10s  %-6s  %s", (long long)json_integer_value(json_object_get(p, "pid")),
+				snprintf(exitbuf, sizeof(exitbuf), "%lld",
+				         (long long)json_integer_value(ec));
+			printf("%-8lld  %-10s  %-6s  %s",
+			       (long long)json_integer_value(json_object_get(p, "pid")),
 			       json_string_value(json_object_get(p, "status")), exitbuf,
 			       json_string_value(json_object_get(p, "command")));
 			size_t j;
 			json_t *a;
-			json_array_foreach(json_object_get(p, "args"), j, a) printf(" %s", json_string_value(a));
+			json_array_foreach(json_object_get(p, "args"), j, a)
+			        printf(" %s", json_string_value(a));
 			printf("\n");
 		}
 	}
@@ -302,10 +310,12 @@ int cmd_logs(int argc, char **argv)
 		else if (!proc)
 			proc = argv[i];
 		else
-			return cli_usage("hutch logs ID|NAME PID|PROCESS_NAME [--follow] [--stdout|--stderr]");
+			return cli_usage(
+			        "hutch logs ID|NAME PID|PROCESS_NAME [--follow] [--stdout|--stderr]");
 	}
 	if (!id || !proc)
-		return cli_usage("hutch logs ID|NAME PID|PROCESS_NAME [--follow] [--stdout|--stderr]");
+		return cli_usage(
+		        "hutch logs ID|NAME PID|PROCESS_NAME [--follow] [--stdout|--stderr]");
 	char *e = cli_escape(proc);
 	char *path = xasprintf("/api/v1/processes/%s/%s%s", e, which, follow ? "/follow" : "");
 	free(e);
@@ -325,7 +335,8 @@ int cmd_logs(int argc, char **argv)
 		if (rc == 0) {
 			size_t i;
 			json_t *l;
-			json_array_foreach(json_object_get(v, "lines"), i, l) printf("%s\n", json_string_value(l));
+			json_array_foreach(json_object_get(v, "lines"), i, l)
+			        printf("%s\n", json_string_value(l));
 			json_decref(v);
 		}
 	}
@@ -338,7 +349,8 @@ int cmd_kill(int argc, char **argv)
 	int sig = 0;
 	const char *id = NULL, *proc = NULL;
 	for (int i = 1; i < argc; i++) {
-		if ((strcmp(argv[i], "--signal") == 0 || strcmp(argv[i], "-s") == 0) && i + 1 < argc)
+		if ((strcmp(argv[i], "--signal") == 0 || strcmp(argv[i], "-s") == 0) &&
+		    i + 1 < argc)
 			sig = atoi(argv[++i]);
 		else if (!id)
 			id = argv[i];

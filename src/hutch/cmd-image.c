@@ -16,7 +16,7 @@
 #include "runtime/runtime.h"
 
 static const char image_usage[] =
-	"hutch image ls | image import NAME FILE|- | image build busybox|default | image rm NAME";
+        "hutch image ls | image import NAME FILE|- | image build busybox|default | image rm NAME";
 
 static struct rt_config rt;
 static char *state_dir;
@@ -27,13 +27,13 @@ static int setup(void)
 	const char *base = getenv("HUTCH_ID_BASE");
 	state_dir = xasprintf("%s/runtime", cli.data_dir);
 	rt = (struct rt_config){
-		.state_dir = state_dir,
-		.run_dir = getenv("HUTCH_RUN_DIR") ? getenv("HUTCH_RUN_DIR") : "/run/hutch",
-		.agent_path = "/nonexistent",
-		.id_base = base ? (uid_t)atol(base) : 100000,
-		.id_count = 65536,
-		.cgroup_name = "hutch",
-		.disk_pool_disabled = true,
+	        .state_dir = state_dir,
+	        .run_dir = getenv("HUTCH_RUN_DIR") ? getenv("HUTCH_RUN_DIR") : "/run/hutch",
+	        .agent_path = "/nonexistent",
+	        .id_base = base ? (uid_t)atol(base) : 100000,
+	        .id_count = 65536,
+	        .cgroup_name = "hutch",
+	        .disk_pool_disabled = true,
 	};
 	if (geteuid() != 0)
 		return cli_error("image commands manage this host's image store and need root");

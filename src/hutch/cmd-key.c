@@ -7,7 +7,7 @@
 #include "cli.h"
 
 static const char key_usage[] = "hutch key create [--name NAME] [--namespace NS] | key ls | "
-				"key revoke KEY_ID";
+                                "key revoke KEY_ID";
 
 static int key_create(int argc, char **argv)
 {
@@ -35,8 +35,8 @@ static int key_create(int argc, char **argv)
 		json_t *v = cli_json(&r);
 		printf("%s\n", json_string_value(json_object_get(v, "key")));
 		fprintf(stderr, "key id %s for namespace %s (shown once; store it safely)\n",
-			json_string_value(json_object_get(v, "id")),
-			json_string_value(json_object_get(v, "namespace")));
+		        json_string_value(json_object_get(v, "id")),
+		        json_string_value(json_object_get(v, "namespace")));
 		json_decref(v);
 	}
 	cli_response_release(&r);
@@ -61,9 +61,12 @@ static int key_ls(void)
 		json_array_foreach(json_object_get(v, "keys"), i, k)
 		{
 			const char *name = json_string_value(json_object_get(k, "name"));
-			printf("%-14s  %-12s  %-20s  %s%s\n", json_string_value(json_object_get(k, "id")),
-			       json_string_value(json_object_get(k, "namespace")), name ? name : "-",
-			       json_is_null(json_object_get(k, "revoked_at")) ? "active" : "revoked",
+			printf("%-14s  %-12s  %-20s  %s%s\n",
+			       json_string_value(json_object_get(k, "id")),
+			       json_string_value(json_object_get(k, "namespace")),
+			       name ? name : "-",
+			       json_is_null(json_object_get(k, "revoked_at")) ? "active"
+			                                                      : "revoked",
 			       json_is_true(json_object_get(k, "admin")) ? " (admin)" : "");
 		}
 	}

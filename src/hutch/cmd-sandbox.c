@@ -82,10 +82,10 @@ static json_t *net_json(struct netflags *nf)
 /* ---- create ---- */
 
 static const char create_usage[] =
-	"hutch create [NAME] [--image IMAGE] [--cpus N] [--memory MB] [--disk MB]\n"
-	"       [--timeout SECS] [--entrypoint CMD [ARG...] --] [--expose PORT]... [--public]\n"
-	"       [--no-internet] [--network-allow DEST]... [--network-deny DEST]...\n"
-	"       [--snapshot ID] [--no-wait]";
+        "hutch create [NAME] [--image IMAGE] [--cpus N] [--memory MB] [--disk MB]\n"
+        "       [--timeout SECS] [--entrypoint CMD [ARG...] --] [--expose PORT]... [--public]\n"
+        "       [--no-internet] [--network-allow DEST]... [--network-deny DEST]...\n"
+        "       [--snapshot ID] [--no-wait]";
 
 static int number(const char *flag, const char *v, double *ret)
 {
@@ -117,7 +117,7 @@ static int create_parse(int argc, char **argv, json_t *body, struct netflags *nf
 				return 2;
 			json_object_set_new(res, "memory_mb", json_integer((json_int_t)d));
 		} else if ((v = opt_val(argc, argv, &i, "--disk", &missing)) ||
-			   (v = opt_val(argc, argv, &i, "--disk_mb", &missing))) {
+		           (v = opt_val(argc, argv, &i, "--disk_mb", &missing))) {
 			if (number("--disk", v, &d))
 				return 2;
 			json_object_set_new(res, "disk_mb", json_integer((json_int_t)d));
@@ -126,7 +126,7 @@ static int create_parse(int argc, char **argv, json_t *body, struct netflags *nf
 				return 2;
 			json_object_set_new(body, "timeout_secs", json_integer((json_int_t)d));
 		} else if ((v = opt_val(argc, argv, &i, "--expose", &missing)) ||
-			   (v = opt_val(argc, argv, &i, "-x", &missing))) {
+		           (v = opt_val(argc, argv, &i, "-x", &missing))) {
 			if (number("--expose", v, &d))
 				return 2;
 			json_array_append_new(ports, json_integer((json_int_t)d));
@@ -197,8 +197,8 @@ int cmd_create(int argc, char **argv)
 		json_t *det = json_object_get(v, "error_details");
 		const char *msg = json_string_value(json_object_get(det, "message"));
 		rc = cli_error("sandbox %s is %s%s%s",
-			       json_string_value(json_object_get(v, "sandbox_id")), status,
-			       msg ? ": " : "", msg ? msg : "");
+		               json_string_value(json_object_get(v, "sandbox_id")), status,
+		               msg ? ": " : "", msg ? msg : "");
 	}
 	json_decref(v);
 	cli_response_release(&r);
@@ -243,7 +243,8 @@ int cmd_ls(int argc, char **argv)
 		else if (strcmp(argv[i], "--quiet") == 0 || strcmp(argv[i], "-q") == 0)
 			cli.quiet = true;
 		else
-			return cli_usage("hutch ls [--all|--running|--suspended|--archived] [--quiet]");
+			return cli_usage(
+			        "hutch ls [--all|--running|--suspended|--archived] [--quiet]");
 	}
 	json_t *out = json_array();
 	char *cursor = NULL;
@@ -289,11 +290,11 @@ int cmd_ls(int argc, char **argv)
 		if (cli.json)
 			cli_print_json(out);
 		else if (cli.quiet)
-			json_array_foreach(out, i, s) printf("%s\n",
-							     json_string_value(json_object_get(s, "id")));
+			json_array_foreach(out, i, s)
+			        printf("%s\n", json_string_value(json_object_get(s, "id")));
 		else {
-			printf("%-21s  %-20s  %-11s  %-16s  %4s  %6s\n", "ID", "NAME", "STATUS", "IMAGE",
-			       "CPUS", "MEM_MB");
+			printf("%-21s  %-20s  %-11s  %-16s  %4s  %6s\n", "ID", "NAME", "STATUS",
+			       "IMAGE", "CPUS", "MEM_MB");
 			json_array_foreach(out, i, s) print_row(s);
 		}
 	}
@@ -318,7 +319,7 @@ int cmd_describe(int argc, char **argv)
 		json_object_foreach(v, k, f)
 		{
 			char *s = json_is_string(f) ? xstrdup(json_string_value(f))
-						    : json_dumps(f, JSON_COMPACT | JSON_ENCODE_ANY);
+			                            : json_dumps(f, JSON_COMPACT | JSON_ENCODE_ANY);
 			printf("%-30s %s\n", k, s);
 			free(s);
 		}
@@ -330,8 +331,8 @@ int cmd_describe(int argc, char **argv)
 /* ---- update ---- */
 
 static const char update_usage[] =
-	"hutch update ID|NAME [--name NEW] [--expose PORT]... [--unexpose-all] [--public|--private]\n"
-	"       [--no-internet | --network-allow DEST... | --network-deny DEST... | --clear-network]";
+        "hutch update ID|NAME [--name NEW] [--expose PORT]... [--unexpose-all] [--public|--private]\n"
+        "       [--no-internet | --network-allow DEST... | --network-deny DEST... | --clear-network]";
 
 int cmd_update(int argc, char **argv)
 {

@@ -29,35 +29,35 @@ struct opt {
 #define I(field) OPT_INT, offsetof(struct hutchd_config, field)
 
 static const struct opt opts[] = {
-	{"data-dir", S(data_dir), "/var/lib/hutch", "state directory (store, images, sandboxes)"},
-	{"run-dir", S(run_dir), "/run/hutch", "runtime directory (agent sockets)"},
-	{"listen", S(listen), "127.0.0.1:8900", "api address (ADDR:PORT)"},
-	{"proxy-listen", S(proxy_listen), "127.0.0.1:9443", "proxy address (ADDR:PORT)"},
-	{"proxy-domain", S(proxy_domain), "", "domain for sandbox_url ({id}.DOMAIN)"},
-	{"proxy-url", S(proxy_url), "", "public proxy origin when no domain is set"},
-	{"roles", S(roles), "api,proxy,executor", "roles to run in this process tree"},
-	{"api-url", S(api_url), "", "how proxy and executor reach the api (default: --listen)"},
-	{"node-id", S(node_id), "", "executor id (default: host name)"},
-	{"agent-path", S(agent_path), "", "hutch-agent binary (default: next to hutchd)"},
-	{"store", S(store), "sqlite", "\"sqlite\" (DATA_DIR/hutch.db) or a SQLite file path"},
-	{"auth", S(auth), "key", "\"key\" (API keys) or \"none\" (development only)"},
-	{"log-level", S(log_level), "info", "debug, info, warn or error"},
-	{"network-cidr", S(network_cidr), "10.88.0.0/16", "sandbox address pool"},
-	{"default-timeout-secs", I(default_timeout_secs), "600", "timeout_secs when not given"},
-	{"max-timeout-secs", I(max_timeout_secs), "86400", "largest timeout_secs accepted"},
-	{"archive-after-secs", I(archive_after_secs), "3600",
-	 "move terminated sandboxes to /archived-sandboxes after this long"},
-	{"create-wait-ms", I(create_wait_ms), "60000",
-	 "how long a create blocks for running without X-Tensorlake-Request-Timeout-Ms"},
-	{"max-sandboxes", I(max_sandboxes_per_ns), "1000", "live sandboxes per namespace"},
-	{"max-body-bytes", I(max_body_bytes), "1048576", "largest api request body"},
-	{"id-base", I(id_base), "100000", "first host uid/gid of the sandbox id range"},
-	{"executor-capacity", I(executor_capacity), "0", "sandboxes on this node (0 = no limit)"},
-	{"config", S(config_file), "", "config file (name = value lines)"},
+        {"data-dir", S(data_dir), "/var/lib/hutch", "state directory (store, images, sandboxes)"},
+        {"run-dir", S(run_dir), "/run/hutch", "runtime directory (agent sockets)"},
+        {"listen", S(listen), "127.0.0.1:8900", "api address (ADDR:PORT)"},
+        {"proxy-listen", S(proxy_listen), "127.0.0.1:9443", "proxy address (ADDR:PORT)"},
+        {"proxy-domain", S(proxy_domain), "", "domain for sandbox_url ({id}.DOMAIN)"},
+        {"proxy-url", S(proxy_url), "", "public proxy origin when no domain is set"},
+        {"roles", S(roles), "api,proxy,executor", "roles to run in this process tree"},
+        {"api-url", S(api_url), "", "how proxy and executor reach the api (default: --listen)"},
+        {"node-id", S(node_id), "", "executor id (default: host name)"},
+        {"agent-path", S(agent_path), "", "hutch-agent binary (default: next to hutchd)"},
+        {"store", S(store), "sqlite", "\"sqlite\" (DATA_DIR/hutch.db) or a SQLite file path"},
+        {"auth", S(auth), "key", "\"key\" (API keys) or \"none\" (development only)"},
+        {"log-level", S(log_level), "info", "debug, info, warn or error"},
+        {"network-cidr", S(network_cidr), "10.88.0.0/16", "sandbox address pool"},
+        {"default-timeout-secs", I(default_timeout_secs), "600", "timeout_secs when not given"},
+        {"max-timeout-secs", I(max_timeout_secs), "86400", "largest timeout_secs accepted"},
+        {"archive-after-secs", I(archive_after_secs), "3600",
+         "move terminated sandboxes to /archived-sandboxes after this long"},
+        {"create-wait-ms", I(create_wait_ms), "60000",
+         "how long a create blocks for running without X-Tensorlake-Request-Timeout-Ms"},
+        {"max-sandboxes", I(max_sandboxes_per_ns), "1000", "live sandboxes per namespace"},
+        {"max-body-bytes", I(max_body_bytes), "1048576", "largest api request body"},
+        {"id-base", I(id_base), "100000", "first host uid/gid of the sandbox id range"},
+        {"executor-capacity", I(executor_capacity), "0", "sandboxes on this node (0 = no limit)"},
+        {"config", S(config_file), "", "config file (name = value lines)"},
 };
 
 static int opt_set(struct hutchd_config *cfg, const struct opt *o, const char *value,
-		   struct hutch_error *err)
+                   struct hutch_error *err)
 {
 	void *field = (char *)cfg + o->offset;
 	if (o->type == OPT_STR) {
@@ -67,8 +67,9 @@ static int opt_set(struct hutchd_config *cfg, const struct opt *o, const char *v
 	}
 	uint64_t v;
 	if (sv_to_u64(sv_from(value), INT64_MAX, &v) < 0)
-		return hutch_error_set(err, -EINVAL, "option %s: '%s' is not a non-negative integer",
-				       o->name, value);
+		return hutch_error_set(err, -EINVAL,
+		                       "option %s: '%s' is not a non-negative integer", o->name,
+		                       value);
 	*(int64_t *)field = (int64_t)v;
 	return 0;
 }
@@ -98,13 +99,14 @@ static int load_file(struct hutchd_config *cfg, const char *path, struct hutch_e
 		if (line.len == 0 || line.p[0] == '#')
 			continue;
 		if (!sv_split(line, '=', &key, &val)) {
-			r = hutch_error_set(err, -EINVAL, "%s:%d: expected name = value", path, lineno);
+			r = hutch_error_set(err, -EINVAL, "%s:%d: expected name = value", path,
+			                    lineno);
 			break;
 		}
 		const struct opt *o = opt_find(sv_trim(key));
 		if (!o) {
-			r = hutch_error_set(err, -EINVAL, "%s:%d: unknown option '%.*s'", path, lineno,
-					    SV_FMT(sv_trim(key)));
+			r = hutch_error_set(err, -EINVAL, "%s:%d: unknown option '%.*s'", path,
+			                    lineno, SV_FMT(sv_trim(key)));
 			break;
 		}
 		_cleanup_free_ char *v = sv_dup(sv_trim(val));
@@ -118,17 +120,19 @@ static void env_name(const char *opt, char *out, size_t size)
 {
 	size_t n = (size_t)snprintf(out, size, "HUTCH_%s", opt);
 	for (size_t i = 6; i < n && i < size; i++)
-		out[i] = out[i] == '-' ? '_' : (char)(out[i] >= 'a' && out[i] <= 'z' ? out[i] - 32 : out[i]);
+		out[i] = out[i] == '-'
+		                 ? '_'
+		                 : (char)(out[i] >= 'a' && out[i] <= 'z' ? out[i] - 32 : out[i]);
 }
 
 void hutchd_config_usage(FILE *out)
 {
 	fprintf(out, "usage: hutchd [--name value]...\n       hutchd --cleanup [--data-dir DIR]"
-		     "   destroy every sandbox of DIR\n\nOptions (also HUTCH_NAME in the "
-		     "environment, or name = value in --config FILE):\n");
+	             "   destroy every sandbox of DIR\n\nOptions (also HUTCH_NAME in the "
+	             "environment, or name = value in --config FILE):\n");
 	for (size_t i = 0; i < ARRAY_SIZE(opts); i++)
 		fprintf(out, "  --%-22s %s%s%s%s\n", opts[i].name, opts[i].help,
-			opts[i].def[0] ? " [" : "", opts[i].def, opts[i].def[0] ? "]" : "");
+		        opts[i].def[0] ? " [" : "", opts[i].def, opts[i].def[0] ? "]" : "");
 }
 
 static const char *find_config_file(int argc, char **argv)
@@ -156,7 +160,8 @@ static int load_argv(struct hutchd_config *cfg, int argc, char **argv, struct hu
 			exit(0);
 		}
 		if (strncmp(a, "--", 2) != 0)
-			return hutch_error_set(err, -EINVAL, "unexpected argument '%s' (see --help)", a);
+			return hutch_error_set(err, -EINVAL,
+			                       "unexpected argument '%s' (see --help)", a);
 		struct sv name = sv_from(a + 2), value;
 		const char *v;
 		if (sv_split(name, '=', &name, &value)) {
@@ -184,7 +189,7 @@ static int derive(struct hutchd_config *cfg, struct hutch_error *err)
 		free(cfg->api_url);
 		const char *l = cfg->listen;
 		cfg->api_url = strncmp(l, "0.0.0.0:", 8) == 0 ? xasprintf("127.0.0.1:%s", l + 8)
-							      : xstrdup(l);
+		                                              : xstrdup(l);
 	}
 	if (!cfg->node_id[0]) {
 		char host[256] = "node";
@@ -195,8 +200,9 @@ static int derive(struct hutchd_config *cfg, struct hutch_error *err)
 	if (!cfg->proxy_url[0]) {
 		free(cfg->proxy_url);
 		const char *l = cfg->proxy_listen;
-		cfg->proxy_url = strncmp(l, "0.0.0.0:", 8) == 0 ? xasprintf("http://127.0.0.1:%s", l + 8)
-								: xasprintf("http://%s", l);
+		cfg->proxy_url = strncmp(l, "0.0.0.0:", 8) == 0
+		                         ? xasprintf("http://127.0.0.1:%s", l + 8)
+		                         : xasprintf("http://%s", l);
 	}
 	size_t ul = strlen(cfg->proxy_url);
 	if (ul && cfg->proxy_url[ul - 1] == '/')
@@ -215,8 +221,9 @@ static int derive(struct hutchd_config *cfg, struct hutch_error *err)
 			cfg->agent_path = xstrdup("/usr/local/lib/hutch/hutch-agent");
 		}
 	}
-	cfg->store_path = strcmp(cfg->store, "sqlite") == 0 ? xasprintf("%s/hutch.db", cfg->data_dir)
-							    : xstrdup(cfg->store);
+	cfg->store_path = strcmp(cfg->store, "sqlite") == 0
+	                          ? xasprintf("%s/hutch.db", cfg->data_dir)
+	                          : xstrdup(cfg->store);
 	if (log_level_parse(cfg->log_level) < 0)
 		return hutch_error_set(err, -EINVAL, "unknown --log-level '%s'", cfg->log_level);
 	return 0;

@@ -11,27 +11,27 @@
 #include "base/error.h"
 
 struct hutchd_config {
-	char *data_dir;	      /* --data-dir, default /var/lib/hutch */
-	char *run_dir;	      /* --run-dir, default /run/hutch */
-	char *listen;	      /* --listen, api address, default 127.0.0.1:8900 */
-	char *proxy_listen;   /* --proxy-listen, default 127.0.0.1:9443 */
-	char *proxy_domain;   /* --proxy-domain: sandbox_url = http://{id}.{domain}[:port] */
-	char *proxy_url;      /* --proxy-url: public proxy origin when no domain is set */
-	char *roles;	      /* --roles, default "api,proxy,executor" */
-	char *api_url;	      /* --api-url: how the proxy and executor reach the api */
-	char *node_id;	      /* --node-id: this executor's id, default the host name */
-	char *agent_path;     /* --agent-path: the hutch-agent binary */
-	char *store;	      /* --store: "sqlite" (default, DATA_DIR/hutch.db) or a path */
-	char *auth;	      /* --auth: "key" (default) or "none" (namespace default, dev only) */
-	char *log_level;      /* --log-level: debug, info, warn, error */
-	char *network_cidr;   /* --network-cidr: sandbox address pool, default 10.88.0.0/16 */
+	char *data_dir;     /* --data-dir, default /var/lib/hutch */
+	char *run_dir;      /* --run-dir, default /run/hutch */
+	char *listen;       /* --listen, api address, default 127.0.0.1:8900 */
+	char *proxy_listen; /* --proxy-listen, default 127.0.0.1:9443 */
+	char *proxy_domain; /* --proxy-domain: sandbox_url = http://{id}.{domain}[:port] */
+	char *proxy_url;    /* --proxy-url: public proxy origin when no domain is set */
+	char *roles;        /* --roles, default "api,proxy,executor" */
+	char *api_url;      /* --api-url: how the proxy and executor reach the api */
+	char *node_id;      /* --node-id: this executor's id, default the host name */
+	char *agent_path;   /* --agent-path: the hutch-agent binary */
+	char *store;        /* --store: "sqlite" (default, DATA_DIR/hutch.db) or a path */
+	char *auth;         /* --auth: "key" (default) or "none" (namespace default, dev only) */
+	char *log_level;    /* --log-level: debug, info, warn, error */
+	char *network_cidr; /* --network-cidr: sandbox address pool, default 10.88.0.0/16 */
 	int64_t default_timeout_secs; /* --default-timeout-secs, 600 */
 	int64_t max_timeout_secs;     /* --max-timeout-secs, 86400 */
 	int64_t archive_after_secs;   /* --archive-after-secs, 3600 */
-	int64_t create_wait_ms;	      /* --create-wait-ms: blocking create bound without header */
+	int64_t create_wait_ms;       /* --create-wait-ms: blocking create bound without header */
 	int64_t max_sandboxes_per_ns; /* --max-sandboxes: live sandboxes per namespace, 1000 */
-	int64_t max_body_bytes;	      /* --max-body-bytes: api request bodies, 1 MiB */
-	int64_t id_base;	      /* --id-base: first host uid of sandboxes, 100000 */
+	int64_t max_body_bytes;       /* --max-body-bytes: api request bodies, 1 MiB */
+	int64_t id_base;              /* --id-base: first host uid of sandboxes, 100000 */
 	int64_t executor_capacity;    /* --executor-capacity: sandboxes per node, 0 = no limit */
 	/* derived */
 	char *store_path;  /* resolved SQLite path */

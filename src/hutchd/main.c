@@ -23,9 +23,9 @@ struct role {
 };
 
 static struct role roles[] = {
-	{"api", api_main, 0, 0, 0},
-	{"executor", executor_main, 0, 0, 0},
-	{"proxy", proxy_main, 0, 0, 0},
+        {"api", api_main, 0, 0, 0},
+        {"executor", executor_main, 0, 0, 0},
+        {"proxy", proxy_main, 0, 0, 0},
 };
 
 static volatile sig_atomic_t stopping;
@@ -80,13 +80,14 @@ static void supervise(struct hutchd_config *cfg, size_t n)
 			if (stopping)
 				break;
 			if (WIFEXITED(status) && WEXITSTATUS(status) == 3) {
-				log_error("role %s cannot run on this host (see above); not restarting",
-					  r->name);
+				log_error(
+				        "role %s cannot run on this host (see above); not restarting",
+				        r->name);
 				break;
 			}
 			log_warn("role %s exited (%s %d); restarting", r->name,
-				 WIFSIGNALED(status) ? "signal" : "status",
-				 WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+			         WIFSIGNALED(status) ? "signal" : "status",
+			         WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
 			if (time_mono_ms() - r->started_ms < 5000 && r->restarts++ > 5)
 				sleep(r->restarts > 10 ? 10 : r->restarts);
 			else if (time_mono_ms() - r->started_ms >= 5000)
@@ -178,7 +179,7 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	log_info("hutchd %s starting roles %s (data dir %s)", HUTCH_VERSION, cfg.roles,
-		 cfg.data_dir);
+	         cfg.data_dir);
 	for (size_t i = 0; i < active; i++) {
 		if (role_start(&roles[i], &cfg, (int)i) < 0)
 			return 1;

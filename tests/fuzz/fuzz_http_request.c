@@ -17,9 +17,9 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const struct http_route routes[] = {
-	{HTTP_POST, "/sandboxes", NULL},
-	{HTTP_GET, "/sandboxes/{id}", NULL},
-	{HTTP_ANY_METHOD, "/v1/namespaces/{ns}/sandboxes/{id}/{action}", NULL},
+        {HTTP_POST, "/sandboxes", NULL},
+        {HTTP_GET, "/sandboxes/{id}", NULL},
+        {HTTP_ANY_METHOD, "/v1/namespaces/{ns}/sandboxes/{id}/{action}", NULL},
 };
 
 static uv_loop_t loop;

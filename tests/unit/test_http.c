@@ -100,7 +100,7 @@ static void h_param(struct http_request *req, void *data)
 static void h_upgrade(struct http_request *req, void *data)
 {
 	const char *head = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\n"
-			   "Connection: Upgrade\r\n\r\n";
+	                   "Connection: Upgrade\r\n\r\n";
 	http_response_write_raw(req, head, strlen(head));
 	struct buf left = BUF_INIT;
 	uv_stream_t *s = http_conn_takeover(req, &left);
@@ -118,26 +118,22 @@ static void h_error(struct http_request *req, void *data)
 }
 
 static const struct http_route routes[] = {
-	{HTTP_POST, "/echo", NULL},
-	{HTTP_GET, "/stream", NULL},
-	{HTTP_GET, "/sse", NULL},
-	{HTTP_POST, "/count", NULL},
-	{HTTP_GET, "/things/{id}", NULL},
-	{HTTP_GET, "/upgrade", NULL},
-	{HTTP_POST, "/auth", NULL},
+        {HTTP_POST, "/echo", NULL},  {HTTP_GET, "/stream", NULL},      {HTTP_GET, "/sse", NULL},
+        {HTTP_POST, "/count", NULL}, {HTTP_GET, "/things/{id}", NULL}, {HTTP_GET, "/upgrade", NULL},
+        {HTTP_POST, "/auth", NULL},
 };
 static void (*const handlers[])(struct http_request *, void *) = {
-	h_echo, h_stream, h_sse, h_count, h_param, h_upgrade, h_error,
+        h_echo, h_stream, h_sse, h_count, h_param, h_upgrade, h_error,
 };
 
 static void dispatch(struct http_request *req, void *data)
 {
 	int status;
 	const struct http_route *r =
-		http_router_match(routes, ARRAY_SIZE(routes), req, req->path, &status);
+	        http_router_match(routes, ARRAY_SIZE(routes), req, req->path, &status);
 	if (!r) {
 		http_respond_error(req, status, status == 404 ? "NOT_FOUND" : "METHOD_NOT_ALLOWED",
-				   "no route");
+		                   "no route");
 		return;
 	}
 	handlers[r - routes](req, data);
@@ -196,21 +192,21 @@ static void test_basic(void)
 {
 	int fd = dial();
 	char *r = roundtrip(fd, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
-			    "hello", 1);
+	                    "hello", 1);
 	CHECK(strstr(r, "HTTP/1.1 200 OK") && strstr(r, "/echo 5:hello"));
 	free(r);
 	/* keep-alive: same connection, chunked request body */
 	r = roundtrip(fd,
-		      "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-		      "3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
-		      "abcde", 1);
+	              "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+	              "3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+	              "abcde", 1);
 	CHECK(strstr(r, "/echo 5:abcde") != NULL);
 	free(r);
 	/* pipelining: two requests in one write, answered in order */
 	r = roundtrip(fd,
-		      "GET /things/a%20b?path=%2Ftmp%2Fx+y HTTP/1.1\r\nHost: x\r\n\r\n"
-		      "GET /things/2 HTTP/1.1\r\nHost: x\r\n\r\n",
-		      "id=", 2);
+	              "GET /things/a%20b?path=%2Ftmp%2Fx+y HTTP/1.1\r\nHost: x\r\n\r\n"
+	              "GET /things/2 HTTP/1.1\r\nHost: x\r\n\r\n",
+	              "id=", 2);
 	char *first = strstr(r, "id=a b q=/tmp/x y"), *second = strstr(r, "id=2 q=-");
 	CHECK(first && second && first < second);
 	free(r);
@@ -233,7 +229,8 @@ static void test_errors(void)
 
 	/* body over the limit */
 	fd = dial();
-	r = roundtrip(fd, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n", NULL, 0);
+	r = roundtrip(fd, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n", NULL,
+	              0);
 	CHECK(strstr(r, "413") != NULL);
 	free(r);
 	close(fd);
@@ -255,11 +252,11 @@ static void test_errors(void)
 
 	/* smuggling shapes */
 	const char *bad[] = {
-		"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-		"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
-		"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
-		"GET noslash HTTP/1.1\r\nHost: x\r\n\r\n",
-		"GARBAGE\r\n\r\n",
+	        "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+	        "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+	        "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+	        "GET noslash HTTP/1.1\r\nHost: x\r\n\r\n",
+	        "GARBAGE\r\n\r\n",
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		fd = dial();
@@ -288,10 +285,12 @@ static void test_streams(void)
 {
 	int fd = dial();
 	char *r = roundtrip(fd, "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n", "0\r\n\r\n", 1);
-	CHECK(strstr(r, "Transfer-Encoding: chunked") && strstr(r, "6\r\nhello \r\n5\r\nworld\r\n0\r\n\r\n"));
+	CHECK(strstr(r, "Transfer-Encoding: chunked") &&
+	      strstr(r, "6\r\nhello \r\n5\r\nworld\r\n0\r\n\r\n"));
 	free(r);
 	r = roundtrip(fd, "GET /sse HTTP/1.1\r\nHost: x\r\n\r\n", "0\r\n\r\n", 1);
-	CHECK(strstr(r, "text/event-stream") && strstr(r, "event: output\ndata: {\"line\":\"a\"}\n\n"));
+	CHECK(strstr(r, "text/event-stream") &&
+	      strstr(r, "event: output\ndata: {\"line\":\"a\"}\n\n"));
 	CHECK(strstr(r, "data: x\ndata: y\n\n") != NULL);
 	free(r);
 	/* HTTP/1.0 gets a close-delimited stream */
@@ -324,10 +323,11 @@ static void test_streams(void)
 static void test_upgrade(void)
 {
 	int fd = dial();
-	char *r = roundtrip(fd,
-			    "GET /upgrade HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n"
-			    "RAWBYTES",
-			    NULL, 0);
+	char *r = roundtrip(
+	        fd,
+	        "GET /upgrade HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n"
+	        "RAWBYTES",
+	        NULL, 0);
 	CHECK(strstr(r, "101 Switching") && strstr(r, "UP:RAWBYTES"));
 	if (!strstr(r, "UP:RAWBYTES"))
 		fprintf(stderr, "upgrade got: %s\n", r);
@@ -363,21 +363,21 @@ static void test_client(void)
 	snprintf(target, sizeof(target), "127.0.0.1:%d", port);
 	struct cres a = {0}, b = {0}, d = {0}, e = {0};
 	CHECK(http_client_request(c, target, "POST", "/echo", "X-A: 1\r\n", "ping", 4, 2000, 0,
-				  client_cb, &a) == 0);
+	                          client_cb, &a) == 0);
 	uv_run(&cl, UV_RUN_DEFAULT);
 	CHECK(a.done && a.err == 0 && a.status == 200 && strcmp(a.body, "/echo 4:ping") == 0);
 	/* second request reuses the pooled connection */
 	CHECK(http_client_request(c, target, "GET", "/stream", NULL, NULL, 0, 2000, 0, client_cb,
-				  &b) == 0);
+	                          &b) == 0);
 	uv_run(&cl, UV_RUN_DEFAULT);
 	CHECK(b.done && b.status == 200 && strcmp(b.body, "hello world") == 0);
 	/* refused connection */
 	CHECK(http_client_request(c, "127.0.0.1:1", "GET", "/", NULL, NULL, 0, 2000, 0, client_cb,
-				  &d) == 0);
+	                          &d) == 0);
 	uv_run(&cl, UV_RUN_DEFAULT);
 	CHECK(d.done && d.err < 0);
 	CHECK(http_client_request(c, "nonsense", "GET", "/", NULL, NULL, 0, 2000, 0, client_cb,
-				  &e) == -EINVAL);
+	                          &e) == -EINVAL);
 	http_client_free(c);
 	uv_run(&cl, UV_RUN_DEFAULT);
 	CHECK(uv_loop_close(&cl) == 0);

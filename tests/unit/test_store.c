@@ -44,8 +44,8 @@ int main(void)
 	CHECK(store_schema_version(s) == 3);
 
 	/* keys */
-	struct key_rec k = {.id = "k1", .ns = "default", .name = "admin", .hash = "ab",
-			    .created_at = 1};
+	struct key_rec k = {
+	        .id = "k1", .ns = "default", .name = "admin", .hash = "ab", .created_at = 1};
 	CHECK(store_key_insert(s, &k, &err) == 0);
 	CHECK(store_key_insert(s, &k, &err) == -EEXIST);
 	struct key_rec got;
@@ -84,7 +84,8 @@ int main(void)
 	/* pagination: 25 more sandboxes, pages of 10, forward then backward */
 	for (int i = 0; i < 25; i++) {
 		struct sandbox_rec r;
-		make_sb(&r, "pg", NULL, 1000 + i / 2); /* equal timestamps exercise the id tiebreak */
+		make_sb(&r, "pg", NULL,
+		        1000 + i / 2); /* equal timestamps exercise the id tiebreak */
 		CHECK(store_sandbox_insert(s, &r, &err) == 0);
 		sandbox_rec_release(&r);
 	}

@@ -21,8 +21,8 @@ struct api_executor {
 	char address[128];
 	uint64_t last_seen_ms; /* monotonic */
 	int64_t capacity;
-	bool criu;		/* can take memory snapshots */
-	char criu_reason[128];	/* why not, as the executor said */
+	bool criu;             /* can take memory snapshots */
+	char criu_reason[128]; /* why not, as the executor said */
 	struct api_executor *next;
 };
 
@@ -61,7 +61,7 @@ struct api_executor *api_executor_pick(struct api *api);
 /* ---- sandboxes.c ---- */
 /* Buffers the request body (up to --max-body-bytes), then calls fn with a copy of ctx. */
 void api_read_body(struct http_request *req, struct api_ctx *ctx,
-		   void (*fn)(struct http_request *req, struct api_ctx *ctx));
+                   void (*fn)(struct http_request *req, struct api_ctx *ctx));
 /* How long a blocking call may hold req: the client's X-Tensorlake-Request-Timeout-Ms minus a
  * margin, else --create-wait-ms; 0 with ?wait=false. */
 uint64_t api_request_bound_ms(struct api *api, struct http_request *req);
@@ -78,7 +78,7 @@ void api_sandbox_resume(struct http_request *req, struct api_ctx *ctx);
 void api_sandbox_sweep(struct api *api);
 /* Terminates a sandbox record (status and desired terminated) with an outcome. */
 int api_sandbox_terminate(struct api *api, struct sandbox_rec *r, const char *outcome,
-			  struct hutch_error *err);
+                          struct hutch_error *err);
 /* Marks r suspending (desired suspended). */
 int api_sandbox_begin_suspend(struct api *api, struct sandbox_rec *r, struct hutch_error *err);
 /* Marks r to be resumed (desired running). */
@@ -106,14 +106,14 @@ void api_pool_sweep(struct api *api);
 json_t *api_snapshot_json(const struct snapshot_rec *s);
 /* Starts a snapshot of running sandbox r (r is updated and saved). */
 int api_snapshot_begin(struct api *api, struct sandbox_rec *r, const char *type,
-		       struct snapshot_rec *ret, struct hutch_error *err);
+                       struct snapshot_rec *ret, struct hutch_error *err);
 int api_snapshot_drop(struct api *api, struct snapshot_rec *s, struct hutch_error *err);
 /* Applies an executor's snapshot result to its snapshot and to sandbox r (not saved). */
 void api_snapshot_report(struct api *api, struct sandbox_rec *r, json_t *rep);
 /* Fills a new sandbox r from c->snapshot_id (image, resources, placement). */
 int api_snapshot_apply(struct api *api, const char *ns, struct create_req *c,
-		       const struct apimodel_limits *lim, struct sandbox_rec *r,
-		       struct hutch_error *err);
+                       const struct apimodel_limits *lim, struct sandbox_rec *r,
+                       struct hutch_error *err);
 void api_snapshot_changed(struct api *api, const char *snap_id);
 void api_snapshot_create(struct http_request *req, struct api_ctx *ctx);
 void api_snapshot_list(struct http_request *req, struct api_ctx *ctx);
@@ -127,19 +127,19 @@ void api_copy_close(struct api *api);
 /* ---- render.c ---- */
 json_t *api_sandbox_json(struct api *api, const struct sandbox_rec *r);
 json_t *api_create_response_json(struct api *api, const struct sandbox_rec *r,
-				 const char *status_override);
+                                 const char *status_override);
 char *api_sandbox_url(struct api *api, const struct sandbox_rec *r);
 
 /* ---- wait.c ---- */
 /* Answers req with the create response once sandbox id is running, suspended or terminated,
  * or with 504 {status: "timeout"} after timeout_ms. */
 void api_wait_for_start(struct api *api, struct http_request *req, const char *id,
-			uint64_t timeout_ms);
+                        uint64_t timeout_ms);
 /* Holds an executor's long-poll until api->version passes since or timeout_ms elapses, then
  * calls done(req, data). */
 void api_wait_for_version(struct api *api, struct http_request *req, uint64_t since,
-			  uint64_t timeout_ms, void (*done)(struct http_request *, void *),
-			  void *data);
+                          uint64_t timeout_ms, void (*done)(struct http_request *, void *),
+                          void *data);
 void api_waiters_sandbox(struct api *api, const char *id);
 void api_waiters_version(struct api *api);
 void api_waiters_close(struct api *api);

@@ -69,8 +69,8 @@ static void job_answer(struct api_copy_job *j, bool timed_out, const char *error
 		bool running = strcmp(r.status, "running") == 0;
 		bool settled = running || strcmp(r.status, "terminated") == 0;
 		all_running = all_running && running;
-		json_array_append_new(arr, api_create_response_json(api, &r,
-								    settled ? NULL : "timeout"));
+		json_array_append_new(
+		        arr, api_create_response_json(api, &r, settled ? NULL : "timeout"));
 		sandbox_rec_release(&r);
 	}
 	json_t *o = json_object();
@@ -166,7 +166,7 @@ void api_copy_sandbox_changed(struct api *api, const char *id)
 			mine = mine || strcmp(j->ids[i], id) == 0;
 			if (store_sandbox_get_id(api->store, j->ids[i], &r, NULL) == 0) {
 				all_settled = all_settled && (strcmp(r.status, "running") == 0 ||
-							      strcmp(r.status, "terminated") == 0);
+				                              strcmp(r.status, "terminated") == 0);
 				sandbox_rec_release(&r);
 			}
 		}
@@ -186,7 +186,8 @@ void api_copy_close(struct api *api)
 			j->req->on_abort = NULL;
 			j->req->data = NULL;
 			j->req = NULL;
-			http_respond_error(req, 503, "SHUTTING_DOWN", "the server is shutting down");
+			http_respond_error(req, 503, "SHUTTING_DOWN",
+			                   "the server is shutting down");
 		}
 		job_end(j);
 	}
@@ -204,10 +205,12 @@ void api_sandbox_copy(struct http_request *req, struct api_ctx *ctx)
 	if (http_request_query_has(req, "times") &&
 	    (!http_request_query(req, "times", &q) ||
 	     sv_to_u64(sv_make(q.data, q.len), MAX_COPIES, &times) < 0 || times == 0))
-		rc = hutch_error_api(&err, 400, "INVALID_ARGUMENT", "times must be 1..%d", MAX_COPIES);
+		rc = hutch_error_api(&err, 400, "INVALID_ARGUMENT", "times must be 1..%d",
+		                     MAX_COPIES);
 	buf_release(&q);
 	if (rc == 0)
-		rc = store_sandbox_get(api->store, ctx->ns, http_request_param(req, "id"), 0, &r, &err);
+		rc = store_sandbox_get(api->store, ctx->ns, http_request_param(req, "id"), 0, &r,
+		                       &err);
 	if (rc == 0)
 		rc = api_snapshot_begin(api, &r, "memory", &s, &err);
 	if (rc < 0) {

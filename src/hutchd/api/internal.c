@@ -36,8 +36,8 @@ static json_t *assignment_json(const struct sandbox_rec *r)
 	json_object_set_new(o, "disk_mb", json_integer(r->disk_mb));
 	json_object_set_new(o, "entrypoint", json_text(r->entrypoint));
 	json_object_set_new(o, "network", json_text(r->network));
-	json_object_set_new(o, "snapshot_id", r->snapshot_id ? json_string(r->snapshot_id)
-							     : json_null());
+	json_object_set_new(o, "snapshot_id",
+	                    r->snapshot_id ? json_string(r->snapshot_id) : json_null());
 	json_object_set_new(o, "snapshot_op", json_text(r->snapshot_op));
 	return o;
 }
@@ -57,7 +57,7 @@ static int add_assignment(struct sandbox_rec *r, void *data)
 		if (store_snapshot_get(ac->api->store, NULL, r->snapshot_id, &s, NULL) == 0) {
 			json_object_set_new(o, "snapshot_type", json_string(s.snapshot_type));
 			json_object_set_new(o, "snapshot_digest",
-					    s.digest ? json_string(s.digest) : json_null());
+			                    s.digest ? json_string(s.digest) : json_null());
 			snapshot_rec_release(&s);
 		}
 	}
@@ -86,9 +86,10 @@ static void assignments_answer(struct http_request *req, void *data)
 		uint64_t version = ps->api->version;
 		struct assign_ctx ac = {ps->api, arr};
 		json_t *deleted = json_array();
-		if (store_sandbox_each_live(ps->api->store, ps->node, add_assignment, &ac, &err) < 0 ||
-		    store_snapshot_each_deleted(ps->api->store, ps->node, add_deleted_snapshot, deleted,
-						&err) < 0) {
+		if (store_sandbox_each_live(ps->api->store, ps->node, add_assignment, &ac, &err) <
+		            0 ||
+		    store_snapshot_each_deleted(ps->api->store, ps->node, add_deleted_snapshot,
+		                                deleted, &err) < 0) {
 			json_decref(arr);
 			json_decref(deleted);
 			api_respond_err(req, &err);
@@ -106,7 +107,7 @@ static void assignments_answer(struct http_request *req, void *data)
 }
 
 static struct api_executor *executor_seen(struct api *api, const char *node, const char *address,
-					  int64_t capacity, const char *criu, bool *ret_new)
+                                          int64_t capacity, const char *criu, bool *ret_new)
 {
 	struct api_executor *e = api_executor_find(api, node);
 	*ret_new = false;
@@ -126,8 +127,10 @@ static struct api_executor *executor_seen(struct api *api, const char *node, con
 	bool was_stale = time_mono_ms() - e->last_seen_ms > 30000;
 	e->last_seen_ms = time_mono_ms();
 	*ret_new = *ret_new || was_stale;
-	struct executor_rec rec = {.id = e->id, .address = e->address,
-				   .last_seen = time_now_ms(), .capacity = capacity};
+	struct executor_rec rec = {.id = e->id,
+	                           .address = e->address,
+	                           .last_seen = time_now_ms(),
+	                           .capacity = capacity};
 	store_executor_upsert(api->store, &rec, NULL);
 	return e;
 }
@@ -150,7 +153,7 @@ void api_internal_assignments(struct http_request *req, struct api_ctx *ctx)
 		buf_adds(&q, "local");
 	bool fresh;
 	executor_seen(api, node, buf_cstr(&q), (int64_t)capacity, has_criu ? buf_cstr(&criu) : NULL,
-		      &fresh);
+	              &fresh);
 	buf_release(&q);
 	buf_release(&criu);
 	if (fresh)
@@ -201,7 +204,8 @@ static bool apply_report(struct api *api, struct sandbox_rec *r, const struct re
 		if (live) {
 			rec_set(&r->status, "terminated");
 			rec_set(&r->desired, "terminated");
-			rec_set(&r->outcome, rp->outcome ? rp->outcome : "Failure(ExecutorRemoved)");
+			rec_set(&r->outcome,
+			        rp->outcome ? rp->outcome : "Failure(ExecutorRemoved)");
 			set_error_details(r, rp->error);
 			r->terminated_at = time_now_ms();
 		}
@@ -235,7 +239,8 @@ static bool apply_report(struct api *api, struct sandbox_rec *r, const struct re
 		r->terminated_at = time_now_ms();
 		return true;
 	}
-	if (strcmp(rp->status, "pending") == 0 && strcmp(st, "pending") == 0 && rp->pending_reason) {
+	if (strcmp(rp->status, "pending") == 0 && strcmp(st, "pending") == 0 &&
+	    rp->pending_reason) {
 		rec_set(&r->pending_reason, rp->pending_reason);
 		return true;
 	}
@@ -250,14 +255,14 @@ static const char *jstr(json_t *o, const char *k)
 static void report_one(struct api *api, const char *node, json_t *item)
 {
 	struct report rp = {
-		.id = jstr(item, "id"),
-		.status = jstr(item, "status"),
-		.outcome = jstr(item, "outcome"),
-		.error = jstr(item, "error"),
-		.pending_reason = jstr(item, "pending_reason"),
-		.agent_socket = jstr(item, "agent_socket"),
-		.ip = jstr(item, "ip"),
-		.destroyed = json_is_true(json_object_get(item, "destroyed")),
+	        .id = jstr(item, "id"),
+	        .status = jstr(item, "status"),
+	        .outcome = jstr(item, "outcome"),
+	        .error = jstr(item, "error"),
+	        .pending_reason = jstr(item, "pending_reason"),
+	        .agent_socket = jstr(item, "agent_socket"),
+	        .ip = jstr(item, "ip"),
+	        .destroyed = json_is_true(json_object_get(item, "destroyed")),
 	};
 	struct sandbox_rec r = {0};
 	struct hutch_error err = HUTCH_ERROR_INIT;

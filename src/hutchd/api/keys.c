@@ -39,7 +39,8 @@ static json_t *key_json(const struct key_rec *k)
 	json_object_set_new(o, "name", k->name ? json_string(k->name) : json_null());
 	json_object_set_new(o, "admin", json_boolean(k->admin));
 	json_object_set_new(o, "created_at", json_integer(k->created_at));
-	json_object_set_new(o, "revoked_at", k->revoked_at ? json_integer(k->revoked_at) : json_null());
+	json_object_set_new(o, "revoked_at",
+	                    k->revoked_at ? json_integer(k->revoked_at) : json_null());
 	return o;
 }
 
@@ -54,7 +55,8 @@ static void key_create_done(struct http_request *req)
 	req->on_abort = NULL;
 	struct api_ctx *ctx = &kb->ctx;
 	struct hutch_error err = HUTCH_ERROR_INIT;
-	json_t *o = req->body.len ? json_loadb(req->body.data, req->body.len, 0, NULL) : json_object();
+	json_t *o =
+	        req->body.len ? json_loadb(req->body.data, req->body.len, 0, NULL) : json_object();
 	const char *name = json_string_value(json_object_get(o, "name"));
 	const char *ns = json_string_value(json_object_get(o, "namespace"));
 	int rc = 0;
@@ -64,14 +66,15 @@ static void key_create_done(struct http_request *req)
 		rc = hutch_error_api(&err, 400, "INVALID_ARGUMENT", "name: 1 to 128 characters");
 	else if (ns && !auth_ns_valid(ns, strlen(ns)))
 		rc = hutch_error_api(&err, 400, "INVALID_ARGUMENT",
-				     "namespace: lowercase letters, digits and '-', at most 63");
+		                     "namespace: lowercase letters, digits and '-', at most 63");
 	else if (ns && strcmp(ns, ctx->ns) != 0 && !ctx->admin)
 		rc = hutch_error_api(&err, 403, "FORBIDDEN",
-				     "only an admin key can create keys for another namespace");
+		                     "only an admin key can create keys for another namespace");
 	struct buf key = BUF_INIT;
 	struct key_rec k = {0};
 	if (rc == 0)
-		rc = auth_key_create(ctx->api->store, ns ? ns : ctx->ns, name, false, &key, &k, &err);
+		rc = auth_key_create(ctx->api->store, ns ? ns : ctx->ns, name, false, &key, &k,
+		                     &err);
 	if (rc < 0) {
 		api_respond_err(req, &err);
 	} else {
@@ -123,10 +126,10 @@ void api_key_revoke(struct http_request *req, struct api_ctx *ctx)
 {
 	struct hutch_error err = HUTCH_ERROR_INIT;
 	if (store_key_revoke(ctx->api->store, ctx->ns, http_request_param(req, "key_id"),
-			     time_now_ms(), &err) < 0) {
+	                     time_now_ms(), &err) < 0) {
 		if (err.code == -ENOENT)
 			hutch_error_api(&err, 404, "KEY_NOT_FOUND", "no active key %s",
-					http_request_param(req, "key_id"));
+			                http_request_param(req, "key_id"));
 		api_respond_err(req, &err);
 		return;
 	}

@@ -23,38 +23,38 @@ struct api_route {
 
 /* Public routes, matched after an optional /v1/namespaces/{ns} prefix is removed. */
 static const struct api_route public_routes[] = {
-	{HTTP_POST, "/sandboxes", api_sandbox_create},
-	{HTTP_GET, "/sandboxes", api_sandbox_list},
-	{HTTP_GET, "/sandboxes/{id}", api_sandbox_get},
-	{HTTP_PATCH, "/sandboxes/{id}", api_sandbox_update},
-	{HTTP_DELETE, "/sandboxes/{id}", api_sandbox_delete},
-	{HTTP_POST, "/sandboxes/{id}/suspend", api_sandbox_suspend},
-	{HTTP_POST, "/sandboxes/{id}/resume", api_sandbox_resume},
-	{HTTP_POST, "/sandboxes/{id}/snapshot", api_snapshot_create},
-	{HTTP_POST, "/sandboxes/{id}/copy", api_sandbox_copy},
-	{HTTP_GET, "/snapshots", api_snapshot_list},
-	{HTTP_GET, "/snapshots/{snapshot_id}", api_snapshot_get},
-	{HTTP_DELETE, "/snapshots/{snapshot_id}", api_snapshot_delete},
-	{HTTP_GET, "/archived-sandboxes", api_sandbox_list_archived},
-	{HTTP_GET, "/archived-sandboxes/{id}", api_sandbox_get_archived},
-	{HTTP_POST, "/sandbox-pools", api_pool_create},
-	{HTTP_GET, "/sandbox-pools", api_pool_list},
-	{HTTP_GET, "/sandbox-pools/{pool_id}", api_pool_get},
-	{HTTP_PUT, "/sandbox-pools/{pool_id}", api_pool_replace},
-	{HTTP_DELETE, "/sandbox-pools/{pool_id}", api_pool_delete},
-	{HTTP_POST, "/sandbox-pools/{pool_id}/sandboxes", api_pool_claim},
-	{HTTP_POST, "/api-keys", api_key_create},
-	{HTTP_GET, "/api-keys", api_key_list},
-	{HTTP_DELETE, "/api-keys/{key_id}", api_key_revoke},
-	{HTTP_POST, "/platform/v1/keys/introspect", api_key_introspect},
+        {HTTP_POST, "/sandboxes", api_sandbox_create},
+        {HTTP_GET, "/sandboxes", api_sandbox_list},
+        {HTTP_GET, "/sandboxes/{id}", api_sandbox_get},
+        {HTTP_PATCH, "/sandboxes/{id}", api_sandbox_update},
+        {HTTP_DELETE, "/sandboxes/{id}", api_sandbox_delete},
+        {HTTP_POST, "/sandboxes/{id}/suspend", api_sandbox_suspend},
+        {HTTP_POST, "/sandboxes/{id}/resume", api_sandbox_resume},
+        {HTTP_POST, "/sandboxes/{id}/snapshot", api_snapshot_create},
+        {HTTP_POST, "/sandboxes/{id}/copy", api_sandbox_copy},
+        {HTTP_GET, "/snapshots", api_snapshot_list},
+        {HTTP_GET, "/snapshots/{snapshot_id}", api_snapshot_get},
+        {HTTP_DELETE, "/snapshots/{snapshot_id}", api_snapshot_delete},
+        {HTTP_GET, "/archived-sandboxes", api_sandbox_list_archived},
+        {HTTP_GET, "/archived-sandboxes/{id}", api_sandbox_get_archived},
+        {HTTP_POST, "/sandbox-pools", api_pool_create},
+        {HTTP_GET, "/sandbox-pools", api_pool_list},
+        {HTTP_GET, "/sandbox-pools/{pool_id}", api_pool_get},
+        {HTTP_PUT, "/sandbox-pools/{pool_id}", api_pool_replace},
+        {HTTP_DELETE, "/sandbox-pools/{pool_id}", api_pool_delete},
+        {HTTP_POST, "/sandbox-pools/{pool_id}/sandboxes", api_pool_claim},
+        {HTTP_POST, "/api-keys", api_key_create},
+        {HTTP_GET, "/api-keys", api_key_list},
+        {HTTP_DELETE, "/api-keys/{key_id}", api_key_revoke},
+        {HTTP_POST, "/platform/v1/keys/introspect", api_key_introspect},
 };
 
 /* Internal routes for executors and proxies (node token). */
 static const struct api_route internal_routes[] = {
-	{HTTP_GET, "/internal/v1/executors/{node}/assignments", api_internal_assignments},
-	{HTTP_POST, "/internal/v1/executors/{node}/report", api_internal_report},
-	{HTTP_POST, "/internal/v1/activity", api_internal_activity},
-	{HTTP_POST, "/internal/v1/sandboxes/{id}/wake", api_internal_wake},
+        {HTTP_GET, "/internal/v1/executors/{node}/assignments", api_internal_assignments},
+        {HTTP_POST, "/internal/v1/executors/{node}/report", api_internal_report},
+        {HTTP_POST, "/internal/v1/activity", api_internal_activity},
+        {HTTP_POST, "/internal/v1/sandboxes/{id}/wake", api_internal_wake},
 };
 
 void api_respond_json(struct http_request *req, int status, json_t *body)
@@ -70,7 +70,7 @@ void api_respond_err(struct http_request *req, const struct hutch_error *err)
 	int status = hutch_error_http_status(err);
 	if (status >= 500)
 		log_warn("%.*s %.*s: %s", SV_FMT(sv_from(http_method_str(req->method))),
-			 SV_FMT(req->path), err->msg);
+		         SV_FMT(req->path), err->msg);
 	http_respond_error(req, status, hutch_error_kind(err), "%s", err->msg);
 }
 
@@ -104,7 +104,7 @@ static bool internal_authorized(struct api *api, struct http_request *req)
 }
 
 static const struct api_route *match(const struct api_route *routes, size_t n,
-				     struct http_request *req, struct sv path, int *ret_status)
+                                     struct http_request *req, struct sv path, int *ret_status)
 {
 	struct http_route table[32];
 	for (size_t i = 0; i < n; i++)
@@ -117,7 +117,7 @@ static void dispatch_internal(struct api *api, struct http_request *req)
 {
 	int status;
 	const struct api_route *r =
-		match(internal_routes, ARRAY_SIZE(internal_routes), req, req->path, &status);
+	        match(internal_routes, ARRAY_SIZE(internal_routes), req, req->path, &status);
 	if (!r) {
 		http_respond_error(req, status, "NOT_FOUND", "no such internal route");
 		return;
@@ -133,7 +133,7 @@ static void dispatch_internal(struct api *api, struct http_request *req)
 
 /* Resolves the caller's namespace from the key and the path prefix. */
 static int authenticate(struct api *api, struct http_request *req, const char *path_ns,
-			struct api_ctx *ctx, struct hutch_error *err)
+                        struct api_ctx *ctx, struct hutch_error *err)
 {
 	if (strcmp(api->cfg->auth, "none") == 0) {
 		snprintf(ctx->ns, sizeof(ctx->ns), "%s", path_ns ? path_ns : "default");
@@ -147,8 +147,8 @@ static int authenticate(struct api *api, struct http_request *req, const char *p
 	if (path_ns && strcmp(path_ns, ctx->ns) != 0) {
 		if (!ctx->admin)
 			return hutch_error_api(err, 403, "FORBIDDEN",
-					       "this API key belongs to namespace %s, not %s", ctx->ns,
-					       path_ns);
+			                       "this API key belongs to namespace %s, not %s",
+			                       ctx->ns, path_ns);
 		snprintf(ctx->ns, sizeof(ctx->ns), "%s", path_ns);
 	}
 	return 0;
@@ -177,11 +177,12 @@ static void handle(struct http_request *req, void *data)
 	}
 	int status;
 	const struct api_route *r =
-		match(public_routes, ARRAY_SIZE(public_routes), req, rest, &status);
+	        match(public_routes, ARRAY_SIZE(public_routes), req, rest, &status);
 	if (!r) {
 		http_respond_error(req, status, status == 405 ? "METHOD_NOT_ALLOWED" : "NOT_FOUND",
-				   "%s %.*s", status == 405 ? "method not allowed for" : "no route for",
-				   SV_FMT(req->path));
+		                   "%s %.*s",
+		                   status == 405 ? "method not allowed for" : "no route for",
+		                   SV_FMT(req->path));
 		return;
 	}
 	struct api_ctx ctx = {.api = api};
@@ -304,7 +305,7 @@ int api_main(struct hutchd_config *cfg)
 	uv_signal_start(&api.sigterm, on_signal, SIGTERM);
 	uv_signal_start(&api.sigint, on_signal, SIGINT);
 	log_info("api listening on %s (store %s, schema %d)", cfg->listen, cfg->store_path,
-		 store_schema_version(api.store));
+	         store_schema_version(api.store));
 	uv_run(&loop, UV_RUN_DEFAULT);
 	uv_loop_close(&loop);
 	for (struct api_executor *e = api.executors, *next; e; e = next) {

@@ -25,15 +25,15 @@ static int opt_count(json_t *o, const char *key, int64_t *ret, struct hutch_erro
 	if (!v || json_is_null(v))
 		return 0;
 	if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 10000)
-		return hutch_error_api(err, 400, "INVALID_ARGUMENT", "%s: must be an integer 0..10000",
-				       key);
+		return hutch_error_api(err, 400, "INVALID_ARGUMENT",
+		                       "%s: must be an integer 0..10000", key);
 	*ret = json_integer_value(v);
 	return 0;
 }
 
 /* Reuses the sandbox create validation for the shared fields, then the pool's own. */
 static int pool_parse(struct api *api, const char *body, size_t len, struct pool_rec *p,
-		      struct hutch_error *err)
+                      struct hutch_error *err)
 {
 	json_t *o = len ? json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL) : NULL;
 	if (!json_is_object(o)) {
@@ -119,7 +119,7 @@ static json_t *pool_json(struct api *api, const struct pool_rec *p, bool contain
 	json_object_set_new(o, "timeout_secs", json_integer(p->timeout_secs));
 	json_object_set_new(o, "entrypoint", text_json(p->entrypoint));
 	json_object_set_new(o, "max_containers",
-			    p->max_containers >= 0 ? json_integer(p->max_containers) : json_null());
+	                    p->max_containers >= 0 ? json_integer(p->max_containers) : json_null());
 	json_object_set_new(o, "warm_containers", json_integer(p->warm_containers));
 	json_object_set_new(o, "min_containers", json_integer(p->min_containers));
 	json_object_set_new(o, "network", text_json(p->network));
@@ -159,7 +159,7 @@ static void pb_done(struct http_request *req)
 }
 
 static void with_body(struct http_request *req, struct api_ctx *ctx,
-		      void (*fn)(struct http_request *, struct api_ctx *))
+                      void (*fn)(struct http_request *, struct api_ctx *))
 {
 	struct pool_body *pb = xcalloc(1, sizeof(*pb));
 	pb->ctx = *ctx;
@@ -239,8 +239,8 @@ void api_pool_get(struct http_request *req, struct api_ctx *ctx)
 {
 	struct hutch_error err = HUTCH_ERROR_INIT;
 	struct pool_rec p = {0};
-	if (store_pool_get(ctx->api->store, ctx->ns, http_request_param(req, "pool_id"), &p,
-			   &err) < 0) {
+	if (store_pool_get(ctx->api->store, ctx->ns, http_request_param(req, "pool_id"), &p, &err) <
+	    0) {
 		api_respond_err(req, &err);
 		return;
 	}
@@ -253,12 +253,13 @@ static void replace_done(struct http_request *req, struct api_ctx *ctx)
 	struct hutch_error err = HUTCH_ERROR_INIT;
 	struct pool_rec old = {0}, p = {0};
 	int rc = store_pool_get(ctx->api->store, ctx->ns, http_request_param(req, "pool_id"), &old,
-				&err);
+	                        &err);
 	if (rc == 0)
 		rc = pool_parse(ctx->api, req->body.data, req->body.len, &p, &err);
 	if (rc == 0) {
-		bool net_changed = !((!p.network && !old.network) ||
-				     (p.network && old.network && strcmp(p.network, old.network) == 0));
+		bool net_changed =
+		        !((!p.network && !old.network) ||
+		          (p.network && old.network && strcmp(p.network, old.network) == 0));
 		p.id = xstrdup(old.id);
 		p.ns = xstrdup(old.ns);
 		p.created_at = old.created_at;
@@ -295,13 +296,13 @@ void api_pool_delete(struct http_request *req, struct api_ctx *ctx)
 	struct pool_rec p = {0};
 	int64_t claimed = 0;
 	int rc = store_pool_get(ctx->api->store, ctx->ns, http_request_param(req, "pool_id"), &p,
-				&err);
+	                        &err);
 	if (rc == 0)
 		rc = store_pool_count(ctx->api->store, p.id, "claimed", &claimed, &err);
 	if (rc == 0 && claimed > 0)
 		rc = hutch_error_api(&err, 409, "POOL_IN_USE",
-				     "pool %s has %lld claimed sandboxes still running", p.id,
-				     (long long)claimed);
+		                     "pool %s has %lld claimed sandboxes still running", p.id,
+		                     (long long)claimed);
 	if (rc == 0) {
 		/* collect first: terminating while the query walks would change its rows */
 		struct api_sandbox_list l = {0};
@@ -340,7 +341,7 @@ static int first_warm(struct sandbox_rec *r, void *data)
 
 /* Fills a new sandbox record from a pool's template. */
 static void from_template(struct api *api, const struct pool_rec *p, const char *pool_state,
-			  struct sandbox_rec *r)
+                          struct sandbox_rec *r)
 {
 	char id[HUTCH_ID_LEN + 1];
 	int64_t now = time_now_ms();
@@ -376,8 +377,8 @@ static void pool_place(struct api *api, const struct pool_rec *p, struct sandbox
 	struct api_executor *e = room ? api_executor_pick(api) : NULL;
 	rec_set(&r->executor_id, e ? e->id : NULL);
 	rec_set(&r->pending_reason, !room ? "pool_at_capacity"
-				    : e   ? "scheduling"
-					  : "no_executors_available");
+	                            : e   ? "scheduling"
+	                                  : "no_executors_available");
 }
 
 void api_pool_claim(struct http_request *req, struct api_ctx *ctx)
@@ -433,7 +434,7 @@ static int sweep_pool(struct pool_rec *p, void *data)
 		else if (is_warm)
 			warm++;
 		else if (strcmp(r->status, "pending") == 0 && r->pending_reason &&
-			 strcmp(r->pending_reason, "pool_at_capacity") == 0) {
+		         strcmp(r->pending_reason, "pool_at_capacity") == 0) {
 			pool_place(api, p, r);
 			if (strcmp(r->pending_reason, "pool_at_capacity") != 0 &&
 			    store_sandbox_update(api->store, r, &err) == 0)
@@ -444,7 +445,8 @@ static int sweep_pool(struct pool_rec *p, void *data)
 	free(l.items);
 	int64_t live = 0;
 	store_pool_count(api->store, p->id, NULL, &live, NULL);
-	int64_t want = p->warm_containers > p->min_containers ? p->warm_containers : p->min_containers;
+	int64_t want =
+	        p->warm_containers > p->min_containers ? p->warm_containers : p->min_containers;
 	for (; warm < want && (p->max_containers < 0 || live < p->max_containers); warm++, live++) {
 		struct sandbox_rec r = {0};
 		from_template(api, p, "warm", &r);

@@ -9,8 +9,8 @@
 
 /* Splits cfg->proxy_url ("http://host:port") into scheme and ":port" suffix (empty when the
  * port is the scheme's default). */
-static void proxy_origin(struct api *api, char *scheme, size_t ssz, char *hostport,
-			 size_t hsz, char *portsuffix, size_t psz)
+static void proxy_origin(struct api *api, char *scheme, size_t ssz, char *hostport, size_t hsz,
+                         char *portsuffix, size_t psz)
 {
 	const char *url = api->cfg->proxy_url;
 	const char *sep = strstr(url, "://");
@@ -22,7 +22,7 @@ static void proxy_origin(struct api *api, char *scheme, size_t ssz, char *hostpo
 	portsuffix[0] = '\0';
 	if (colon && (!bracket || colon > bracket)) {
 		bool dflt = (strcmp(scheme, "http") == 0 && strcmp(colon, ":80") == 0) ||
-			    (strcmp(scheme, "https") == 0 && strcmp(colon, ":443") == 0);
+		            (strcmp(scheme, "https") == 0 && strcmp(colon, ":443") == 0);
 		if (!dflt)
 			snprintf(portsuffix, psz, "%s", colon);
 	}
@@ -91,7 +91,7 @@ json_t *api_sandbox_json(struct api *api, const struct sandbox_rec *r)
 	json_object_set_new(o, "error_details", json_col(r->error_details, NULL));
 	json_object_set_new(o, "created_at", json_integer(r->created_at));
 	json_object_set_new(o, "terminated_at",
-			    r->terminated_at ? json_integer(r->terminated_at) : json_null());
+	                    r->terminated_at ? json_integer(r->terminated_at) : json_null());
 	json_t *res = json_object();
 	json_object_set_new(res, "cpus", json_real(r->cpus));
 	json_object_set_new(res, "memory_mb", json_integer(r->memory_mb));
@@ -126,11 +126,12 @@ json_t *api_sandbox_json(struct api *api, const struct sandbox_rec *r)
 }
 
 json_t *api_create_response_json(struct api *api, const struct sandbox_rec *r,
-				 const char *status_override)
+                                 const char *status_override)
 {
 	json_t *o = json_object();
 	json_object_set_new(o, "sandbox_id", json_string(r->id));
-	json_object_set_new(o, "status", json_string(status_override ? status_override : r->status));
+	json_object_set_new(o, "status",
+	                    json_string(status_override ? status_override : r->status));
 	if (r->pending_reason && strcmp(r->status, "pending") == 0)
 		json_object_set_new(o, "pending_reason", json_string(r->pending_reason));
 	if (r->name)

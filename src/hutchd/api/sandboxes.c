@@ -35,7 +35,7 @@ static void body_done(struct http_request *req)
 }
 
 void api_read_body(struct http_request *req, struct api_ctx *ctx,
-		   void (*fn)(struct http_request *req, struct api_ctx *ctx))
+                   void (*fn)(struct http_request *req, struct api_ctx *ctx))
 {
 	struct body_ctx *b = xcalloc(1, sizeof(*b));
 	b->ctx = *ctx;
@@ -48,16 +48,16 @@ void api_read_body(struct http_request *req, struct api_ctx *ctx,
 /* ---- helpers ---- */
 
 static int load(struct api_ctx *ctx, struct http_request *req, struct sandbox_rec *ret,
-		struct hutch_error *err)
+                struct hutch_error *err)
 {
 	return store_sandbox_get(ctx->api->store, ctx->ns, http_request_param(req, "id"), 0, ret,
-				 err);
+	                         err);
 }
 
 static int conflict(struct hutch_error *err, const struct sandbox_rec *r, const char *what)
 {
 	return hutch_error_api(err, 409, "INVALID_STATE", "cannot %s sandbox %s: it is %s", what,
-			       r->id, r->status);
+	                       r->id, r->status);
 }
 
 static int save(struct api *api, struct sandbox_rec *r, struct hutch_error *err)
@@ -130,8 +130,8 @@ static void create_with_body(struct http_request *req, struct api_ctx *ctx)
 		rc = store_sandbox_count_live(api->store, ctx->ns, &live, &err);
 	if (rc == 0 && live >= api->cfg->max_sandboxes_per_ns)
 		rc = hutch_error_api(&err, 429, "SANDBOX_LIMIT_REACHED",
-				     "namespace %s already has %lld live sandboxes (the limit)",
-				     ctx->ns, (long long)live);
+		                     "namespace %s already has %lld live sandboxes (the limit)",
+		                     ctx->ns, (long long)live);
 	if (rc < 0) {
 		create_req_release(&c);
 		api_respond_err(req, &err);
@@ -152,7 +152,7 @@ static void create_with_body(struct http_request *req, struct api_ctx *ctx)
 		return;
 	}
 	log_info("sandbox %s created in %s (executor %s)", r.id, r.ns,
-		 r.executor_id ? r.executor_id : "none yet");
+	         r.executor_id ? r.executor_id : "none yet");
 	api_desired_changed(api);
 	uint64_t wait = api_request_bound_ms(api, req);
 	if (wait == 0)
@@ -170,7 +170,7 @@ void api_sandbox_create(struct http_request *req, struct api_ctx *ctx)
 /* ---- list ---- */
 
 static int parse_page(struct http_request *req, struct sandbox_page *pg, char *cid, size_t cidsz,
-		      struct hutch_error *err)
+                      struct hutch_error *err)
 {
 	struct buf q = BUF_INIT;
 	int rc = 0;
@@ -184,7 +184,7 @@ static int parse_page(struct http_request *req, struct sandbox_page *pg, char *c
 			pg->backward = true;
 		else if (strcmp(buf_cstr(&q), "forward") != 0)
 			rc = hutch_error_api(err, 400, "INVALID_ARGUMENT",
-					     "direction must be forward or backward");
+			                     "direction must be forward or backward");
 	}
 	if (rc == 0 && http_request_query_has(req, "cursor") &&
 	    !http_request_query(req, "cursor", &q))
@@ -201,8 +201,8 @@ static int parse_page(struct http_request *req, struct sandbox_page *pg, char *c
 
 static bool status_known(const char *s)
 {
-	static const char *const all[] = {"pending",	"running",   "snapshotting",
-					  "suspending", "suspended", "terminated"};
+	static const char *const all[] = {"pending",    "running",   "snapshotting",
+	                                  "suspending", "suspended", "terminated"};
 	for (size_t i = 0; i < ARRAY_SIZE(all); i++)
 		if (strcmp(s, all[i]) == 0)
 			return true;
@@ -230,7 +230,7 @@ static void list_common(struct http_request *req, struct api_ctx *ctx, bool arch
 	if (rc == 0 && !archived && http_request_query(req, "status", &status) && status.len) {
 		if (!status_known(buf_cstr(&status)))
 			rc = hutch_error_api(&err, 400, "INVALID_ARGUMENT", "unknown status '%s'",
-					     buf_cstr(&status));
+			                     buf_cstr(&status));
 		pg.status = buf_cstr(&status);
 	}
 	if (rc == 0)
@@ -248,9 +248,9 @@ static void list_common(struct http_request *req, struct api_ctx *ctx, bool arch
 	json_t *o = json_object();
 	json_object_set_new(o, "sandboxes", arr);
 	json_object_set_new(o, "prev_cursor",
-			    pg.n && more_newer ? cursor_json(&pg.items[0]) : json_null());
+	                    pg.n && more_newer ? cursor_json(&pg.items[0]) : json_null());
 	json_object_set_new(o, "next_cursor",
-			    pg.n && more_older ? cursor_json(&pg.items[pg.n - 1]) : json_null());
+	                    pg.n && more_older ? cursor_json(&pg.items[pg.n - 1]) : json_null());
 	store_sandbox_page_release(&pg);
 	buf_release(&status);
 	api_respond_json(req, 200, o);
@@ -273,7 +273,7 @@ static void get_common(struct http_request *req, struct api_ctx *ctx, int archiv
 	struct sandbox_rec r = {0};
 	struct hutch_error err = HUTCH_ERROR_INIT;
 	if (store_sandbox_get(ctx->api->store, ctx->ns, http_request_param(req, "id"), archived, &r,
-			      &err) < 0) {
+	                      &err) < 0) {
 		api_respond_err(req, &err);
 		return;
 	}
@@ -294,7 +294,7 @@ void api_sandbox_get_archived(struct http_request *req, struct api_ctx *ctx)
 /* ---- update ---- */
 
 static int apply_update(struct api *api, struct sandbox_rec *r, struct update_req *u,
-			bool *ret_desired_changed, struct hutch_error *err)
+                        bool *ret_desired_changed, struct hutch_error *err)
 {
 	if (status_is(r, "terminated"))
 		return conflict(err, r, "update");
@@ -342,7 +342,7 @@ void api_sandbox_update(struct http_request *req, struct api_ctx *ctx)
 /* ---- state transitions ---- */
 
 int api_sandbox_terminate(struct api *api, struct sandbox_rec *r, const char *outcome,
-			  struct hutch_error *err)
+                          struct hutch_error *err)
 {
 	int64_t now = time_now_ms();
 	rec_set(&r->status, "terminated");
@@ -390,7 +390,7 @@ void api_sandbox_delete(struct http_request *req, struct api_ctx *ctx)
 	int rc = load(ctx, req, &r, &err);
 	if (rc == -ENOENT) /* already archived counts as terminated */
 		rc = store_sandbox_get(ctx->api->store, ctx->ns, http_request_param(req, "id"), 1,
-				       &r, &err);
+		                       &r, &err);
 	if (rc == 0 && !status_is(&r, "terminated"))
 		rc = api_sandbox_terminate(ctx->api, &r, "Success(UserTerminated)", &err);
 	if (rc < 0)
@@ -408,8 +408,8 @@ void api_sandbox_suspend(struct http_request *req, struct api_ctx *ctx)
 	int rc = load(ctx, req, &r, &err);
 	if (rc == 0 && !r.name)
 		rc = hutch_error_api(&err, 400, "EPHEMERAL_SANDBOX",
-				     "only named sandboxes can be suspended; give it a name with "
-				     "PATCH first");
+		                     "only named sandboxes can be suspended; give it a name with "
+		                     "PATCH first");
 	else if (rc == 0 && status_is(&r, "suspended"))
 		status = 200;
 	else if (rc == 0 && status_is(&r, "running"))
@@ -431,12 +431,13 @@ void api_sandbox_resume(struct http_request *req, struct api_ctx *ctx)
 	int rc = load(ctx, req, &r, &err);
 	if (rc == 0 && !r.name)
 		rc = hutch_error_api(&err, 400, "EPHEMERAL_SANDBOX",
-				     "only named sandboxes can be suspended and resumed");
+		                     "only named sandboxes can be suspended and resumed");
 	else if (rc == 0 && status_is(&r, "running"))
 		status = 200;
 	else if (rc == 0 && (status_is(&r, "suspended") || status_is(&r, "suspending")))
-		rc = strcmp(r.desired, "running") == 0 ? 0
-						       : api_sandbox_begin_resume(ctx->api, &r, &err);
+		rc = strcmp(r.desired, "running") == 0
+		             ? 0
+		             : api_sandbox_begin_resume(ctx->api, &r, &err);
 	else if (rc == 0)
 		rc = conflict(&err, &r, "resume");
 	if (rc < 0)
@@ -463,15 +464,14 @@ static void sweep_one(struct api *api, struct sandbox_rec *r, int64_t now)
 	int64_t last = r->last_activity_at > r->created_at ? r->last_activity_at : r->created_at;
 	bool warm = r->pool_state && strcmp(r->pool_state, "warm") == 0;
 	if (!warm && status_is(r, "running") && strcmp(r->desired, "running") == 0 &&
-	    r->timeout_secs > 0 &&
-	    now - last > r->timeout_secs * 1000) {
+	    r->timeout_secs > 0 && now - last > r->timeout_secs * 1000) {
 		int rc = r->name ? api_sandbox_begin_suspend(api, r, &err)
-				 : api_sandbox_terminate(api, r, "Success(Timeout)", &err);
+		                 : api_sandbox_terminate(api, r, "Success(Timeout)", &err);
 		if (rc < 0)
 			log_warn("timeout of sandbox %s: %s", r->id, err.msg);
 		else
 			log_info("sandbox %s idle for %llds: %s", r->id, (long long)r->timeout_secs,
-				 r->name ? "suspending" : "terminated");
+			         r->name ? "suspending" : "terminated");
 		return;
 	}
 	if (status_is(r, "pending") && !r->executor_id &&
@@ -500,7 +500,7 @@ void api_sandbox_sweep(struct api *api)
 	free(l.items);
 	api_pool_sweep(api);
 	int64_t moved = 0;
-	if (store_sandbox_archive(api->store, now - api->cfg->archive_after_secs * 1000, now, &moved,
-				  &err) < 0)
+	if (store_sandbox_archive(api->store, now - api->cfg->archive_after_secs * 1000, now,
+	                          &moved, &err) < 0)
 		log_warn("archiving: %s", err.msg);
 }

@@ -23,13 +23,13 @@ json_t *api_snapshot_json(const struct snapshot_rec *s)
 	json_object_set_new(o, "namespace", json_string(s->ns));
 	json_object_set_new(o, "sandbox_id", json_string(s->sandbox_id));
 	json_object_set_new(o, "base_image",
-			    json_string(s->base_image ? s->base_image : "ubuntu-minimal"));
+	                    json_string(s->base_image ? s->base_image : "ubuntu-minimal"));
 	json_object_set_new(o, "status", json_string(s->status));
 	json_object_set_new(o, "snapshot_type", json_string(s->snapshot_type));
 	json_object_set_new(o, "error", s->error ? json_string(s->error) : json_null());
 	json_object_set_new(o, "snapshot_format_version",
-			    json_string(strcmp(s->snapshot_type, "memory") == 0 ? "hutch_memory_v1"
-										: "hutch_fs_v1"));
+	                    json_string(strcmp(s->snapshot_type, "memory") == 0 ? "hutch_memory_v1"
+	                                                                        : "hutch_fs_v1"));
 	json_object_set_new(o, "snapshot_uri", json_null());
 	json_object_set_new(o, "digest", s->digest ? json_string(s->digest) : json_null());
 	json_object_set_new(o, "size_bytes", json_integer(s->size_bytes));
@@ -58,41 +58,51 @@ static int parse_type(const char *body, size_t len, const char **ret, struct hut
 		*ret = "memory";
 	else if (t && strcmp(t, "filesystem") != 0)
 		rc = hutch_error_api(err, 400, "INVALID_ARGUMENT",
-				     "snapshot_type must be \"memory\" or \"filesystem\"");
+		                     "snapshot_type must be \"memory\" or \"filesystem\"");
 	else if (!t && m && strcmp(m, "full") == 0)
 		*ret = "memory";
 	else if (!t && m && strcmp(m, "filesystem_only") != 0)
-		rc = hutch_error_api(err, 400, "INVALID_ARGUMENT",
-				     "snapshot_content_mode must be \"full\" or \"filesystem_only\"");
+		rc = hutch_error_api(
+		        err, 400, "INVALID_ARGUMENT",
+		        "snapshot_content_mode must be \"full\" or \"filesystem_only\"");
 	else if (json_object_get(o, "snapshot_type") && !t)
-		rc = hutch_error_api(err, 400, "INVALID_ARGUMENT", "snapshot_type must be a string");
+		rc = hutch_error_api(err, 400, "INVALID_ARGUMENT",
+		                     "snapshot_type must be a string");
 	json_decref(o);
 	return rc;
 }
 
 int api_snapshot_begin(struct api *api, struct sandbox_rec *r, const char *type,
-		       struct snapshot_rec *ret, struct hutch_error *err)
+                       struct snapshot_rec *ret, struct hutch_error *err)
 {
 	if (strcmp(r->status, "running") != 0)
 		return hutch_error_api(err, 409, "INVALID_STATE",
-				       "cannot snapshot sandbox %s: it is %s", r->id, r->status);
+		                       "cannot snapshot sandbox %s: it is %s", r->id, r->status);
 	struct api_executor *e = r->executor_id ? api_executor_find(api, r->executor_id) : NULL;
 	if (strcmp(type, "memory") == 0 && !(e && e->criu))
-		return hutch_error_api(err, 400, "MEMORY_SNAPSHOT_UNAVAILABLE",
-				       "memory snapshots need CRIU 4.1 or newer on the sandbox's host"
-				       "%s%s",
-				       e && e->criu_reason[0] ? ": " : "", e ? e->criu_reason : "");
+		return hutch_error_api(
+		        err, 400, "MEMORY_SNAPSHOT_UNAVAILABLE",
+		        "memory snapshots need CRIU 4.1 or newer on the sandbox's host"
+		        "%s%s",
+		        e && e->criu_reason[0] ? ": " : "", e ? e->criu_reason : "");
 	char id[HUTCH_ID_LEN + 1];
 	int64_t now = time_now_ms();
 	id_generate(id);
 	struct snapshot_rec s = {
-		.id = xstrdup(id), .ns = xstrdup(r->ns), .sandbox_id = xstrdup(r->id),
-		.snapshot_type = xstrdup(type), .status = xstrdup("in_progress"),
-		.desired = xstrdup("kept"), .base_image = r->image ? xstrdup(r->image) : NULL,
-		.cpus = r->cpus, .memory_mb = r->memory_mb, .disk_mb = r->disk_mb,
-		.entrypoint = r->entrypoint ? xstrdup(r->entrypoint) : NULL,
-		.executor_id = r->executor_id ? xstrdup(r->executor_id) : NULL,
-		.created_at = now, .updated_at = now,
+	        .id = xstrdup(id),
+	        .ns = xstrdup(r->ns),
+	        .sandbox_id = xstrdup(r->id),
+	        .snapshot_type = xstrdup(type),
+	        .status = xstrdup("in_progress"),
+	        .desired = xstrdup("kept"),
+	        .base_image = r->image ? xstrdup(r->image) : NULL,
+	        .cpus = r->cpus,
+	        .memory_mb = r->memory_mb,
+	        .disk_mb = r->disk_mb,
+	        .entrypoint = r->entrypoint ? xstrdup(r->entrypoint) : NULL,
+	        .executor_id = r->executor_id ? xstrdup(r->executor_id) : NULL,
+	        .created_at = now,
+	        .updated_at = now,
 	};
 	int rc = store_snapshot_insert(api->store, &s, err);
 	if (rc == 0) {
@@ -122,8 +132,8 @@ static void snapshot_with_body(struct http_request *req, struct api_ctx *ctx)
 	const char *type;
 	int rc = parse_type(req->body.data, req->body.len, &type, &err);
 	if (rc == 0)
-		rc = store_sandbox_get(ctx->api->store, ctx->ns, http_request_param(req, "id"), 0, &r,
-				       &err);
+		rc = store_sandbox_get(ctx->api->store, ctx->ns, http_request_param(req, "id"), 0,
+		                       &r, &err);
 	if (rc == 0)
 		rc = api_snapshot_begin(ctx->api, &r, type, &s, &err);
 	if (rc < 0) {
@@ -170,7 +180,7 @@ void api_snapshot_get(struct http_request *req, struct api_ctx *ctx)
 	struct hutch_error err = HUTCH_ERROR_INIT;
 	struct snapshot_rec s = {0};
 	if (store_snapshot_get(ctx->api->store, ctx->ns, http_request_param(req, "snapshot_id"), &s,
-			       &err) < 0) {
+	                       &err) < 0) {
 		api_respond_err(req, &err);
 		return;
 	}
@@ -192,8 +202,8 @@ void api_snapshot_delete(struct http_request *req, struct api_ctx *ctx)
 {
 	struct hutch_error err = HUTCH_ERROR_INIT;
 	struct snapshot_rec s = {0};
-	int rc = store_snapshot_get(ctx->api->store, ctx->ns, http_request_param(req, "snapshot_id"),
-				    &s, &err);
+	int rc = store_snapshot_get(ctx->api->store, ctx->ns,
+	                            http_request_param(req, "snapshot_id"), &s, &err);
 	if (rc == 0)
 		rc = api_snapshot_drop(ctx->api, &s, &err);
 	if (rc < 0)
@@ -224,7 +234,7 @@ void api_snapshot_report(struct api *api, struct sandbox_rec *r, json_t *rep)
 			log_warn("snapshot %s: %s", s.id, err.msg);
 		else
 			log_info("snapshot %s %s%s%s", s.id, s.status, s.error ? ": " : "",
-				 s.error ? s.error : "");
+			         s.error ? s.error : "");
 	}
 	/* the sandbox goes back to running whatever the outcome */
 	if (r->snapshot_op && strstr(r->snapshot_op, id)) {
@@ -239,21 +249,22 @@ void api_snapshot_report(struct api *api, struct sandbox_rec *r, json_t *rep)
 /* ---- create from a snapshot ---- */
 
 int api_snapshot_apply(struct api *api, const char *ns, struct create_req *c,
-		       const struct apimodel_limits *lim, struct sandbox_rec *r,
-		       struct hutch_error *err)
+                       const struct apimodel_limits *lim, struct sandbox_rec *r,
+                       struct hutch_error *err)
 {
 	struct snapshot_rec s = {0};
 	int rc = store_snapshot_get(api->store, ns, c->snapshot_id, &s, err);
 	if (rc < 0)
 		return rc;
 	if (strcmp(s.status, "completed") != 0)
-		rc = hutch_error_api(err, 400, "SNAPSHOT_NOT_READY", "snapshot %s is %s, not completed",
-				     s.id, s.status);
+		rc = hutch_error_api(err, 400, "SNAPSHOT_NOT_READY",
+		                     "snapshot %s is %s, not completed", s.id, s.status);
 	else if (c->image && !(s.base_image && strcmp(c->image, s.base_image) == 0) &&
-		 strcmp(s.snapshot_type, "filesystem") == 0)
-		rc = hutch_error_api(err, 400, "INVALID_ARGUMENT",
-				     "image: a filesystem snapshot restores onto its own image (%s)",
-				     s.base_image ? s.base_image : "default");
+	         strcmp(s.snapshot_type, "filesystem") == 0)
+		rc = hutch_error_api(
+		        err, 400, "INVALID_ARGUMENT",
+		        "image: a filesystem snapshot restores onto its own image (%s)",
+		        s.base_image ? s.base_image : "default");
 	if (rc == 0) {
 		rec_set(&r->image, s.base_image);
 		rec_set(&r->snapshot_id, s.id);
@@ -267,7 +278,8 @@ int api_snapshot_apply(struct api *api, const char *ns, struct create_req *c,
 		} else if (r->disk_mb < s.disk_mb) {
 			r->disk_mb = s.disk_mb; /* grow-only */
 		}
-		struct api_executor *e = s.executor_id ? api_executor_find(api, s.executor_id) : NULL;
+		struct api_executor *e =
+		        s.executor_id ? api_executor_find(api, s.executor_id) : NULL;
 		rec_set(&r->pending_reason, e ? "scheduling" : "no_executors_available");
 	}
 	(void)lim;

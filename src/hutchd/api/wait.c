@@ -81,7 +81,7 @@ static bool start_answer(struct api_waiter *w, bool timed_out)
 	bool settled = start_settled(&r);
 	if (settled || timed_out)
 		api_respond_json(waiter_take(w), settled ? 200 : 504,
-				 api_create_response_json(w->api, &r, settled ? NULL : "timeout"));
+		                 api_create_response_json(w->api, &r, settled ? NULL : "timeout"));
 	sandbox_rec_release(&r);
 	return settled || timed_out;
 }
@@ -97,7 +97,7 @@ static void on_timeout(uv_timer_t *t)
 }
 
 static struct api_waiter *waiter_new(struct api *api, struct http_request *req,
-				     enum waiter_kind kind, uint64_t timeout_ms)
+                                     enum waiter_kind kind, uint64_t timeout_ms)
 {
 	struct api_waiter *w = xcalloc(1, sizeof(*w));
 	w->api = api;
@@ -114,7 +114,7 @@ static struct api_waiter *waiter_new(struct api *api, struct http_request *req,
 }
 
 void api_wait_for_start(struct api *api, struct http_request *req, const char *id,
-			uint64_t timeout_ms)
+                        uint64_t timeout_ms)
 {
 	struct api_waiter *w = waiter_new(api, req, W_START, timeout_ms);
 	snprintf(w->id, sizeof(w->id), "%s", id);
@@ -124,8 +124,8 @@ void api_wait_for_start(struct api *api, struct http_request *req, const char *i
 }
 
 void api_wait_for_version(struct api *api, struct http_request *req, uint64_t since,
-			  uint64_t timeout_ms, void (*done)(struct http_request *, void *),
-			  void *data)
+                          uint64_t timeout_ms, void (*done)(struct http_request *, void *),
+                          void *data)
 {
 	if (api->version > since || timeout_ms == 0) {
 		done(req, data);
@@ -142,7 +142,8 @@ void api_waiters_sandbox(struct api *api, const char *id)
 	struct api_waiter *w = api->waiters, *next;
 	for (; w; w = next) {
 		next = w->next;
-		if (w->kind == W_START && w->req && strcmp(w->id, id) == 0 && start_answer(w, false))
+		if (w->kind == W_START && w->req && strcmp(w->id, id) == 0 &&
+		    start_answer(w, false))
 			waiter_drop(w);
 	}
 }
@@ -165,7 +166,7 @@ void api_waiters_close(struct api *api)
 		struct api_waiter *w = api->waiters;
 		if (w->req)
 			http_respond_error(waiter_take(w), 503, "SHUTTING_DOWN",
-					   "the server is shutting down");
+			                   "the server is shutting down");
 		waiter_drop(w);
 	}
 }

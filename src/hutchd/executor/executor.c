@@ -24,11 +24,11 @@
 #define POLL_WAIT_MS 25000
 
 enum sb_state {
-	S_NONE,	      /* nothing on this host */
-	S_ADOPTED,    /* found at start; frozen or not is unknown until desired state says */
+	S_NONE,    /* nothing on this host */
+	S_ADOPTED, /* found at start; frozen or not is unknown until desired state says */
 	S_RUNNING,
 	S_FROZEN,
-	S_DEAD,	      /* PID 1 exited; resources still to be removed */
+	S_DEAD, /* PID 1 exited; resources still to be removed */
 };
 
 enum sb_op { OP_CREATE, OP_FREEZE, OP_THAW, OP_DESTROY };
@@ -39,13 +39,13 @@ struct ex_sandbox {
 	struct ex *ex;
 	char id[32];
 	enum sb_state state;
-	bool busy;	   /* a thread-pool operation is in flight */
-	bool wanted;	   /* present in the latest assignment list */
+	bool busy;   /* a thread-pool operation is in flight */
+	bool wanted; /* present in the latest assignment list */
 	bool reported_destroyed;
-	json_t *want;	   /* latest assignment (owned) */
+	json_t *want;      /* latest assignment (owned) */
 	char reported[16]; /* last status reported */
 	struct rt_sandbox *rt;
-	uv_poll_t *poll;   /* on rt->pidfd */
+	uv_poll_t *poll; /* on rt->pidfd */
 	struct ex_sandbox *next;
 };
 
@@ -71,7 +71,7 @@ struct ex {
 	char *auth_header;
 	struct ex_sandbox *sandboxes;
 	uint64_t version;
-	bool synced;	     /* got at least one assignment list */
+	bool synced; /* got at least one assignment list */
 	bool stopping;
 	unsigned poll_failures;
 	uv_timer_t retry;
@@ -112,18 +112,17 @@ static void send_reports(struct ex *ex)
 	json_object_set_new(body, "sandboxes", arr);
 	char *s = json_dumps(body, JSON_COMPACT);
 	json_decref(body);
-	_cleanup_free_ char *path =
-		xasprintf("/internal/v1/executors/%s/report", ex->cfg->node_id);
+	_cleanup_free_ char *path = xasprintf("/internal/v1/executors/%s/report", ex->cfg->node_id);
 	ex->report_in_flight = true;
 	if (http_client_request(ex->client, ex->cfg->api_url, "POST", path, ex->auth_header, s,
-				strlen(s), 10000, 0, report_done, ex) < 0)
+	                        strlen(s), 10000, 0, report_done, ex) < 0)
 		ex->report_in_flight = false;
 	free(s);
 }
 
 /* Queues a report for sb (a newer one for the same sandbox replaces an unsent one). */
 static void report(struct ex_sandbox *sb, const char *status, const char *outcome,
-		   const char *error, bool destroyed)
+                   const char *error, bool destroyed)
 {
 	struct ex *ex = sb->ex;
 	json_t *o = json_object();
@@ -204,10 +203,14 @@ static void unwatch(struct ex_sandbox *sb)
 static const char *outcome_for(enum rt_exit_reason reason)
 {
 	switch (reason) {
-	case RT_EXIT_OOM: return "Failure(OutOfMemory)";
-	case RT_EXIT_AGENT_DIED: return "Failure(ContainerTerminated(ProcessCrash))";
-	case RT_EXIT_KILLED: return "Failure(ContainerTerminated(Unknown))";
-	default: return "Failure(Unknown)";
+	case RT_EXIT_OOM:
+		return "Failure(OutOfMemory)";
+	case RT_EXIT_AGENT_DIED:
+		return "Failure(ContainerTerminated(ProcessCrash))";
+	case RT_EXIT_KILLED:
+		return "Failure(ContainerTerminated(Unknown))";
+	default:
+		return "Failure(Unknown)";
 	}
 }
 
@@ -225,7 +228,7 @@ static void on_pid1_exit(uv_poll_t *p, int status, int events)
 	if (!desired || strcmp(desired, "terminated") != 0)
 		report(sb, "terminated", outcome_for(reason),
 		       reason == RT_EXIT_OOM ? "the sandbox ran out of memory"
-					     : "the sandbox agent (PID 1) exited",
+		                             : "the sandbox agent (PID 1) exited",
 		       false);
 	kick(sb);
 }
@@ -303,8 +306,8 @@ static void work_done_create(struct ex_work *wk)
 	sb->state = S_RUNNING;
 	watch(sb);
 	log_info("sandbox %s running (agent %s): queued %.2f ms, runtime and agent %.2f ms", sb->id,
-		 sb->rt->agent_socket, (double)(wk->started_ns - wk->queued_ns) / 1e6,
-		 (double)(wk->done_ns - wk->started_ns) / 1e6);
+	         sb->rt->agent_socket, (double)(wk->started_ns - wk->queued_ns) / 1e6,
+	         (double)(wk->done_ns - wk->started_ns) / 1e6);
 	report(sb, "running", NULL, NULL, false);
 	refill_pool(sb->ex);
 }
@@ -322,10 +325,11 @@ static void work_after(uv_work_t *w, int status)
 	case OP_THAW:
 		if (wk->rc < 0) {
 			log_warn("sandbox %s: %s failed: %s", sb->id,
-				 wk->op == OP_FREEZE ? "freeze" : "thaw", wk->err.msg);
+			         wk->op == OP_FREEZE ? "freeze" : "thaw", wk->err.msg);
 		} else {
 			sb->state = wk->op == OP_FREEZE ? S_FROZEN : S_RUNNING;
-			report(sb, wk->op == OP_FREEZE ? "suspended" : "running", NULL, NULL, false);
+			report(sb, wk->op == OP_FREEZE ? "suspended" : "running", NULL, NULL,
+			       false);
 		}
 		break;
 	case OP_DESTROY:
@@ -365,13 +369,13 @@ static void start_op(struct ex_sandbox *sb, enum sb_op op)
 		wk->hostname = xstrdup(name ? name : sb->id);
 		wk->argv = json_argv(json_object_get(w, "entrypoint"));
 		wk->spec = (struct rt_spec){
-			.id = sb->id,
-			.hostname = wk->hostname,
-			.image = wk->image,
-			.cpus = json_number_value(json_object_get(w, "cpus")),
-			.memory_mb = (uint64_t)json_integer_value(json_object_get(w, "memory_mb")),
-			.disk_mb = (uint64_t)json_integer_value(json_object_get(w, "disk_mb")),
-			.entrypoint = wk->argv,
+		        .id = sb->id,
+		        .hostname = wk->hostname,
+		        .image = wk->image,
+		        .cpus = json_number_value(json_object_get(w, "cpus")),
+		        .memory_mb = (uint64_t)json_integer_value(json_object_get(w, "memory_mb")),
+		        .disk_mb = (uint64_t)json_integer_value(json_object_get(w, "disk_mb")),
+		        .entrypoint = wk->argv,
 		};
 	}
 	if (op == OP_DESTROY)
@@ -425,10 +429,10 @@ static void kick(struct ex_sandbox *sb)
 	else if (!run && (sb->state == S_RUNNING || sb->state == S_ADOPTED))
 		start_op(sb, OP_FREEZE);
 	else if (run && strcmp(want_str(sb, "status") ?: "", "running") != 0 &&
-		 strcmp(sb->reported, "running") != 0)
+	         strcmp(sb->reported, "running") != 0)
 		report(sb, "running", NULL, NULL, false);
 	else if (!run && strcmp(want_str(sb, "status") ?: "", "suspended") != 0 &&
-		 strcmp(sb->reported, "suspended") != 0)
+	         strcmp(sb->reported, "suspended") != 0)
 		report(sb, "suspended", NULL, NULL, false);
 }
 
@@ -448,7 +452,8 @@ static void apply_assignments(struct ex *ex, json_t *list)
 		json_decref(sb->want);
 		sb->want = json_incref(a);
 		/* the api forgets what we said once it acted on it */
-		if (strcmp(json_string_value(json_object_get(a, "status")) ?: "", sb->reported) == 0)
+		if (strcmp(json_string_value(json_object_get(a, "status")) ?: "", sb->reported) ==
+		    0)
 			;
 		else if (strcmp(sb->reported, "destroyed") != 0)
 			sb->reported[0] = '\0';
@@ -481,7 +486,7 @@ static void assignments_done(int err, struct http_client_response *resp, void *d
 		unsigned delay = 250u << (ex->poll_failures < 4 ? ex->poll_failures : 4);
 		if (ex->poll_failures++ == 2)
 			log_warn("cannot reach the api at %s (%s); retrying", ex->cfg->api_url,
-				 err ? strerror(-err) : "bad answer");
+			         err ? strerror(-err) : "bad answer");
 		json_decref(o);
 		uv_timer_start(&ex->retry, retry_fire, delay, 0);
 		return;
@@ -500,12 +505,12 @@ static void poll_assignments(struct ex *ex)
 	if (ex->stopping)
 		return;
 	_cleanup_free_ char *path = xasprintf(
-		"/internal/v1/executors/%s/assignments?since=%llu&wait_ms=%d&address=local"
-		"&capacity=%lld",
-		ex->cfg->node_id, (unsigned long long)ex->version, ex->synced ? POLL_WAIT_MS : 0,
-		(long long)ex->cfg->executor_capacity);
+	        "/internal/v1/executors/%s/assignments?since=%llu&wait_ms=%d&address=local"
+	        "&capacity=%lld",
+	        ex->cfg->node_id, (unsigned long long)ex->version, ex->synced ? POLL_WAIT_MS : 0,
+	        (long long)ex->cfg->executor_capacity);
 	if (http_client_request(ex->client, ex->cfg->api_url, "GET", path, ex->auth_header, NULL, 0,
-				POLL_WAIT_MS + 10000, 64 << 20, assignments_done, ex) < 0) {
+	                        POLL_WAIT_MS + 10000, 64 << 20, assignments_done, ex) < 0) {
 		log_error("bad --api-url '%s'", ex->cfg->api_url);
 		uv_timer_start(&ex->retry, retry_fire, 5000, 0);
 	}
@@ -562,7 +567,8 @@ static int adopt_one(const char *id, void *data)
 		log_info("re-adopted sandbox %s", id);
 	} else {
 		sb->state = S_DEAD; /* half-made or ended while we were away: clean up */
-		log_info("sandbox %s: found dead or half-made (%s); it will be removed", id, err.msg);
+		log_info("sandbox %s: found dead or half-made (%s); it will be removed", id,
+		         err.msg);
 	}
 	return 0;
 }
@@ -590,17 +596,17 @@ void hutchd_rt_config(struct hutchd_config *cfg, struct rt_config *rt, char **re
 	char *state_dir = xasprintf("%s/runtime", cfg->data_dir);
 	*ret_state_dir = state_dir;
 	*rt = (struct rt_config){
-		.state_dir = state_dir,
-		.run_dir = cfg->run_dir,
-		.agent_path = cfg->agent_path,
-		.id_base = (uid_t)cfg->id_base,
-		.id_count = 65536,
-		.cgroup_name = "hutch",
-		.default_pids_max = 4096,
-		.ready_timeout_ms = 10000,
-		.disk_pool_size = 4,
-		.disk_pool_mb = 10240,
-		.fault_step = getenv("HUTCH_FAULT_STEP"),
+	        .state_dir = state_dir,
+	        .run_dir = cfg->run_dir,
+	        .agent_path = cfg->agent_path,
+	        .id_base = (uid_t)cfg->id_base,
+	        .id_count = 65536,
+	        .cgroup_name = "hutch",
+	        .default_pids_max = 4096,
+	        .ready_timeout_ms = 10000,
+	        .disk_pool_size = 4,
+	        .disk_pool_mb = 10240,
+	        .fault_step = getenv("HUTCH_FAULT_STEP"),
 	};
 }
 
@@ -656,7 +662,7 @@ int executor_main(struct hutchd_config *cfg)
 	hutchd_rt_config(cfg, &ex.rt, &ex.state_dir);
 	if (access(cfg->agent_path, X_OK) < 0) {
 		log_error("the sandbox agent %s is missing or not executable (--agent-path)",
-			  cfg->agent_path);
+		          cfg->agent_path);
 		return 3;
 	}
 	if (rt_init(&ex.rt, &err) < 0) {
