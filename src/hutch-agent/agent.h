@@ -144,6 +144,7 @@ struct agent {
 	uint64_t started_mono_ms;
 	bool pid1;
 	bool shutting_down;
+	bool killed_all; /* shutdown escalated to SIGKILL */
 	struct proc *procs_head, *procs_tail; /* in start order */
 	size_t nprocs, nrunning, nfinished;
 	struct pty_session *ptys;

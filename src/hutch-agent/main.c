@@ -191,11 +191,16 @@ static void kill_everything(struct agent *a, int sig)
 static void shutdown_timeout(uv_timer_t *t)
 {
 	struct agent *a = t->data;
+	if (a->killed_all) {
+		uv_stop(a->loop); /* something would not die even from SIGKILL: leave anyway */
+		return;
+	}
 	log_warn("children still running after %llu ms: sending SIGKILL",
 		 (unsigned long long)a->cfg.shutdown_grace_ms);
+	a->killed_all = true;
 	kill_everything(a, SIGKILL);
-	a->exit_status = a->exit_status ? a->exit_status : 0;
-	uv_stop(a->loop);
+	/* reap them before leaving, so no zombie is handed to our parent */
+	uv_timer_start(&a->shutdown_timer, shutdown_timeout, 2000, 0);
 }
 
 static void agent_shutdown(struct agent *a)

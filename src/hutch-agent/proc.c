@@ -396,6 +396,14 @@ void proc_reaped(struct agent *a, pid_t pid, int status)
 	proc_io_exited(p);
 }
 
+/* Creates or replaces the file the runtime reads to learn why the sandbox ended. */
+static void write_exit_reason(const char *path, const char *reason)
+{
+	_cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0 || write_all(fd, reason, strlen(reason)) < 0 || fsync(fd) < 0)
+		log_error("cannot write %s: %s", path, strerror(errno));
+}
+
 void proc_finish(struct proc *p)
 {
 	struct agent *a = p->a;
@@ -403,7 +411,7 @@ void proc_finish(struct proc *p)
 	if (p == a->entrypoint && p->oom_killed) {
 		log_error("the entrypoint was killed by the OOM killer; ending the sandbox");
 		if (a->cfg.exit_reason_file)
-			write_file_str(a->cfg.exit_reason_file, "oom");
+			write_exit_reason(a->cfg.exit_reason_file, "oom");
 		a->exit_status = 137;
 		agent_exit_check(a);
 	}
