@@ -183,6 +183,10 @@ static int child_run(const struct rt_child_plan *plan, int *err_fd, struct rt_ch
 		return r;
 	if ((r = setup_stdio(plan, err_fd, rep)) < 0)
 		return r;
+	/* The agent leads its own session and process group inside the pid namespace: nothing
+	 * of it points at a host session, which CRIU cannot checkpoint (checkpoint.md). */
+	if (setsid() < 0)
+		return rt_child_fail(rep, -errno, "child-exec", "setsid");
 	if ((r = lock_down(plan, rep)) < 0)
 		return r;
 	execve("/run/hutch-agent", plan->argv, plan->envp);

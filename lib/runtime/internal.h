@@ -184,4 +184,27 @@ int rt_state_write(const struct rt_config *cfg, const struct rt_state *st, struc
 int rt_state_read(const struct rt_config *cfg, const char *id, struct rt_state *ret,
                   struct hutch_error *err);
 
+/* ---- snapshots and checkpoints (snapshot.c, criu*.c; public API in checkpoint.h) ---- */
+
+struct rt_fs_snapshot_info;
+
+/* Digest of the image sandbox id uses (sandboxes/<id>/image) into out[72]. */
+int rt_sandbox_image_digest(const struct rt_config *cfg, const char *id, char out[72],
+                            struct hutch_error *err);
+/* Archives upper into dir/layer.tar.zst and writes dir/meta.json (dir exists, empty). */
+int rt_fs_snapshot_write(const char *upper, const char *dir, const char *image, const char *source,
+                         struct rt_fs_snapshot_info *ret, struct hutch_error *err);
+/* Extracts dir's archive (verified by the caller) into upper. */
+int rt_fs_snapshot_extract(const char *dir, const char *upper, struct hutch_error *err);
+/* Create hook after the disk step: fills sandboxes/<id>/disk/upper from spec->snapshot_dir or
+ * spec->memory_snapshot_dir/fs (digest verified, image_digest must match); 0 if neither. */
+int rt_snapshot_layer_apply(const struct rt_config *cfg, const struct rt_spec *spec,
+                            const char *image_digest, struct hutch_error *err);
+/* Create hook replacing clone..agent-ready for spec->memory_snapshot_dir: restores the
+ * checkpoint's process tree into the prepared sandbox and writes its state; PID 1's pid and
+ * a pidfd for it on success. */
+int rt_criu_create_restore(const struct rt_config *cfg, const struct rt_spec *spec,
+                           const char *image_digest, int log_fd, pid_t *ret_pid, int *ret_pidfd,
+                           struct hutch_error *err);
+
 #endif

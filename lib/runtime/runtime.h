@@ -46,6 +46,8 @@ struct rt_config {
 	uint64_t disk_pool_mb;  /* size of pooled disks (default 10240) */
 	const char *fault_step; /* tests only: rt_sandbox_create fails with -EIO at the step
 	                         * of this name (see rt_create_steps); NULL in production */
+	const char *criu_path;  /* CRIU binary (4.1+); NULL = /opt/hutch/criu/bin/criu, then
+	                         * "criu" on PATH (see checkpoint.h) */
 };
 
 /* The names of rt_sandbox_create's steps in order, NULL-terminated (for cfg->fault_step). */
@@ -63,6 +65,9 @@ struct rt_spec {
 	char *const *env;         /* NULL-terminated "K=V" list passed to the agent, or NULL */
 	const char *snapshot_dir; /* if set: a filesystem snapshot's directory to restore the
 	                           * writable layer from (see snapshot functions) */
+	const char *memory_snapshot_dir; /* if set: a checkpoint made with leave_running=true
+	                                  * (checkpoint.h); the sandbox resumes its process tree
+	                                  * and writable layer instead of starting an agent */
 };
 
 /* A live sandbox as the runtime sees it. */

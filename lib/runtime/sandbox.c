@@ -75,6 +75,14 @@ static int step_image(struct create *c)
 	return 0;
 }
 
+/* The writable layer, filled from a snapshot when the spec names one (snapshot.c). */
+static int step_disk(struct create *c)
+{
+	int r = rt_disk_create(c->cfg, c->spec->id, c->spec->disk_mb, c->err);
+
+	return r < 0 ? r : rt_snapshot_layer_apply(c->cfg, c->spec, c->image.digest, c->err);
+}
+
 static int step_overlay(struct create *c)
 {
 	_cleanup_free_ char *disk = rt_path_sandbox(c->cfg, c->spec->id, "disk");
@@ -384,10 +392,16 @@ static int run_steps(struct create *c)
 
 	STEP(c, "dirs", 0);
 	STEP(c, "image", step_image(c));
-	STEP(c, "disk", rt_disk_create(c->cfg, c->spec->id, c->spec->disk_mb, c->err));
+	STEP(c, "disk", step_disk(c));
 	STEP(c, "overlay", step_overlay(c));
 	STEP(c, "rundir", step_rundir(c));
 	STEP(c, "cgroup", step_cgroup(c));
+	if (c->spec->memory_snapshot_dir) { /* resume a checkpoint's tree instead (criu.c) */
+		STEP(c, "clone",
+		     rt_criu_create_restore(c->cfg, c->spec, c->image.digest, c->log_fd, &c->pid,
+		                            &c->pidfd, c->err));
+		return 0;
+	}
 	STEP(c, "seccomp", rt_seccomp_program(&prog, c->err));
 	STEP(c, "clone", step_clone(c, prog));
 	STEP(c, "maps", step_maps(c));

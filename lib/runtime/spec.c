@@ -62,8 +62,9 @@ int rt_spec_validate(const struct rt_config *cfg, const struct rt_spec *spec,
 		                       RT_DISK_MB_MAX);
 	if (spec->pids_max > RT_PIDS_MAX)
 		return hutch_error_set(err, -EINVAL, "pids_max must be at most %u", RT_PIDS_MAX);
-	if (spec->snapshot_dir)
-		return hutch_error_set(err, -ENOTSUP, "restoring from a snapshot is not supported");
+	if (spec->snapshot_dir && spec->memory_snapshot_dir)
+		return hutch_error_set(err, -EINVAL,
+		                       "snapshot_dir and memory_snapshot_dir are exclusive");
 	/* <run_dir>/<id>/agent.sock must fit a unix socket address (108 bytes). */
 	if (strlen(cfg->run_dir) + strlen(spec->id) + sizeof("//agent.sock") > 108)
 		return hutch_error_set(err, -ENAMETOOLONG, "run_dir too long for the agent socket");
