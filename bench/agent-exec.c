@@ -58,10 +58,10 @@ int main(int argc, char **argv)
 	char body[256], req[512];
 	int bl = snprintf(body, sizeof(body), "{\"command\":\"%s\",\"args\":[\"hi\"]}", cmd);
 	int rl = snprintf(req, sizeof(req),
-			  "POST /api/v1/processes/run HTTP/1.1\r\nHost: agent\r\n"
-			  "Accept: text/event-stream\r\nContent-Type: application/json\r\n"
-			  "Content-Length: %d\r\n\r\n%s",
-			  bl, body);
+	                  "POST /api/v1/processes/run HTTP/1.1\r\nHost: agent\r\n"
+	                  "Accept: text/event-stream\r\nContent-Type: application/json\r\n"
+	                  "Content-Length: %d\r\n\r\n%s",
+	                  bl, body);
 	double *t = calloc((size_t)n, sizeof(double));
 	for (int i = 0; i < n + 20; i++) {
 		double t0 = now_us();

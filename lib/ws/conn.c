@@ -84,7 +84,8 @@ static void conn_finish(struct ws_conn *c)
 static void record_close(struct ws_conn *c, unsigned code, struct sv reason)
 {
 	c->close_code = code;
-	size_t n = reason.len < sizeof(c->close_reason) - 1 ? reason.len : sizeof(c->close_reason) - 1;
+	size_t n =
+	        reason.len < sizeof(c->close_reason) - 1 ? reason.len : sizeof(c->close_reason) - 1;
 	memcpy(c->close_reason, reason.p ? reason.p : "", n);
 	c->close_reason[n] = '\0';
 }
@@ -120,7 +121,7 @@ static uint64_t prng_next(struct ws_conn *c)
 
 /* Queues one frame. Returns 0 / 1 (pressure) / -EPIPE. */
 static int conn_write_frame(struct ws_conn *c, uint8_t opcode, const void *prefix, size_t plen,
-			    const void *data, size_t len, bool finish)
+                            const void *data, size_t len, bool finish)
 {
 	if (c->finishing)
 		return -EPIPE;
@@ -132,7 +133,7 @@ static int conn_write_frame(struct ws_conn *c, uint8_t opcode, const void *prefi
 	wr->finish = finish;
 	buf_grow(&wr->b, plen + len + WS_MAX_HEADER);
 	ws_frame_build2(&wr->b, opcode, prefix, plen, data, len,
-			c->cfg.role == WS_ROLE_CLIENT ? mask : NULL);
+	                c->cfg.role == WS_ROLE_CLIENT ? mask : NULL);
 	uv_buf_t ub = uv_buf_init(wr->b.data, (unsigned)wr->b.len);
 	if (uv_write(&wr->w, c->stream, &ub, 1, write_done) < 0) {
 		buf_release(&wr->b);
@@ -150,7 +151,7 @@ static int conn_write_frame(struct ws_conn *c, uint8_t opcode, const void *prefi
 }
 
 int ws_conn_send(struct ws_conn *c, uint8_t opcode, const void *prefix, size_t plen,
-		 const void *data, size_t len)
+                 const void *data, size_t len)
 {
 	if (c->close_sent || c->finishing)
 		return -EPIPE;
@@ -255,7 +256,7 @@ static void conn_process(struct ws_conn *c)
 			break;
 		if (r < 0) {
 			fail_conn(c, code,
-				  code == WS_CLOSE_TOO_BIG ? "message too big" : "protocol error");
+			          code == WS_CLOSE_TOO_BIG ? "message too big" : "protocol error");
 			break;
 		}
 		handle_event(c, &ev);
@@ -324,8 +325,8 @@ static void ping_tick(uv_timer_t *t)
 }
 
 struct ws_conn *ws_conn_new(uv_stream_t *stream, const struct ws_conn_config *cfg,
-			    const struct ws_conn_ops *ops, void *arg, const void *leftover,
-			    size_t leftover_len)
+                            const struct ws_conn_ops *ops, void *arg, const void *leftover,
+                            size_t leftover_len)
 {
 	struct ws_conn *c = xcalloc(1, sizeof(*c));
 	if (cfg)
@@ -347,7 +348,7 @@ struct ws_conn *ws_conn_new(uv_stream_t *stream, const struct ws_conn_config *cf
 		buf_add(&c->in, leftover, leftover_len);
 	if (c->cfg.ping_interval_ms)
 		uv_timer_start(&c->timer, ping_tick, c->cfg.ping_interval_ms,
-			       c->cfg.ping_interval_ms);
+		               c->cfg.ping_interval_ms);
 	conn_process(c);
 	update_reading(c);
 	return c;

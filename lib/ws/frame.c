@@ -85,7 +85,7 @@ static void header_build(struct buf *out, uint8_t opcode, bool fin, size_t len, 
 }
 
 void ws_frame_build2(struct buf *out, uint8_t opcode, const void *prefix, size_t plen,
-		     const void *payload, size_t len, const uint8_t *mask)
+                     const void *payload, size_t len, const uint8_t *mask)
 {
 	header_build(out, opcode, true, plen + len, mask);
 	size_t start = out->len;
@@ -98,7 +98,7 @@ void ws_frame_build2(struct buf *out, uint8_t opcode, const void *prefix, size_t
 }
 
 void ws_frame_build(struct buf *out, uint8_t opcode, bool fin, const void *payload, size_t len,
-		    const uint8_t *mask)
+                    const uint8_t *mask)
 {
 	header_build(out, opcode, fin, len, mask);
 	size_t start = out->len;
@@ -238,7 +238,8 @@ int ws_parser_next(struct ws_parser *p, struct buf *in, struct ws_event *ret_ev,
 			buf_reset(&p->ctl);
 			buf_add(&p->ctl, pl, plen);
 			buf_consume(in, h.header_len + plen);
-			*ret_ev = (struct ws_event){h.opcode, (const uint8_t *)buf_cstr(&p->ctl), plen};
+			*ret_ev = (struct ws_event){h.opcode, (const uint8_t *)buf_cstr(&p->ctl),
+			                            plen};
 			return 1;
 		}
 		if (!p->in_message) {

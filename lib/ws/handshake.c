@@ -60,7 +60,7 @@ void ws_sha1(const void *data, size_t len, uint8_t out[20])
 static void base64_std(const uint8_t *in, size_t len, char *out)
 {
 	static const char tab[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 	size_t o = 0;
 	for (size_t i = 0; i < len; i += 3) {
 		uint32_t v = (uint32_t)in[i] << 16;
@@ -113,8 +113,8 @@ static bool key_well_formed(struct sv key)
 		return false;
 	for (size_t i = 0; i < 22; i++) {
 		char c = key.p[i];
-		bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-			  c == '+' || c == '/';
+		bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		          (c >= '0' && c <= '9') || c == '+' || c == '/';
 		if (!ok)
 			return false;
 	}

@@ -39,7 +39,7 @@ enum ws_role {
 	WS_ROLE_CLIENT, /* expects unmasked frames, sends masked ones */
 };
 
-#define WS_MAX_HEADER 14
+#define WS_MAX_HEADER          14
 #define WS_MAX_CONTROL_PAYLOAD 125
 
 struct ws_frame_header {
@@ -63,12 +63,12 @@ void ws_mask_apply(uint8_t *data, size_t len, const uint8_t mask[4], size_t offs
 /* Appends one frame to out. mask is NULL for an unmasked (server) frame, else the 4-byte key the
  * payload is masked with (client frames). */
 void ws_frame_build(struct buf *out, uint8_t opcode, bool fin, const void *payload, size_t len,
-		    const uint8_t *mask);
+                    const uint8_t *mask);
 
 /* Appends a frame whose payload is prefix (plen bytes) followed by payload: the one-byte opcode
  * protocols of the agent build their frames without an extra copy. */
 void ws_frame_build2(struct buf *out, uint8_t opcode, const void *prefix, size_t plen,
-		     const void *payload, size_t len, const uint8_t *mask);
+                     const void *payload, size_t len, const uint8_t *mask);
 
 /* True for close codes an endpoint may put on the wire (1000-1003, 1007-1011, 3000-4999). */
 bool ws_close_code_valid(unsigned code);
@@ -104,7 +104,7 @@ void ws_parser_release(struct ws_parser *p);
  * with *ret_close the close code to fail the connection with: -EPROTO (1002), -EMSGSIZE (1009),
  * -EILSEQ (1007, text that is not UTF-8). */
 int ws_parser_next(struct ws_parser *p, struct buf *in, struct ws_event *ret_ev,
-		   unsigned *ret_close);
+                   unsigned *ret_close);
 
 /* Opening handshake. */
 #define WS_KEY_LEN    24 /* base64 of 16 bytes */

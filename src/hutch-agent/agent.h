@@ -20,27 +20,27 @@
 
 struct agent_config {
 	const char *socket_path;     /* unix socket to serve on */
-	const char *tcp_addr;	     /* optional extra TCP listener ("127.0.0.1:9501") */
-	int ready_fd;		     /* written and closed once listening; -1 = none */
-	const char *oom_file;	     /* memory.events / memory.oom_control; NULL = none */
+	const char *tcp_addr;        /* optional extra TCP listener ("127.0.0.1:9501") */
+	int ready_fd;                /* written and closed once listening; -1 = none */
+	const char *oom_file;        /* memory.events / memory.oom_control; NULL = none */
 	const char *entrypoint_file; /* JSON array started at boot; NULL = none */
 	const char *exit_reason_file;
 	const char *passwd_path, *group_path;
-	size_t max_output_bytes;     /* captured bytes kept per stream */
-	size_t max_output_lines;     /* captured lines kept per stream */
-	size_t max_line_bytes;	     /* longer lines are split */
-	size_t max_exited;	     /* exited processes kept in the table */
-	size_t max_running;	     /* live processes started through the API */
+	size_t max_output_bytes; /* captured bytes kept per stream */
+	size_t max_output_lines; /* captured lines kept per stream */
+	size_t max_line_bytes;   /* longer lines are split */
+	size_t max_exited;       /* exited processes kept in the table */
+	size_t max_running;      /* live processes started through the API */
 	size_t max_json_body;
-	uint64_t keepalive_ms;	     /* SSE keep-alive comments */
-	uint64_t shutdown_grace_ms;  /* SIGTERM to SIGKILL on shutdown */
-	uint64_t exit_drain_ms;	     /* wait for pipe EOF after a process exited */
+	uint64_t keepalive_ms;      /* SSE keep-alive comments */
+	uint64_t shutdown_grace_ms; /* SIGTERM to SIGKILL on shutdown */
+	uint64_t exit_drain_ms;     /* wait for pipe EOF after a process exited */
 	size_t max_ptys;
 	size_t pty_history_bytes;
-	uint64_t pty_idle_kill_ms;   /* kill a PTY this long after its last client left */
-	uint64_t pty_reap_ms;	     /* forget an ended PTY this long after it ended */
+	uint64_t pty_idle_kill_ms; /* kill a PTY this long after its last client left */
+	uint64_t pty_reap_ms;      /* forget an ended PTY this long after it ended */
 	uint64_t ws_ping_ms;
-	bool tunnel_refused_502;     /* answer 502 instead of 101 + close 1011 */
+	bool tunnel_refused_502; /* answer 502 instead of 101 + close 1011 */
 };
 
 enum proc_state {
@@ -58,9 +58,9 @@ enum health_type { HEALTH_NONE, HEALTH_HTTP, HEALTH_TCP };
 struct proc_spec {
 	char **argv; /* argv[0] = command; NULL-terminated */
 	size_t argc;
-	char **env;  /* "K=V" overrides; NULL-terminated */
+	char **env; /* "K=V" overrides; NULL-terminated */
 	char *working_dir;
-	char *user;  /* spec string ("name", "uid", "uid:gid") or NULL */
+	char *user; /* spec string ("name", "uid", "uid:gid") or NULL */
 	bool stdin_pipe;
 	bool discard[2];
 	double timeout_s; /* run only; 0 = none */
@@ -98,8 +98,8 @@ struct proc {
 	int exit_code, signal;
 	bool oom_killed;
 	int64_t started_at, ended_at;
-	bool reaped;	  /* the pid has exited */
-	bool output_done; /* both output streams reached EOF (for this run) */
+	bool reaped;       /* the pid has exited */
+	bool output_done;  /* both output streams reached EOF (for this run) */
 	bool run_finished; /* proc_finish ran for this run */
 	/* stdin */
 	uv_pipe_t *stdin_pipe;
@@ -109,9 +109,9 @@ struct proc {
 	uint64_t next_seq;
 	uv_timer_t *timer; /* run timeout, then exit drain */
 	struct sub *subs;
-	size_t paused_by; /* run subscribers under back-pressure */
+	size_t paused_by;  /* run subscribers under back-pressure */
 	struct managed *m; /* NULL when unsupervised */
-	bool removed;	   /* DELETE'd or evicted: free once nothing refers to it */
+	bool removed;      /* DELETE'd or evicted: free once nothing refers to it */
 	int refs;
 };
 
@@ -131,7 +131,7 @@ struct managed {
 	uint64_t backoff_ms;
 	uv_timer_t *restart_timer;
 	uv_timer_t *health_timer;
-	struct health_probe *probe; /* in flight */
+	struct health_probe *probe;       /* in flight */
 	struct http_request *restart_req; /* a POST .../restart waiting for the new run */
 };
 
@@ -144,7 +144,7 @@ struct agent {
 	uint64_t started_mono_ms;
 	bool pid1;
 	bool shutting_down;
-	bool killed_all; /* shutdown escalated to SIGKILL */
+	bool killed_all;                      /* shutdown escalated to SIGKILL */
 	struct proc *procs_head, *procs_tail; /* in start order */
 	size_t nprocs, nrunning, nfinished;
 	struct pty_session *ptys;
@@ -162,7 +162,7 @@ struct agent {
 void agent_dispatch(struct http_request *req, void *data);
 /* JSON error {"error","code"}. */
 void agent_error(struct http_request *req, int status, const char *code, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+        __attribute__((format(printf, 4, 5)));
 void agent_error_from(struct http_request *req, const struct hutch_error *err);
 /* Gives err an API status and machine code, keeping its message. Returns err->code. */
 int agent_error_classify(struct hutch_error *err, int status, const char *kind);
@@ -228,13 +228,13 @@ void api_process_follow(struct http_request *req, struct agent *a);
 /* ---- spec.c: request bodies to proc_spec ---- */
 /* Parses a StartProcess (run = false) or RunProcess body. */
 int proc_spec_parse(const char *body, size_t len, bool run, struct proc_spec **ret,
-		    struct hutch_error *err);
+                    struct hutch_error *err);
 /* The same from a parsed JSON object (the PTY create body uses its command/args/env/
  * working_dir/user fields). */
 int proc_spec_from_json(json_t *o, bool run, struct proc_spec **ret, struct hutch_error *err);
 /* Parses an entrypoint file (a JSON array of strings). */
 int proc_spec_from_argv_json(const char *body, size_t len, struct proc_spec **ret,
-			     struct hutch_error *err);
+                             struct hutch_error *err);
 
 /* ---- spawn.c ---- */
 struct spawn_opts {

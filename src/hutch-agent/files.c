@@ -50,7 +50,7 @@ static void fs_error(struct http_request *req, int err, const char *path)
 		break;
 	case ENOTDIR:
 		agent_error(req, 400, "NOT_A_DIRECTORY", "%s: a path component is not a directory",
-			    path);
+		            path);
 		break;
 	case EISDIR:
 		agent_error(req, 400, "IS_DIRECTORY", "%s is a directory", path);
@@ -156,7 +156,7 @@ void api_files_get(struct http_request *req, struct agent *a)
 
 struct upload {
 	int fd;
-	char *tmp;  /* temporary file next to the target */
+	char *tmp; /* temporary file next to the target */
 	char *path;
 	mode_t mode;
 	int err; /* first write error */
@@ -360,7 +360,8 @@ void api_files_list(struct http_request *req, struct agent *a)
 		if (n == cap)
 			v = xreallocarray(v, cap = cap ? cap * 2 : 32, sizeof(*v));
 		v[n++] = (struct dent){xstrdup(de->d_name), S_ISDIR(st.st_mode), st.st_size,
-				       (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000};
+		                       (int64_t)st.st_mtim.tv_sec * 1000 +
+		                               st.st_mtim.tv_nsec / 1000000};
 	}
 	qsort(v, n, sizeof(*v), dent_cmp);
 	list_json(req, path, v, n);

@@ -177,14 +177,29 @@ bool json_escape_bytes(struct buf *b, const char *s, size_t len)
 		}
 		buf_add(b, p + i - run, run), run = 0;
 		switch (c) {
-		case '"': buf_adds(b, "\\\""); break;
-		case '\\': buf_adds(b, "\\\\"); break;
-		case '\n': buf_adds(b, "\\n"); break;
-		case '\r': buf_adds(b, "\\r"); break;
-		case '\t': buf_adds(b, "\\t"); break;
-		case '\b': buf_adds(b, "\\b"); break;
-		case '\f': buf_adds(b, "\\f"); break;
-		default: buf_printf(b, "\\u%04x", c);
+		case '"':
+			buf_adds(b, "\\\"");
+			break;
+		case '\\':
+			buf_adds(b, "\\\\");
+			break;
+		case '\n':
+			buf_adds(b, "\\n");
+			break;
+		case '\r':
+			buf_adds(b, "\\r");
+			break;
+		case '\t':
+			buf_adds(b, "\\t");
+			break;
+		case '\b':
+			buf_adds(b, "\\b");
+			break;
+		case '\f':
+			buf_adds(b, "\\f");
+			break;
+		default:
+			buf_printf(b, "\\u%04x", c);
 		}
 		i++;
 	}

@@ -48,12 +48,13 @@ static void config_defaults(struct agent_config *c)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: hutch-agent [--socket PATH] [--listen ADDR:PORT] [--max-output-bytes N]\n"
-		   "                   [--max-output-lines N] [--max-exited N] [--tunnel-502]\n"
-		   "Environment: HUTCH_AGENT_SOCKET, HUTCH_READY_FD, HUTCH_OOM_FILE,\n"
-		   "HUTCH_ENTRYPOINT_FILE, HUTCH_EXIT_REASON_FILE, HUTCH_AGENT_LOG_LEVEL.\n"
-		   "Test knobs: HUTCH_AGENT_PTY_IDLE_MS, HUTCH_AGENT_PTY_REAP_MS,\n"
-		   "HUTCH_AGENT_KEEPALIVE_MS, HUTCH_AGENT_WS_PING_MS.\n");
+	fprintf(f,
+	        "usage: hutch-agent [--socket PATH] [--listen ADDR:PORT] [--max-output-bytes N]\n"
+	        "                   [--max-output-lines N] [--max-exited N] [--tunnel-502]\n"
+	        "Environment: HUTCH_AGENT_SOCKET, HUTCH_READY_FD, HUTCH_OOM_FILE,\n"
+	        "HUTCH_ENTRYPOINT_FILE, HUTCH_EXIT_REASON_FILE, HUTCH_AGENT_LOG_LEVEL.\n"
+	        "Test knobs: HUTCH_AGENT_PTY_IDLE_MS, HUTCH_AGENT_PTY_REAP_MS,\n"
+	        "HUTCH_AGENT_KEEPALIVE_MS, HUTCH_AGENT_WS_PING_MS.\n");
 }
 
 static uint64_t env_u64(const char *name, uint64_t def)
@@ -93,26 +94,42 @@ static void config_from_env(struct agent_config *c)
 static void parse_args(int argc, char **argv, struct agent_config *c)
 {
 	static const struct option opts[] = {
-		{"socket", required_argument, NULL, 's'},
-		{"listen", required_argument, NULL, 'l'},
-		{"max-output-bytes", required_argument, NULL, 'b'},
-		{"max-output-lines", required_argument, NULL, 'n'},
-		{"max-exited", required_argument, NULL, 'x'},
-		{"tunnel-502", no_argument, NULL, 't'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	        {"socket", required_argument, NULL, 's'},
+	        {"listen", required_argument, NULL, 'l'},
+	        {"max-output-bytes", required_argument, NULL, 'b'},
+	        {"max-output-lines", required_argument, NULL, 'n'},
+	        {"max-exited", required_argument, NULL, 'x'},
+	        {"tunnel-502", no_argument, NULL, 't'},
+	        {"help", no_argument, NULL, 'h'},
+	        {NULL, 0, NULL, 0},
 	};
 	int o;
 	while ((o = getopt_long(argc, argv, "s:l:h", opts, NULL)) != -1) {
 		switch (o) {
-		case 's': c->socket_path = optarg; break;
-		case 'l': c->tcp_addr = optarg; break;
-		case 'b': c->max_output_bytes = arg_size(optarg); break;
-		case 'n': c->max_output_lines = arg_size(optarg); break;
-		case 'x': c->max_exited = arg_size(optarg); break;
-		case 't': c->tunnel_refused_502 = true; break;
-		case 'h': usage(stdout); exit(0);
-		default: usage(stderr); exit(2);
+		case 's':
+			c->socket_path = optarg;
+			break;
+		case 'l':
+			c->tcp_addr = optarg;
+			break;
+		case 'b':
+			c->max_output_bytes = arg_size(optarg);
+			break;
+		case 'n':
+			c->max_output_lines = arg_size(optarg);
+			break;
+		case 'x':
+			c->max_exited = arg_size(optarg);
+			break;
+		case 't':
+			c->tunnel_refused_502 = true;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			exit(2);
 		}
 	}
 	if (c->max_line_bytes > c->max_output_bytes)
@@ -122,9 +139,9 @@ static void parse_args(int argc, char **argv, struct agent_config *c)
 /* The children's base environment: ours, minus the runtime's control variables. */
 static char **base_env(void)
 {
-	static const char *const drop[] = {"HUTCH_AGENT_SOCKET=", "HUTCH_READY_FD=",
-					   "HUTCH_OOM_FILE=", "HUTCH_ENTRYPOINT_FILE=",
-					   "HUTCH_EXIT_REASON_FILE="};
+	static const char *const drop[] = {
+	        "HUTCH_AGENT_SOCKET=", "HUTCH_READY_FD=", "HUTCH_OOM_FILE=",
+	        "HUTCH_ENTRYPOINT_FILE=", "HUTCH_EXIT_REASON_FILE="};
 	size_t n = 0;
 	for (char **e = environ; *e; e++)
 		n++;
@@ -196,7 +213,7 @@ static void shutdown_timeout(uv_timer_t *t)
 		return;
 	}
 	log_warn("children still running after %llu ms: sending SIGKILL",
-		 (unsigned long long)a->cfg.shutdown_grace_ms);
+	         (unsigned long long)a->cfg.shutdown_grace_ms);
 	a->killed_all = true;
 	kill_everything(a, SIGKILL);
 	/* reap them before leaving, so no zombie is handed to our parent */
@@ -251,7 +268,7 @@ static void start_entrypoint(struct agent *a)
 	}
 	if (r < 0 || proc_spec_from_argv_json(buf_cstr(&b), b.len, &spec, &err) < 0) {
 		log_error("entrypoint %s: %s", a->cfg.entrypoint_file,
-			  r < 0 ? strerror(-r) : err.msg);
+		          r < 0 ? strerror(-r) : err.msg);
 		buf_release(&b);
 		return;
 	}
@@ -323,7 +340,7 @@ static void agent_init(struct agent *a, uv_loop_t *loop)
 	uv_timer_init(loop, &a->shutdown_timer);
 	a->keepalive_timer.data = a->shutdown_timer.data = a;
 	uv_timer_start(&a->keepalive_timer, keepalive_tick, a->cfg.keepalive_ms,
-		       a->cfg.keepalive_ms);
+	               a->cfg.keepalive_ms);
 }
 
 static void close_walk(uv_handle_t *h, void *arg)

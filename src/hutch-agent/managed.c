@@ -100,7 +100,7 @@ static void health_result(struct proc *p, bool ok, const char *why)
 		return;
 	m->health = HEALTH_UNHEALTHY;
 	snprintf(m->last_error, sizeof(m->last_error), "health check failed %llu times: %s",
-		 (unsigned long long)m->consecutive_failures, why);
+	         (unsigned long long)m->consecutive_failures, why);
 	if (s->policy != RESTART_NEVER && !p->reaped)
 		proc_kill(p, SIGKILL, true);
 }
@@ -166,8 +166,8 @@ static void probe_start(struct proc *p)
 		char target[32];
 		snprintf(target, sizeof(target), "127.0.0.1:%d", s->health_port);
 		if (http_client_request(a->hc, target, "GET", s->health_path ? s->health_path : "/",
-					"User-Agent: hutch-agent-health\r\n", NULL, 0,
-					s->health_timeout_ms, 65536, http_probe_done, pr) < 0)
+		                        "User-Agent: hutch-agent-health\r\n", NULL, 0,
+		                        s->health_timeout_ms, 65536, http_probe_done, pr) < 0)
 			probe_finish(pr, false, "bad target");
 		return;
 	}
@@ -201,7 +201,7 @@ void managed_on_start(struct proc *p)
 	health_stop(m);
 	m->health_timer = timer_new(p->a, p);
 	uv_timer_start(m->health_timer, health_tick, s->health_initial_delay_ms,
-		       s->health_interval_ms);
+	               s->health_interval_ms);
 }
 
 static void respond_pending_restart(struct proc *p, int status, const struct hutch_error *err)
@@ -280,9 +280,10 @@ void managed_on_exit(struct proc *p)
 		    m->restart_count >= (uint64_t)p->spec->max_restarts) {
 			char prev[sizeof(m->last_error)];
 			snprintf(prev, sizeof(prev), "%s", m->last_error);
-			snprintf(m->last_error, sizeof(m->last_error), "gave up after %llu restarts%s%.180s",
-				 (unsigned long long)m->restart_count, prev[0] ? "; last error: " : "",
-				 prev);
+			snprintf(m->last_error, sizeof(m->last_error),
+			         "gave up after %llu restarts%s%.180s",
+			         (unsigned long long)m->restart_count,
+			         prev[0] ? "; last error: " : "", prev);
 		}
 		return;
 	}
@@ -294,7 +295,7 @@ void managed_on_exit(struct proc *p)
 	m->restart_timer = timer_new(p->a, p);
 	uv_timer_start(m->restart_timer, restart_due, m->backoff_ms, 0);
 	m->backoff_ms = m->backoff_ms * 2 > p->spec->max_backoff_ms ? p->spec->max_backoff_ms
-								    : m->backoff_ms * 2;
+	                                                            : m->backoff_ms * 2;
 }
 
 void managed_stop(struct proc *p)

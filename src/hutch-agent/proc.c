@@ -89,7 +89,7 @@ int agent_error_classify(struct hutch_error *err, int status, const char *kind)
 
 /* Opens the child's three standard fds and the agent's ends. */
 static int proc_pipes(struct proc *p, int child[3], int *ret_stdin, int outs[2],
-		      struct hutch_error *err)
+                      struct hutch_error *err)
 {
 	int pp[2];
 	if (p->spec->stdin_pipe) {
@@ -159,9 +159,14 @@ static int proc_spawn(struct proc *p, struct hutch_error *err)
 	char **env = env_merge(a->base_env, s->env, u ? u->home : NULL);
 	int r = proc_pipes(p, child, &in, outs, err);
 	if (r == 0) {
-		struct spawn_opts o = {.argv = s->argv, .envp = env, .cwd = s->working_dir,
-				       .user = u, .fd_in = child[0], .fd_out = child[1],
-				       .fd_err = child[2], .reset_oom_score = a->oom_score_adj != 0};
+		struct spawn_opts o = {.argv = s->argv,
+		                       .envp = env,
+		                       .cwd = s->working_dir,
+		                       .user = u,
+		                       .fd_in = child[0],
+		                       .fd_out = child[1],
+		                       .fd_err = child[2],
+		                       .reset_oom_score = a->oom_score_adj != 0};
 		r = spawn_process(&o, &p->pid, err);
 		if (r < 0)
 			agent_error_classify(err, 400, "SPAWN_FAILED");
@@ -192,7 +197,7 @@ static int check_name_free(struct agent *a, const char *name, struct hutch_error
 			continue;
 		if (!proc_over(q))
 			return hutch_error_api(err, 409, "ALREADY_EXISTS",
-					       "a managed process named \"%s\" exists", name);
+			                       "a managed process named \"%s\" exists", name);
 		proc_remove(q); /* a stopped one of the same name is replaced */
 		return 0;
 	}
@@ -207,7 +212,7 @@ int proc_start(struct agent *a, struct proc_spec *spec, struct proc **ret, struc
 		return hutch_error_api(err, 503, "SHUTTING_DOWN", "the agent is shutting down");
 	if (a->nrunning >= a->cfg.max_running)
 		return hutch_error_api(err, 429, "TOO_MANY_PROCESSES",
-				       "%zu processes are running (the limit)", a->nrunning);
+		                       "%zu processes are running (the limit)", a->nrunning);
 	if (spec->name && check_name_free(a, spec->name, err) < 0)
 		return err->code;
 	struct proc *p = proc_new(a, spec);
@@ -241,7 +246,7 @@ struct proc *proc_find(struct agent *a, const char *key)
 	bool by_pid = sv_to_u64(sv_from(key), INT32_MAX, &pid) == 0;
 	for (struct proc *p = a->procs_tail; p; p = p->prev) {
 		if (by_pid ? p->pid == (pid_t)pid
-			   : (p->m && p->m->named && strcmp(p->spec->name, key) == 0))
+		           : (p->m && p->m->named && strcmp(p->spec->name, key) == 0))
 			return p;
 	}
 	return NULL;
@@ -429,7 +434,9 @@ static const char *proc_status(const struct proc *p)
 {
 	if (p->oom_killed)
 		return "oom_killed";
-	return p->state == PROC_RUNNING ? "running" : p->state == PROC_EXITED ? "exited" : "signaled";
+	return p->state == PROC_RUNNING  ? "running"
+	       : p->state == PROC_EXITED ? "exited"
+	                                 : "signaled";
 }
 
 void proc_info_json(struct proc *p, struct jw *w)

@@ -10,7 +10,7 @@
 #include "base/xalloc.h"
 #include "agent.h"
 
-#define STDIN_MAX_BODY	 (16 * 1024 * 1024)
+#define STDIN_MAX_BODY   (16 * 1024 * 1024)
 #define STDIN_MAX_QUEUED (64 * 1024 * 1024)
 
 static struct proc *find_or_404(struct http_request *req, struct agent *a)
@@ -86,7 +86,7 @@ static void run_body(struct http_request *req)
 		proc_timer_start(p, timeout_ms < 1 ? 1 : (uint64_t)timeout_ms, run_timeout);
 	struct buf b = BUF_INIT;
 	buf_printf(&b, "{\"handle\":\"%s\",\"pid\":%d,\"started_at\":%lld}", p->handle, (int)p->pid,
-		   (long long)p->started_at);
+	           (long long)p->started_at);
 	http_sse_start(req);
 	http_sse_send(req, NULL, b.data, b.len);
 	buf_release(&b);
@@ -148,7 +148,7 @@ static void signal_body(struct http_request *req)
 	json_decref(o);
 	if (n < 1 || n > SIGRTMAX) {
 		agent_error(req, 400, "INVALID_SIGNAL", "\"signal\" must be a signal number (1-%d)",
-			    SIGRTMAX);
+		            SIGRTMAX);
 		return;
 	}
 	struct proc *p = find_or_404(req, a);
@@ -226,13 +226,13 @@ static void stdin_body(struct http_request *req)
 	req->on_abort = NULL;
 	if (!proc_stdin_writable(p)) {
 		agent_error(req, 400, "STDIN_NOT_WRITABLE", "stdin of process %d is not writable",
-			    (int)p->pid);
+		            (int)p->pid);
 	} else if (p->stdin_queued + req->body.len > STDIN_MAX_QUEUED) {
 		agent_error(req, 503, "STDIN_BUFFER_FULL",
-			    "the process is not reading its stdin; try again later");
+		            "the process is not reading its stdin; try again later");
 	} else if (req->body.len && stdin_queue(p, req->body.data, req->body.len) < 0) {
 		agent_error(req, 400, "STDIN_NOT_WRITABLE", "stdin of process %d is closed",
-			    (int)p->pid);
+		            (int)p->pid);
 	} else {
 		http_respond(req, 204, NULL, NULL, 0);
 	}
@@ -246,7 +246,7 @@ void api_process_stdin(struct http_request *req, struct agent *a)
 		return;
 	if (!proc_stdin_writable(p)) {
 		agent_error(req, 400, "STDIN_NOT_WRITABLE", "stdin of process %d is not writable",
-			    (int)p->pid);
+		            (int)p->pid);
 		return;
 	}
 	proc_ref(p);
@@ -262,7 +262,7 @@ void api_process_stdin_close(struct http_request *req, struct agent *a)
 		return;
 	if (!proc_stdin_writable(p)) {
 		agent_error(req, 400, "STDIN_NOT_WRITABLE", "stdin of process %d is not open",
-			    (int)p->pid);
+		            (int)p->pid);
 		return;
 	}
 	proc_stdin_close(p);

@@ -186,8 +186,8 @@ void proc_io_resume(struct proc *p)
 static void marker_line(struct buf *b, int stream, uint64_t dropped, const struct agent *a)
 {
 	buf_printf(b, "[hutch-agent: %llu earlier %s lines dropped (limit %zu bytes / %zu lines)]",
-		   (unsigned long long)dropped, stream_names[stream], a->cfg.max_output_bytes,
-		   a->cfg.max_output_lines);
+	           (unsigned long long)dropped, stream_names[stream], a->cfg.max_output_bytes,
+	           a->cfg.max_output_lines);
 }
 
 /* Streams a kind reads: bit 0 stdout, bit 1 stderr. */
@@ -198,7 +198,7 @@ static unsigned kind_streams(enum sub_kind k)
 
 /* Next line for a cursor pair over the selected streams, by sequence; -1 when none. */
 static int next_line(struct proc *p, unsigned streams, const uint64_t cur[2],
-		     const struct out_line **ret)
+                     const struct out_line **ret)
 {
 	const struct out_line *best = NULL;
 	int bi = -1;

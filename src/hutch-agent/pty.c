@@ -21,12 +21,12 @@
 #include "agent.h"
 #include "ws/ws_conn.h"
 
-#define PTY_ID_LEN     21
-#define PTY_FRAME_MAX  (64 * 1024 - 1) /* output bytes per DATA frame (plus the opcode) */
+#define PTY_ID_LEN      21
+#define PTY_FRAME_MAX   (64 * 1024 - 1) /* output bytes per DATA frame (plus the opcode) */
 #define PTY_PENDING_MAX (1024 * 1024)
-#define PTY_LAG_MAX    (1024 * 1024)
-#define PTY_INPUT_RATE (1024 * 1024)   /* bytes per second per client */
-#define PTY_INPUT_MAX  (1024 * 1024)
+#define PTY_LAG_MAX     (1024 * 1024)
+#define PTY_INPUT_RATE  (1024 * 1024) /* bytes per second per client */
+#define PTY_INPUT_MAX   (1024 * 1024)
 
 enum { OP_DATA = 0x00, OP_RESIZE = 0x01, OP_READY = 0x02, OP_EXIT = 0x03 };
 
@@ -97,7 +97,7 @@ static void session_timer(struct pty_session *s, uint64_t ms, uv_timer_cb cb)
 static void nanoid(char out[PTY_ID_LEN + 1])
 {
 	static const char abc[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
+	        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
 	unsigned char r[PTY_ID_LEN];
 	random_bytes(r, sizeof(r));
 	for (int i = 0; i < PTY_ID_LEN; i++)
@@ -173,7 +173,7 @@ static void client_send_exit(struct pty_client *c)
 {
 	int32_t code = c->s->exit_code;
 	uint8_t f[5] = {OP_EXIT, (uint8_t)((uint32_t)code >> 24), (uint8_t)((uint32_t)code >> 16),
-			(uint8_t)((uint32_t)code >> 8), (uint8_t)code};
+	                (uint8_t)((uint32_t)code >> 8), (uint8_t)code};
 	char reason[32];
 	ws_conn_send(c->ws, WS_OP_BINARY, f, sizeof(f), NULL, 0);
 	snprintf(reason, sizeof(reason), "exit:%d", code);
@@ -299,7 +299,7 @@ bool pty_reaped(struct agent *a, pid_t pid, int status)
 }
 
 static int open_pty(unsigned rows, unsigned cols, int *ret_master, int *ret_slave,
-		    struct hutch_error *err)
+                    struct hutch_error *err)
 {
 	_cleanup_close_ int m = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
 	int unlock = 0;
@@ -333,8 +333,8 @@ static long long json_int_or(json_t *o, const char *key)
 }
 
 /* Parses the create body into a spec (command, args, env, working_dir) and a size. */
-static int pty_parse(const struct buf *body, struct proc_spec **ret, unsigned *rows,
-		     unsigned *cols, struct hutch_error *err)
+static int pty_parse(const struct buf *body, struct proc_spec **ret, unsigned *rows, unsigned *cols,
+                     struct hutch_error *err)
 {
 	json_error_t jerr;
 	json_t *o = json_loadb(buf_cstr(body), body->len, 0, &jerr);
@@ -350,13 +350,13 @@ static int pty_parse(const struct buf *body, struct proc_spec **ret, unsigned *r
 }
 
 static int session_spawn(struct pty_session *s, const struct proc_spec *spec,
-			 struct hutch_error *err)
+                         struct hutch_error *err)
 {
 	struct agent_user user, *u = NULL;
 	int slave = -1;
 	if (spec->user) {
 		if (user_resolve(spec->user, s->a->cfg.passwd_path, s->a->cfg.group_path, &user,
-				 err) < 0)
+		                 err) < 0)
 			return agent_error_classify(err, 400, "BAD_REQUEST");
 		u = &user;
 	}
@@ -372,9 +372,15 @@ static int session_spawn(struct pty_session *s, const struct proc_spec *spec,
 		strv_free(env);
 		env = more;
 	}
-	struct spawn_opts o = {.argv = spec->argv, .envp = env, .cwd = spec->working_dir,
-			       .user = u, .fd_in = slave, .fd_out = slave, .fd_err = slave, .pty = true,
-			       .reset_oom_score = s->a->oom_score_adj != 0};
+	struct spawn_opts o = {.argv = spec->argv,
+	                       .envp = env,
+	                       .cwd = spec->working_dir,
+	                       .user = u,
+	                       .fd_in = slave,
+	                       .fd_out = slave,
+	                       .fd_err = slave,
+	                       .pty = true,
+	                       .reset_oom_score = s->a->oom_score_adj != 0};
 	int r = spawn_process(&o, &s->pid, err);
 	close(slave);
 	strv_free(env);
@@ -417,7 +423,7 @@ static size_t live_sessions(struct agent *a)
 }
 
 static int session_start(struct agent *a, struct proc_spec *spec, unsigned rows, unsigned cols,
-			 struct pty_session **ret, struct hutch_error *err)
+                         struct pty_session **ret, struct hutch_error *err)
 {
 	struct pty_session *s = xcalloc(1, sizeof(*s));
 	s->a = a;
@@ -477,8 +483,8 @@ static void create_body(struct http_request *req)
 void api_pty_create(struct http_request *req, struct agent *a)
 {
 	if (live_sessions(a) >= a->cfg.max_ptys) {
-		agent_error(req, 429, "TOO_MANY_SESSIONS", "at most %zu PTY sessions may run at once",
-			    a->cfg.max_ptys);
+		agent_error(req, 429, "TOO_MANY_SESSIONS",
+		            "at most %zu PTY sessions may run at once", a->cfg.max_ptys);
 		return;
 	}
 	req->data = a;
@@ -606,7 +612,7 @@ static void client_input(struct pty_client *c, const uint8_t *d, size_t len)
 }
 
 static void client_message(struct ws_conn *ws, uint8_t opcode, const uint8_t *d, size_t len,
-			   void *arg)
+                           void *arg)
 {
 	struct pty_client *c = arg;
 	c->ws = ws; /* leftover frames arrive before ws_conn_new returns */
@@ -646,8 +652,8 @@ static void client_closed(struct ws_conn *ws, unsigned code, struct sv reason, v
 }
 
 static const struct ws_conn_ops client_ops = {
-	.on_message = client_message,
-	.on_close = client_closed,
+        .on_message = client_message,
+        .on_close = client_closed,
 };
 
 static bool token_ok(struct http_request *req, const struct pty_session *s)

@@ -121,7 +121,8 @@ static int child_fds(const struct spawn_opts *o)
 {
 	if (o->pty && ioctl(o->fd_in, TIOCSCTTY, 0) < 0)
 		return -1;
-	if (child_dup(o->fd_in, 0) < 0 || child_dup(o->fd_out, 1) < 0 || child_dup(o->fd_err, 2) < 0)
+	if (child_dup(o->fd_in, 0) < 0 || child_dup(o->fd_out, 1) < 0 ||
+	    child_dup(o->fd_err, 2) < 0)
 		return -1;
 	/* every other inherited fd goes at exec (the error pipe must live until then) */
 	if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
@@ -205,13 +206,13 @@ static void child_main(const struct spawn_opts *o, int errfd)
 }
 
 static int report_failure(const struct spawn_opts *o, const struct spawn_fail *f,
-			  struct hutch_error *err)
+                          struct hutch_error *err)
 {
 	errno = f->err;
 	switch (f->stage) {
 	case ST_CREDS:
 		return hutch_error_errno(err, "cannot switch to user %u:%u",
-					 o->user ? o->user->uid : 0, o->user ? o->user->gid : 0);
+		                         o->user ? o->user->uid : 0, o->user ? o->user->gid : 0);
 	case ST_CWD:
 		return hutch_error_errno(err, "cannot change to working directory \"%s\"", o->cwd);
 	case ST_EXEC:

@@ -33,8 +33,7 @@ static int bad(struct hutch_error *err, const char *fmt, const char *field)
 }
 
 /* An optional non-negative integer field. */
-static int get_u64(json_t *o, const char *key, uint64_t def, uint64_t *ret,
-		   struct hutch_error *err)
+static int get_u64(json_t *o, const char *key, uint64_t def, uint64_t *ret, struct hutch_error *err)
 {
 	json_t *v = json_object_get(o, key);
 	if (!v || json_is_null(v)) {
@@ -69,7 +68,8 @@ static int parse_argv(json_t *cmd, json_t *args, struct proc_spec *s, struct hut
 	if (!json_is_string(cmd) || json_string_length(cmd) == 0 ||
 	    strlen(json_string_value(cmd)) != json_string_length(cmd))
 		return bad(err, "\"%s\" must be a non-empty string", "command");
-	if (args && !json_is_null(args) && (!json_is_array(args) || json_array_size(args) > MAX_ARGS))
+	if (args && !json_is_null(args) &&
+	    (!json_is_array(args) || json_array_size(args) > MAX_ARGS))
 		return bad(err, "\"%s\" must be an array of strings", "args");
 	size_t n = args && json_is_array(args) ? json_array_size(args) : 0;
 	s->argv = xcalloc(n + 2, sizeof(char *));
@@ -116,7 +116,8 @@ static int parse_user(json_t *u, struct proc_spec *s, struct hutch_error *err)
 	if (!u || json_is_null(u))
 		return 0;
 	if (json_is_string(u)) {
-		if (json_string_length(u) == 0 || strlen(json_string_value(u)) != json_string_length(u))
+		if (json_string_length(u) == 0 ||
+		    strlen(json_string_value(u)) != json_string_length(u))
 			return bad(err, "\"%s\" must not be empty", "user");
 		s->user = xstrdup(json_string_value(u));
 		return 0;
@@ -136,14 +137,14 @@ static int parse_user(json_t *u, struct proc_spec *s, struct hutch_error *err)
 		return bad(err, "\"%s\" needs a name or a non-negative uid", "user");
 	if (gid && !json_is_null(gid))
 		s->user = xasprintf("%lld:%lld", (long long)json_integer_value(uid),
-				    (long long)json_integer_value(gid));
+		                    (long long)json_integer_value(gid));
 	else
 		s->user = xasprintf("%lld", (long long)json_integer_value(uid));
 	return 0;
 }
 
 static int parse_mode(json_t *o, const char *key, const char *a, const char *b, bool *ret_b,
-		      struct hutch_error *err)
+                      struct hutch_error *err)
 {
 	json_t *v = json_object_get(o, key);
 	*ret_b = false;
@@ -156,7 +157,7 @@ static int parse_mode(json_t *o, const char *key, const char *a, const char *b, 
 		return 0;
 	}
 	return hutch_error_api(err, 400, "BAD_REQUEST", "\"%s\" must be \"%s\" or \"%s\"", key, a,
-			       b);
+	                       b);
 }
 
 static int parse_restart(json_t *r, struct proc_spec *s, struct hutch_error *err)
@@ -239,7 +240,8 @@ static int check_name(const char *name, struct hutch_error *err)
 
 static int parse_supervision(json_t *o, struct proc_spec *s, struct hutch_error *err)
 {
-	json_t *restart = json_object_get(o, "restart"), *health = json_object_get(o, "health_check");
+	json_t *restart = json_object_get(o, "restart"),
+	       *health = json_object_get(o, "health_check");
 	if (get_str(o, "name", &s->name, err) < 0)
 		return err->code;
 	if (s->name && check_name(s->name, err) < 0)
@@ -278,7 +280,7 @@ static int spec_fill(json_t *o, bool run, struct proc_spec *s, struct hutch_erro
 }
 
 int proc_spec_parse(const char *body, size_t len, bool run, struct proc_spec **ret,
-		    struct hutch_error *err)
+                    struct hutch_error *err)
 {
 	json_error_t jerr;
 	_cleanup_jsonp_ json_t *o = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
@@ -301,7 +303,7 @@ int proc_spec_from_json(json_t *o, bool run, struct proc_spec **ret, struct hutc
 }
 
 int proc_spec_from_argv_json(const char *body, size_t len, struct proc_spec **ret,
-			     struct hutch_error *err)
+                             struct hutch_error *err)
 {
 	json_error_t jerr;
 	_cleanup_jsonp_ json_t *a = json_loadb(body, len, 0, &jerr);

@@ -14,7 +14,7 @@
 #include "ws/ws_conn.h"
 
 #define TUNNEL_MAX_MESSAGE (1024 * 1024)
-#define TCP_HIGH_WATER	   (1024 * 1024)
+#define TCP_HIGH_WATER     (1024 * 1024)
 
 struct tunnel {
 	struct agent *a;
@@ -77,7 +77,7 @@ static void tcp_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 		return;
 	if (t->ws)
 		ws_conn_close(t->ws, n == UV_EOF ? WS_CLOSE_NORMAL : WS_CLOSE_INTERNAL,
-			      n == UV_EOF ? "connection closed" : uv_strerror((int)n));
+		              n == UV_EOF ? "connection closed" : uv_strerror((int)n));
 	tcp_close(t);
 }
 
@@ -143,9 +143,9 @@ static void ws_closed(struct ws_conn *ws, unsigned code, struct sv reason, void 
 }
 
 static const struct ws_conn_ops tunnel_ops = {
-	.on_message = ws_message,
-	.on_drain = ws_drain,
-	.on_close = ws_closed,
+        .on_message = ws_message,
+        .on_drain = ws_drain,
+        .on_close = ws_closed,
 };
 
 static void request_abort(struct http_request *req)
@@ -167,7 +167,7 @@ static void connected(uv_connect_t *c, int status)
 	req->on_abort = NULL;
 	if (status < 0 && t->a->cfg.tunnel_refused_502) {
 		agent_error(req, 502, "CONNECTION_REFUSED", "nothing is listening on 127.0.0.1:%d",
-			    t->port);
+		            t->port);
 		tcp_close(t);
 		tunnel_unref(t);
 		return;
@@ -190,7 +190,7 @@ static void connected(uv_connect_t *c, int status)
 	if (status < 0) {
 		char reason[96];
 		snprintf(reason, sizeof(reason), "connection refused: nothing listening on port %d",
-			 t->port);
+		         t->port);
 		ws_conn_close(t->ws, WS_CLOSE_INTERNAL, reason);
 		tcp_close(t);
 		return;
@@ -203,7 +203,7 @@ void api_tunnel_tcp(struct http_request *req, struct agent *a)
 	struct buf q = BUF_INIT;
 	uint64_t port = 0;
 	bool ok = http_request_query(req, "port", &q) &&
-		  sv_to_u64(sv_make(buf_cstr(&q), q.len), 65535, &port) == 0 && port > 0;
+	          sv_to_u64(sv_make(buf_cstr(&q), q.len), 65535, &port) == 0 && port > 0;
 	buf_release(&q);
 	if (!ok) {
 		agent_error(req, 400, "BAD_REQUEST", "\"port\" must be a port number (1-65535)");

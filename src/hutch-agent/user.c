@@ -36,8 +36,7 @@ static bool parse_id(struct sv s, unsigned *ret)
 }
 
 /* Finds the passwd record whose name (by_name) or uid matches. */
-static bool passwd_find(const struct buf *db, const char *name, unsigned uid,
-			struct agent_user *u)
+static bool passwd_find(const struct buf *db, const char *name, unsigned uid, struct agent_user *u)
 {
 	struct sv rest = sv_make(db->data ? db->data : "", db->len), line, f[7];
 	while (rest.len) {
@@ -106,7 +105,7 @@ static void groups_collect(const struct buf *db, struct agent_user *u)
 }
 
 int user_resolve(const char *spec, const char *passwd_path, const char *group_path,
-		 struct agent_user *ret, struct hutch_error *err)
+                 struct agent_user *ret, struct hutch_error *err)
 {
 	struct buf pw = BUF_INIT, gr = BUF_INIT;
 	struct agent_user u = {0};

@@ -17,13 +17,13 @@ struct agent_user {
 	gid_t groups[USER_MAX_GROUPS]; /* supplementary groups (includes gid) */
 	size_t ngroups;
 	char home[256]; /* "" when unknown */
-	char name[64];	/* "" when unknown */
+	char name[64];  /* "" when unknown */
 };
 
 /* Resolves spec using the passwd and group files at the given paths (missing files count as
  * empty). A numeric uid without a passwd entry gets gid 0, as in Docker. Returns 0, or -EINVAL
  * (malformed spec) / -ENOENT (unknown user or group) with err set to a 400-worthy message. */
 int user_resolve(const char *spec, const char *passwd_path, const char *group_path,
-		 struct agent_user *ret, struct hutch_error *err);
+                 struct agent_user *ret, struct hutch_error *err);
 
 #endif

@@ -51,7 +51,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	run(WS_ROLE_CLIENT, 200, data + 1, size - 1, size);
 	struct buf b = BUF_INIT;
 	uint8_t mask[4] = {1, 2, 3, 4};
-	ws_frame_build(&b, data[0] & 0x0f, true, data + 1, size - 1, (data[0] & 0x10) ? mask : NULL);
+	ws_frame_build(&b, data[0] & 0x0f, true, data + 1, size - 1,
+	               (data[0] & 0x10) ? mask : NULL);
 	struct ws_frame_header h;
 	if (ws_frame_header_parse((const uint8_t *)b.data, b.len, &h) == 1 &&
 	    (h.payload_len != size - 1 || h.header_len + h.payload_len != b.len))

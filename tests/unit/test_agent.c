@@ -30,16 +30,25 @@ static void test_escape(void)
 	CHECK(clean);
 	CHECK_STR(esc("q\"b\\n\nt\tc\x01", 10, NULL), "\"q\\\"b\\\\n\\nt\\tc\\u0001\"");
 	CHECK_STR(esc("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 9, &clean),
-		  "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"");
+	          "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"");
 	CHECK(clean);
 	/* one U+FFFD per maximal invalid subpart */
-	CHECK_STR(esc("a\xff" "b", 3, &clean), "\"a\xef\xbf\xbd" "b\"");
+	CHECK_STR(esc("a\xff"
+	              "b",
+	              3, &clean),
+	          "\"a\xef\xbf\xbd"
+	          "b\"");
 	CHECK(!clean);
-	CHECK_STR(esc("\xe2\x82" "c", 3, NULL), "\"\xef\xbf\xbd" "c\"");	     /* truncated */
-	CHECK_STR(esc("\xc0\xaf", 2, NULL), "\"\xef\xbf\xbd\xef\xbf\xbd\"");	     /* overlong */
-	CHECK_STR(esc("\xed\xa0\x80", 3, NULL), "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\""); /* surrogate */
+	CHECK_STR(esc("\xe2\x82"
+	              "c",
+	              3, NULL),
+	          "\"\xef\xbf\xbd"
+	          "c\"");                                                    /* truncated */
+	CHECK_STR(esc("\xc0\xaf", 2, NULL), "\"\xef\xbf\xbd\xef\xbf\xbd\""); /* overlong */
+	CHECK_STR(esc("\xed\xa0\x80", 3, NULL),
+	          "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\""); /* surrogate */
 	CHECK_STR(esc("\xf4\x90\x80\x80", 4, NULL),
-		  "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\""); /* > U+10FFFF */
+	          "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\""); /* > U+10FFFF */
 	CHECK_STR(esc("\xf0\x9f\x98", 3, NULL), "\"\xef\xbf\xbd\"");
 	CHECK_STR(esc("x\0y", 3, NULL), "\"x\\u0000y\"");
 }
@@ -63,7 +72,8 @@ static void test_writer(void)
 	jw_knull(&w, "n");
 	jw_kbool(&w, "f", false);
 	jw_obj_end(&w);
-	CHECK_STR(buf_cstr(&b), "{\"pid\":42,\"s\":\"x\",\"a\":[-1,true,null,{}],\"n\":null,\"f\":false}");
+	CHECK_STR(buf_cstr(&b),
+	          "{\"pid\":42,\"s\":\"x\",\"a\":[-1,true,null,{}],\"n\":null,\"f\":false}");
 	buf_release(&b);
 }
 
@@ -95,8 +105,12 @@ static void test_linesplit(void)
 	linesplit_feed(&s, "0123456789abcdefXY\n", 19, collect, NULL);
 	CHECK_STR(buf_cstr(&lines), "01234567|89abcdef|XY|");
 	buf_reset(&lines);
-	linesplit_feed(&s, "abcdef\xe2\x82\xac" "gh\n", 12, collect, NULL);
-	CHECK_STR(buf_cstr(&lines), "abcdef|\xe2\x82\xac" "gh|");
+	linesplit_feed(&s,
+	               "abcdef\xe2\x82\xac"
+	               "gh\n",
+	               12, collect, NULL);
+	CHECK_STR(buf_cstr(&lines), "abcdef|\xe2\x82\xac"
+	                            "gh|");
 	buf_reset(&lines);
 	linesplit_feed(&s, "\xff\xff\xff\xff\xff\xff\xff\xff\xff\n", 10, collect, NULL);
 	CHECK_STR(buf_cstr(&lines), "\xff\xff\xff\xff\xff\xff\xff\xff|\xff|");
@@ -160,16 +174,17 @@ static void test_user(void)
 	snprintf(dir, sizeof(dir), "/tmp/test_agent.XXXXXX");
 	CHECK(mkdtemp(dir) != NULL);
 	write_db("passwd", "root:x:0:0:root:/root:/bin/bash\n"
-			   "tl-user:x:1000:1000:TL:/home/tl-user:/bin/sh\n"
-			   "broken line\n"
-			   "svc:x:999:50::/srv:/usr/sbin/nologin");
+	                   "tl-user:x:1000:1000:TL:/home/tl-user:/bin/sh\n"
+	                   "broken line\n"
+	                   "svc:x:999:50::/srv:/usr/sbin/nologin");
 	write_db("group", "root:x:0:\nusers:x:100:tl-user,other\ntl-user:x:1000:\n"
-			  "docker:x:998: tl-user \nstaff:x:50:\n");
+	                  "docker:x:998: tl-user \nstaff:x:50:\n");
 	CHECK(resolve("tl-user", &u) == 0);
 	CHECK(u.uid == 1000 && u.gid == 1000 && strcmp(u.home, "/home/tl-user") == 0);
 	CHECK(u.ngroups == 3 && u.groups[0] == 1000 && u.groups[1] == 100 && u.groups[2] == 998);
 	CHECK(resolve("root", &u) == 0 && u.uid == 0 && u.gid == 0 && u.ngroups == 1);
-	CHECK(resolve("svc", &u) == 0 && u.uid == 999 && u.gid == 50 && strcmp(u.home, "/srv") == 0);
+	CHECK(resolve("svc", &u) == 0 && u.uid == 999 && u.gid == 50 &&
+	      strcmp(u.home, "/srv") == 0);
 	CHECK(resolve("1000", &u) == 0 && u.uid == 1000 && u.gid == 1000 &&
 	      strcmp(u.name, "tl-user") == 0);
 	CHECK(resolve("4242", &u) == 0 && u.uid == 4242 && u.gid == 0 && u.home[0] == '\0');
@@ -177,7 +192,8 @@ static void test_user(void)
 	CHECK(resolve("tl-user:staff", &u) == 0 && u.uid == 1000 && u.gid == 50);
 	CHECK(resolve("nobody-here", &u) == -ENOENT);
 	CHECK(resolve("tl-user:nogroup", &u) == -ENOENT);
-	CHECK(resolve("", &u) == -EINVAL && resolve(":1", &u) == -EINVAL && resolve("1:", &u) == -EINVAL);
+	CHECK(resolve("", &u) == -EINVAL && resolve(":1", &u) == -EINVAL &&
+	      resolve("1:", &u) == -EINVAL);
 	char cmd[96];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	CHECK(system(cmd) == 0);
@@ -191,7 +207,8 @@ static void test_fspath(void)
 {
 	CHECK(fspath_check("/tmp/a.txt") == 0);
 	CHECK(fspath_check("rel/a") == 0);
-	CHECK(fspath_check("/a/...") == 0 && fspath_check("/a/..b") == 0 && fspath_check("/a/b..") == 0);
+	CHECK(fspath_check("/a/...") == 0 && fspath_check("/a/..b") == 0 &&
+	      fspath_check("/a/b..") == 0);
 	CHECK(fspath_check("/a/./b") == 0);
 	CHECK(fspath_check("") == -EINVAL);
 	CHECK(fspath_check("..") == -EACCES);

@@ -24,10 +24,12 @@ static void test_rfc_examples(void)
 	CHECK(b.len == 7 && memcmp(b.data, "\x81\x05Hello", 7) == 0);
 	buf_reset(&b);
 	ws_frame_build(&b, WS_OP_TEXT, true, "Hello", 5, MASK);
-	CHECK(b.len == 11 && memcmp(b.data, "\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58", 11) == 0);
+	CHECK(b.len == 11 &&
+	      memcmp(b.data, "\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58", 11) == 0);
 	struct ws_frame_header h;
 	CHECK(ws_frame_header_parse((uint8_t *)b.data, b.len, &h) == 1);
-	CHECK(h.fin && h.opcode == WS_OP_TEXT && h.masked && h.payload_len == 5 && h.header_len == 6);
+	CHECK(h.fin && h.opcode == WS_OP_TEXT && h.masked && h.payload_len == 5 &&
+	      h.header_len == 6);
 	ws_mask_apply((uint8_t *)b.data + 6, 5, h.mask, 0);
 	CHECK(memcmp(b.data + 6, "Hello", 5) == 0);
 	/* fragmented unmasked text "Hel" + "lo" */
@@ -107,7 +109,7 @@ static void test_protocol_errors(void)
 	CHECK(parse_one(WS_ROLE_CLIENT, 1000, "\x82\x7e\x00\x05", 4, &code) == -EPROTO);
 	/* 64-bit length with the top bit set */
 	CHECK(parse_one(WS_ROLE_CLIENT, 100, "\x82\x7f\x80\x00\x00\x00\x00\x00\x00\x01", 10,
-			&code) == -EPROTO);
+	                &code) == -EPROTO);
 	/* server requires masked frames; client requires unmasked ones */
 	CHECK(parse_one(WS_ROLE_SERVER, 100, "\x82\x00", 2, &code) == -EPROTO);
 	CHECK(parse_one(WS_ROLE_CLIENT, 100, "\x82\x80\x01\x02\x03\x04", 6, &code) == -EPROTO);
@@ -120,7 +122,7 @@ static void test_protocol_errors(void)
 	CHECK(parse_one(WS_ROLE_CLIENT, 4, "\x02\x03hel\x80\x02lo", 9, &code) == -EMSGSIZE);
 	/* a huge declared length is refused from the header alone */
 	CHECK(parse_one(WS_ROLE_CLIENT, 65536, "\x82\x7f\x00\x00\x00\x01\x00\x00\x00\x00", 10,
-			&code) == -EMSGSIZE);
+	                &code) == -EMSGSIZE);
 	/* invalid UTF-8 text */
 	CHECK(parse_one(WS_ROLE_CLIENT, 100, "\x81\x02\xc3\x28", 4, &code) == -EILSEQ);
 	CHECK(code == WS_CLOSE_INVALID_DATA);
@@ -157,15 +159,20 @@ static void test_close_payload(void)
 	unsigned code;
 	struct sv reason;
 	ws_close_payload_build(&b, 1000, "exit:7");
-	CHECK(b.len == 8 && memcmp(b.data, "\x03\xe8" "exit:7", 8) == 0);
+	CHECK(b.len == 8 && memcmp(b.data,
+	                           "\x03\xe8"
+	                           "exit:7",
+	                           8) == 0);
 	CHECK(ws_close_payload_parse((uint8_t *)b.data, b.len, &code, &reason) == 0);
 	CHECK(code == 1000 && sv_eq_cstr(reason, "exit:7"));
 	CHECK(ws_close_payload_parse(NULL, 0, &code, &reason) == 0 && code == WS_CLOSE_NO_STATUS);
 	CHECK(ws_close_payload_parse((const uint8_t *)"\x03", 1, &code, &reason) == -EPROTO);
 	CHECK(ws_close_payload_parse((const uint8_t *)"\x03\xed", 2, &code, &reason) == -EPROTO);
-	CHECK(ws_close_payload_parse((const uint8_t *)"\x03\xe8\xff", 3, &code, &reason) == -EPROTO);
+	CHECK(ws_close_payload_parse((const uint8_t *)"\x03\xe8\xff", 3, &code, &reason) ==
+	      -EPROTO);
 	CHECK(ws_close_code_valid(1000) && ws_close_code_valid(1011) && ws_close_code_valid(4000));
-	CHECK(!ws_close_code_valid(1005) && !ws_close_code_valid(1006) && !ws_close_code_valid(999));
+	CHECK(!ws_close_code_valid(1005) && !ws_close_code_valid(1006) &&
+	      !ws_close_code_valid(999));
 	CHECK(!ws_close_code_valid(1015) && !ws_close_code_valid(5000));
 	/* long reasons are cut to fit, never inside a UTF-8 sequence */
 	char longr[300];
@@ -181,10 +188,10 @@ static void test_utf8(void)
 {
 	CHECK(ws_utf8_valid((const uint8_t *)"plain", 5));
 	CHECK(ws_utf8_valid((const uint8_t *)"\xce\xba\xe1\xbd\xb9\xf0\x9f\x98\x80", 9));
-	CHECK(!ws_utf8_valid((const uint8_t *)"\xc0\xaf", 2));	    /* overlong */
-	CHECK(!ws_utf8_valid((const uint8_t *)"\xed\xa0\x80", 3)); /* surrogate */
+	CHECK(!ws_utf8_valid((const uint8_t *)"\xc0\xaf", 2));         /* overlong */
+	CHECK(!ws_utf8_valid((const uint8_t *)"\xed\xa0\x80", 3));     /* surrogate */
 	CHECK(!ws_utf8_valid((const uint8_t *)"\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
-	CHECK(!ws_utf8_valid((const uint8_t *)"\xe2\x82", 2));	    /* truncated */
+	CHECK(!ws_utf8_valid((const uint8_t *)"\xe2\x82", 2));         /* truncated */
 	CHECK(!ws_utf8_valid((const uint8_t *)"\xff", 1));
 }
 
@@ -209,7 +216,7 @@ static void test_handshake(void)
 	ws_client_key(key);
 	CHECK(strlen(key) == 24 && key[22] == '=' && key[23] == '=');
 	CHECK(ws_handshake_check(SV("websocket"), SV("keep-alive, Upgrade"), SV("13"),
-				 sv_from(key)) == 0);
+	                         sv_from(key)) == 0);
 	CHECK(ws_handshake_check(SV("WebSocket"), SV("upgrade"), SV("13"), sv_from(key)) == 0);
 	CHECK(ws_handshake_check(SV("h2c"), SV("upgrade"), SV("13"), sv_from(key)) == -EINVAL);
 	CHECK(ws_handshake_check(SV("websocket"), SV("close"), SV("13"), sv_from(key)) == -EINVAL);
