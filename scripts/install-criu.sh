@@ -18,18 +18,21 @@
 #
 # Idempotent: when PREFIX/bin/criu already reports >= $MIN_VERSION and PREFIX/.installed names
 # the same package version, it only re-runs the checks. --force reinstalls.
+# Which suite: Debian 13 (trixie) has 4.1.1, which cannot dump TCP/UDP sockets on Linux 6.16+
+# (SO_PASSCRED became unix/netlink-only there; fixed in CRIU 4.2). On such kernels the script
+# takes the first suite of "trixie forky" (forky = testing) whose criu is 4.2 or newer.
 # Usage: scripts/install-criu.sh [--force] [--prefix DIR] [--suite SUITE]
 set -eu
 
 PREFIX=/opt/hutch/criu
-SUITE=trixie
+SUITES="trixie forky" # first one whose criu is new enough wins (--suite forces one)
 MIN_VERSION=4.1
 FORCE=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--force) FORCE=1 ;;
 	--prefix) PREFIX=$2; shift ;;
-	--suite) SUITE=$2; shift ;;
+	--suite) SUITES=$2; shift ;;
 	-h|--help) sed -n '2,22p' "$0"; exit 0 ;;
 	*) echo "install-criu: unknown argument $1" >&2; exit 2 ;;
 	esac
@@ -46,6 +49,8 @@ done
 ARCH=$(dpkg --print-architecture)
 [ "$ARCH" = amd64 ] || die "only amd64 is supported (this is $ARCH)"
 KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
+kver=$(uname -r | awk -F. '{ printf "%d.%d", $1, $2 }')
+if dpkg --compare-versions "$kver" ge 6.16; then MIN_VERSION=4.2; fi
 [ -r "$KEYRING" ] || die "$KEYRING missing (apt-get install debian-archive-keyring)"
 
 # The main Debian mirror of this machine: the first deb entry whose suite has no '-' (not
@@ -71,7 +76,7 @@ apt_mirror() {
 MIRROR=$(apt_mirror | head -n 1)
 MIRROR=${MIRROR%/}
 [ -n "$MIRROR" ] || die "no Debian mirror found in /etc/apt"
-say "mirror from apt configuration, suite $SUITE, prefix $PREFIX"
+say "mirror from apt configuration; kernel $kver needs criu >= $MIN_VERSION; prefix $PREFIX"
 
 WORK=$(mktemp -d /tmp/install-criu.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT INT TERM
@@ -81,28 +86,38 @@ fetch() { # url dest
 }
 
 # ---- 1-2: signed index ----
-say "fetching dists/$SUITE/InRelease and checking its signature"
-fetch "$MIRROR/dists/$SUITE/InRelease" "$WORK/InRelease"
-gpgv --keyring "$KEYRING" --output "$WORK/Release" "$WORK/InRelease" 2>"$WORK/gpgv.log" ||
-	{ cat "$WORK/gpgv.log" >&2; die "InRelease signature check failed"; }
-want=$(awk -v f="main/binary-$ARCH/Packages.xz" '/^SHA256:/ { s = 1; next } /^[^ ]/ { s = 0 }
-	s && $3 == f { print $1; exit }' "$WORK/Release")
-[ -n "$want" ] || die "Release lists no sha256 for main/binary-$ARCH/Packages.xz"
-say "fetching main/binary-$ARCH/Packages.xz"
-fetch "$MIRROR/dists/$SUITE/main/binary-$ARCH/Packages.xz" "$WORK/Packages.xz"
-echo "$want  $WORK/Packages.xz" | sha256sum -c --status || die "Packages.xz: sha256 mismatch"
-xz -dc "$WORK/Packages.xz" >"$WORK/Packages"
+fetch_index() { # suite: leaves $WORK/index (one line per package) for it
+	suite=$1
+	say "fetching dists/$suite/InRelease and checking its signature"
+	fetch "$MIRROR/dists/$suite/InRelease" "$WORK/InRelease"
+	gpgv --keyring "$KEYRING" --output "$WORK/Release" "$WORK/InRelease" 2>"$WORK/gpgv.log" ||
+		{ cat "$WORK/gpgv.log" >&2; die "InRelease signature check failed"; }
+	want=$(awk -v f="main/binary-$ARCH/Packages.xz" '/^SHA256:/ { s = 1; next } /^[^ ]/ { s = 0 }
+		s && $3 == f { print $1; exit }' "$WORK/Release")
+	[ -n "$want" ] || die "Release lists no sha256 for main/binary-$ARCH/Packages.xz"
+	say "fetching $suite main/binary-$ARCH/Packages.xz"
+	fetch "$MIRROR/dists/$suite/main/binary-$ARCH/Packages.xz" "$WORK/Packages.xz"
+	echo "$want  $WORK/Packages.xz" | sha256sum -c --status || die "Packages.xz: sha256 mismatch"
+	xz -dc "$WORK/Packages.xz" >"$WORK/Packages"
+	# One line per package: name<TAB>version<TAB>filename<TAB>sha256<TAB>pre-depends, depends.
+	awk 'BEGIN { FS = ": " } function out() { if (p != "") print p "\t" v "\t" f "\t" h "\t" d; p = v = f = h = d = "" }
+		/^$/ { out(); next }
+		/^Package: / { p = $2 } /^Version: / { v = $2 } /^Filename: / { f = $2 } /^SHA256: / { h = $2 }
+		/^(Pre-)?Depends: / { sub(/^[A-Za-z-]+: /, ""); d = (d == "" ? $0 : d ", " $0) }
+		END { out() }' "$WORK/Packages" >"$WORK/index"
+}
 
-# One line per package: name<TAB>version<TAB>filename<TAB>sha256<TAB>pre-depends, depends.
-awk 'BEGIN { FS = ": " } function out() { if (p != "") print p "\t" v "\t" f "\t" h "\t" d; p = v = f = h = d = "" }
-	/^$/ { out(); next }
-	/^Package: / { p = $2 } /^Version: / { v = $2 } /^Filename: / { f = $2 } /^SHA256: / { h = $2 }
-	/^(Pre-)?Depends: / { sub(/^[A-Za-z-]+: /, ""); d = (d == "" ? $0 : d ", " $0) }
-	END { out() }' "$WORK/Packages" >"$WORK/index"
+SUITE=""
+for s in $SUITES; do
+	fetch_index "$s"
+	v=$(awk -F '\t' '$1 == "criu" { print $2; exit }' "$WORK/index")
+	say "criu in $s: ${v:-none}"
+	if [ -n "$v" ] && dpkg --compare-versions "$v" ge "$MIN_VERSION"; then SUITE=$s; break; fi
+done
+[ -n "$SUITE" ] || die "no suite of '$SUITES' has criu >= $MIN_VERSION"
 
 CRIU_VERSION=$(awk -F '\t' '$1 == "criu" { print $2; exit }' "$WORK/index")
-[ -n "$CRIU_VERSION" ] || die "criu is not in $SUITE main"
-say "criu in $SUITE: $CRIU_VERSION"
+say "using criu $CRIU_VERSION from $SUITE"
 
 version_ok() { # prints the version of $1 --version and succeeds when >= MIN_VERSION
 	v=$("$1" --version 2>/dev/null | awk '/^Version:/ { print $2; exit }')
@@ -110,7 +125,7 @@ version_ok() { # prints the version of $1 --version and succeeds when >= MIN_VER
 }
 
 if [ "$FORCE" = 0 ] && [ -x "$PREFIX/bin/criu" ] &&
-	[ "$(cat "$PREFIX/.installed" 2>/dev/null)" = "criu $CRIU_VERSION" ] &&
+	[ "$(cat "$PREFIX/.installed" 2>/dev/null)" = "criu $CRIU_VERSION $SUITE" ] &&
 	v=$(version_ok "$PREFIX/bin/criu"); then
 	say "criu $v already installed in $PREFIX (use --force to reinstall)"
 	INSTALLED=1
@@ -185,7 +200,7 @@ EOF
 	chmod 0755 "$STAGE/bin/criu"
 	v=$(HUTCH_CRIU_PREFIX="$STAGE" version_ok "$STAGE/bin/criu") ||
 		die "the unpacked criu does not run or is older than $MIN_VERSION: $(HUTCH_CRIU_PREFIX="$STAGE" "$STAGE/bin/criu" --version 2>&1 | head -3)"
-	echo "criu $CRIU_VERSION" >"$STAGE/.installed"
+	echo "criu $CRIU_VERSION $SUITE" >"$STAGE/.installed"
 	rm -rf "$PREFIX.old"
 	[ -e "$PREFIX" ] && mv "$PREFIX" "$PREFIX.old"
 	mkdir -p "$(dirname "$PREFIX")"
