@@ -86,21 +86,6 @@ int rt_host_release(const struct rt_config *cfg, struct hutch_error *err)
 	return 0;
 }
 
-/* Kills PID 1 when the state names a live process, then everything in the cgroups. */
-static int kill_sandbox(const struct rt_config *cfg, const struct rt_cgroup_ops *cg, const char *id,
-                        pid_t *ret_child, struct hutch_error *err)
-{
-	struct rt_state st;
-
-	*ret_child = 0;
-	if (rt_state_read(cfg, id, &st, NULL) == 0 &&
-	    rt_pid_start_time(st.init_pid) == st.init_start) {
-		kill(st.init_pid, SIGKILL);
-		*ret_child = st.init_pid;
-	}
-	return cg->kill_all(cfg, id, err);
-}
-
 static pid_t parent_of(pid_t pid)
 {
 	char path[64], buf[1024];
@@ -128,6 +113,23 @@ static void reap_if_child(pid_t pid)
 			return;
 		usleep(1000);
 	}
+}
+
+/* Kills PID 1 when the state names a live process and reaps it if it is our child: the
+ * kernel only lets PID 1 finish exiting after every other process of its pid namespace is gone,
+ * and an unreaped PID 1 stays listed in some v1 controllers, so reaping comes before the sweep
+ * of the cgroups for anything left. */
+static int kill_sandbox(const struct rt_config *cfg, const struct rt_cgroup_ops *cg, const char *id,
+                        struct hutch_error *err)
+{
+	struct rt_state st;
+
+	if (rt_state_read(cfg, id, &st, NULL) == 0 &&
+	    rt_pid_start_time(st.init_pid) == st.init_start) {
+		kill(st.init_pid, SIGKILL);
+		reap_if_child(st.init_pid);
+	}
+	return cg->kill_all(cfg, id, err);
 }
 
 static void keep_first(int *ret, int r)
@@ -158,7 +160,6 @@ int rt_sandbox_destroy(const struct rt_config *cfg, const char *id, struct hutch
 {
 	const struct rt_cgroup_ops *cg;
 	_cleanup_free_ char *dir = NULL, *marker = NULL, *run = NULL;
-	pid_t child;
 	int ret = 0, r;
 
 	if (!rt_id_valid(id))
@@ -171,8 +172,7 @@ int rt_sandbox_destroy(const struct rt_config *cfg, const char *id, struct hutch
 	r = open(marker, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (r >= 0)
 		close(r);
-	keep_first(&ret, kill_sandbox(cfg, cg, id, &child, err));
-	reap_if_child(child);
+	keep_first(&ret, kill_sandbox(cfg, cg, id, err));
 	keep_first(&ret, cg->remove(cfg, id, ret ? NULL : err));
 	keep_first(&ret, remove_mounts(cfg, id, ret ? NULL : err));
 	if ((r = rm_rf(dir)) < 0) {

@@ -125,3 +125,18 @@ apij() { api "$@"; printf '%s\n' "$BODY"; }
 
 # jq_get FILTER: reads JSON on stdin.
 jq_get() { jq -r "$1"; }
+
+# sb_run ID SHELL_CMD: runs a shell command in sandbox ID through the proxy (run SSE). Prints
+# the output lines (decoded), sets RC to the exit code ("sig9" when killed by a signal, with
+# "+oom" when OOM-killed, "none" when the stream ended without an exit event), SSE_RAW to the
+# raw stream.
+sb_run() {
+	SSE_RAW=$(curl -s -m "${SB_RUN_TIMEOUT:-120}" -H "$AUTH" -H "Host: $1.local" \
+		"$PROXY/api/v1/processes/run" \
+		--data-binary "$(jq -nc --arg c "$2" '{command:"/bin/sh",args:["-c",$c]}')")
+	local events
+	events=$(sed -n 's/^data: //p' <<<"$SSE_RAW")
+	RC=$(jq -r 'if has("exit_code") then .exit_code elif has("signal") then "sig\(.signal)\(if .oom_killed then "+oom" else "" end)" else empty end' <<<"$events" | tail -n 1)
+	[ -n "$RC" ] || RC=none
+	jq -r 'select(has("line")) | .line' <<<"$events"
+}
