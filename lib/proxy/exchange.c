@@ -631,14 +631,16 @@ static void ex_wake_tick(struct proxy_exchange *ex)
 		   strcmp(rec.status, "pending") != 0 && strcmp(rec.status, "snapshotting") != 0) {
 		snprintf(msg, sizeof(msg), "sandbox %s is not running (state: %s)", rec.id, rec.status);
 		ex_fail_api(ex, 503, "SANDBOX_NOT_RUNNING", msg);
-	} else if ((w = proxy_wake_failure(px, ex->t.id))) {
-		ex_fail_api(ex, 503, "SANDBOX_NOT_RUNNING", w->failed_msg);
-	} else if (uv_now(px->loop) >= ex->wake_deadline) {
-		snprintf(msg, sizeof(msg), "sandbox %s did not resume in time (state: %s)", rec.id,
-			 rec.status);
-		ex_fail_api(ex, 504, "SANDBOX_NOT_RUNNING", msg);
-	} else if (strcmp(rec.status, "suspended") == 0) {
-		proxy_wake_post(px, ex->t.id);
+	} else {
+		if (strcmp(rec.status, "suspended") == 0)
+			proxy_wake_post(px, ex->t.id);
+		if ((w = proxy_wake_failure(px, ex->t.id))) {
+			ex_fail_api(ex, 503, "SANDBOX_NOT_RUNNING", w->failed_msg);
+		} else if (uv_now(px->loop) >= ex->wake_deadline) {
+			snprintf(msg, sizeof(msg), "sandbox %s did not resume in time (state: %s)",
+				 rec.id, rec.status);
+			ex_fail_api(ex, 504, "SANDBOX_NOT_RUNNING", msg);
+		}
 	}
 	sandbox_rec_release(&rec);
 }

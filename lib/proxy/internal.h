@@ -199,7 +199,7 @@ void proxy_activity_close(struct proxy *px);
 
 /* Asks the api to wake sandbox id, unless that was done less than a second ago. */
 void proxy_wake_post(struct proxy *px, const char *id);
-/* The api's refusal of the last wake for id, or NULL. */
+/* The api's refusal of a wake for id posted less than a second ago, or NULL. */
 const struct proxy_wake *proxy_wake_failure(struct proxy *px, const char *id);
 /* Forgets wake records older than a few seconds (called from the activity timer). */
 void proxy_wake_sweep(struct proxy *px);

@@ -79,7 +79,10 @@ void proxy_wake_post(struct proxy *px, const char *id)
 const struct proxy_wake *proxy_wake_failure(struct proxy *px, const char *id)
 {
 	struct proxy_wake *w = proxy_map_get(&px->wakes, id);
-	return w && w->failed_status ? w : NULL;
+	/* only the answer to a recent attempt counts; an old refusal is retried */
+	if (!w || !w->failed_status || uv_now(px->loop) - w->posted_ms >= WAKE_REPOST_MS)
+		return NULL;
+	return w;
 }
 
 void proxy_wake_sweep(struct proxy *px)
