@@ -104,7 +104,7 @@ __attribute__((noreturn)) static void criu_child(const struct criu_run *run, int
 	_exit(127);
 }
 
-/* The last "Error (...)" line of a CRIU log, for messages (the harmless rlimit one skipped). */
+/* The first "Error (...)" line of a CRIU log, for messages (the harmless rlimit one skipped). */
 static void log_last_error(const char *log, char *out, size_t size)
 {
 	_cleanup_buf_ struct buf b = BUF_INIT;
@@ -116,8 +116,10 @@ static void log_last_error(const char *log, char *out, size_t size)
 	for (char *p = strstr(b.data, "Error ("); p; p = strstr(p + 1, "Error (")) {
 		char *nl = strchr(p, '\n');
 		char *rl = strstr(p, "rlimit:");
-		if (!rl || (nl && rl > nl))
-			last = p;
+		if (!rl || (nl && rl > nl)) {
+			last = p; /* the first real error is the cause; later ones are fallout */
+			break;
+		}
 	}
 	if (last) {
 		const char *nl = strchr(last, '\n');
@@ -493,7 +495,7 @@ static int dump_run(const struct rt_config *cfg, const struct rt_cgroup_ops *cg,
 	char pidstr[16];
 	int r;
 
-	if (mkdir(imgs, 0700) < 0)
+	if (mkdir(imgs, 0711) < 0)
 		return hutch_error_errno(err, "creating %s", imgs);
 	snprintf(pidstr, sizeof(pidstr), "%d", (int)pid);
 	const char *base[] = {criu, "dump", "-t", pidstr, "-D", imgs, "-o", "dump.log",

@@ -1,0 +1,415 @@
+/* Checkpoint/restore tests against the real kernel and CRIU (root only): a busybox sandbox
+ * running tests/fixtures/runtime/criu-agent.c (a counter in PID 1's memory, a TCP listener on
+ * 127.0.0.1:7070 in a child process holding its own counter) is suspended to disk, checked to be
+ * gone with its memory freed, resumed with both counters continuing; then a memory snapshot of
+ * it seeds three independent copies. Finally the checkpoint and restore of 256 MiB of live
+ * memory are timed. SKIP (with the reason) when CRIU 4.1+ is not installed
+ * (scripts/install-criu.sh). */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "base/buf.h"
+#include "base/cleanup.h"
+#include "base/util.h"
+#include "runtime/checkpoint.h"
+#include "runtime/image.h"
+#include "runtime/runtime.h"
+#include "t.h"
+
+static char base_dir[64], state_dir[128], run_dir[128], agent_path[128], cgroup_name[64];
+static struct rt_config cfg;
+static const char *const controllers[] = {"memory", "cpu", "pids", "freezer"};
+
+static int build_agent(const char *fixture)
+{
+	char src[512], cmd[1200];
+	const char *dir = getenv("HUTCH_FIXTURE_DIR");
+
+	snprintf(src, sizeof(src), "%s/%s", dir ? dir : "tests/fixtures/runtime", fixture);
+	if (access(src, R_OK) < 0) {
+		fprintf(stderr, "fixture %s not found (run from the repository root)\n", src);
+		return -1;
+	}
+	snprintf(cmd, sizeof(cmd), "cc -static -O2 -o %s %s", agent_path, src);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static int setup(const char *fixture)
+{
+	snprintf(base_dir, sizeof(base_dir), "/tmp/hutch-rt-XXXXXX");
+	if (!mkdtemp(base_dir) || chmod(base_dir, 0755) < 0)
+		return -1;
+	snprintf(state_dir, sizeof(state_dir), "%s/state", base_dir);
+	snprintf(run_dir, sizeof(run_dir), "%s/run", base_dir);
+	snprintf(agent_path, sizeof(agent_path), "%s/agent", base_dir);
+	snprintf(cgroup_name, sizeof(cgroup_name), "hutch-test-%d", (int)getpid());
+	cfg.state_dir = state_dir;
+	cfg.run_dir = run_dir;
+	cfg.agent_path = agent_path;
+	cfg.cgroup_name = cgroup_name;
+	cfg.disk_pool_disabled = true;
+	if (mkdir(run_dir, 0755) < 0 || mount("tmpfs", run_dir, "tmpfs", 0, "mode=755") < 0)
+		return -1;
+	return build_agent(fixture);
+}
+
+static void teardown(void)
+{
+	char path[256];
+
+	rt_disk_pool_drain(&cfg, NULL);
+	umount2(state_dir, MNT_DETACH);
+	umount2(run_dir, MNT_DETACH);
+	rm_rf(base_dir);
+	for (size_t i = 0; i < ARRAY_SIZE(controllers); i++) {
+		snprintf(path, sizeof(path), "/sys/fs/cgroup/%s/%s", controllers[i], cgroup_name);
+		rmdir(path);
+	}
+	snprintf(path, sizeof(path), "/sys/fs/cgroup/%s", cgroup_name);
+	rmdir(path);
+}
+
+/* Sends one request line to the agent of sandbox id; its whole answer (malloc'd) or NULL. */
+static char *agent_req(const char *id, const char *req, int timeout_ms)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct buf out = BUF_INIT;
+	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	int len = snprintf(sa.sun_path, sizeof(sa.sun_path), "%.60s/%.40s/agent.sock", run_dir, id);
+	if (len < 0 || (size_t)len >= sizeof(sa.sun_path) || s < 0 || connect(s, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    write_all(s, req, strlen(req)) < 0 || write_all(s, "\n", 1) < 0) {
+		if (s >= 0)
+			close(s);
+		return NULL;
+	}
+	for (;;) {
+		struct pollfd p = {.fd = s, .events = POLLIN};
+		char b[4096];
+		if (poll(&p, 1, timeout_ms) <= 0)
+			break;
+		ssize_t n = read(s, b, sizeof(b));
+		if (n <= 0) {
+			close(s);
+			return buf_detach(&out, NULL) ?: strdup("");
+		}
+		buf_add(&out, b, (size_t)n);
+	}
+	close(s);
+	buf_release(&out);
+	return NULL;
+}
+
+/* A shell command's output (trimmed, malloc'd) when it exits 0, else NULL. */
+static char *sb_sh(const char *id, const char *cmd)
+{
+	char req[1024];
+	snprintf(req, sizeof(req), "sh %s", cmd);
+	char *out = agent_req(id, req, 30000);
+	char *rc = out ? strstr(out, "\n@rc=") : NULL;
+	if (!rc || atoi(rc + 5) != 0) {
+		fprintf(stderr, "%s: command failed: %s -> %s\n", id, cmd, out ? out : "(none)");
+		free(out);
+		return NULL;
+	}
+	*rc = '\0';
+	size_t n = strlen(out);
+	while (n && (out[n - 1] == '\n' || out[n - 1] == ' '))
+		out[--n] = '\0';
+	return out;
+}
+
+static int read_str(const char *path, char *out, size_t size)
+{
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return -1;
+	size_t n = fread(out, 1, size - 1, f);
+	fclose(f);
+	out[n] = '\0';
+	while (n && out[n - 1] == '\n')
+		out[--n] = '\0';
+	return (int)n;
+}
+
+/* What is left of sandbox id on the host: NULL when nothing. */
+static const char *leftover(const char *id)
+{
+	static char what[400];
+	char needle[96], path[300];
+	struct buf b = BUF_INIT;
+
+	snprintf(needle, sizeof(needle), "/%s/", id);
+	const char *hit = read_file("/proc/self/mountinfo", 1 << 24, &b) == 0
+	                          ? strstr(buf_cstr(&b), needle)
+	                          : NULL;
+	if (hit) {
+		const char *start = hit, *end = strchr(hit, '\n');
+		while (start > b.data && start[-1] != '\n')
+			start--;
+		snprintf(what, sizeof(what), "a mount: %.*s", (int)(end ? end - start : 200), start);
+		buf_release(&b);
+		return what;
+	}
+	buf_release(&b);
+	for (size_t i = 0; i < ARRAY_SIZE(controllers); i++) {
+		snprintf(path, sizeof(path), "/sys/fs/cgroup/%s/%s/%s", controllers[i], cgroup_name,
+		         id);
+		if (access(path, F_OK) == 0) {
+			snprintf(what, sizeof(what), "cgroup %s", path);
+			return what;
+		}
+	}
+	snprintf(path, sizeof(path), "%s/sandboxes/%s", state_dir, id);
+	if (access(path, F_OK) == 0)
+		return "the state directory";
+	snprintf(path, sizeof(path), "%s/%s", run_dir, id);
+	if (access(path, F_OK) == 0)
+		return "the run directory";
+	return NULL;
+}
+
+#define CHECK_CLEAN(id)                                                   \
+	do {                                                              \
+		const char *_l = leftover(id);                            \
+		if (_l)                                                   \
+			fprintf(stderr, "%s: left behind: %s\n", id, _l); \
+		CHECK(_l == NULL);                                        \
+	} while (0)
+
+static struct rt_spec spec_of(const char *id, uint64_t memory_mb, uint64_t disk_mb)
+{
+	struct rt_spec s = {.id = id,
+	                    .image = "busybox",
+	                    .cpus = 1,
+	                    .memory_mb = memory_mb,
+	                    .disk_mb = disk_mb,
+	                    .pids_max = 100};
+	return s;
+}
+
+/* The agent's answer to req as a number (-1 when there is none). */
+static long req_num(const char *id, const char *req)
+{
+	char *out = agent_req(id, req, 10000);
+	long v = out && *out >= '0' && *out <= '9' ? atol(out) : -1;
+	if (v < 0)
+		fprintf(stderr, "%s: %s -> %s\n", id, req, out ? out : "(no answer)");
+	free(out);
+	return v;
+}
+
+static long long cg_value(const char *ctrl, const char *id, const char *file)
+{
+	char path[256], v[64];
+	snprintf(path, sizeof(path), "/sys/fs/cgroup/%s/%s/%s/%s", ctrl, cgroup_name, id, file);
+	return read_str(path, v, sizeof(v)) >= 0 ? atoll(v) : -1;
+}
+
+static bool cgroup_empty(const char *id)
+{
+	char path[256], v[64];
+	snprintf(path, sizeof(path), "/sys/fs/cgroup/pids/%s/%s/cgroup.procs", cgroup_name, id);
+	return read_str(path, v, sizeof(v)) == 0;
+}
+
+static char ckpt_dir[256], snap_dir[256];
+
+/* Suspend to disk (processes gone, memory freed), resume (counters continue). */
+static void test_suspend_resume(void)
+{
+	struct hutch_error err = HUTCH_ERROR_INIT;
+	struct rt_spec spec = spec_of("c-main", 256, 256);
+	struct rt_sandbox *sb = NULL;
+	char *dir = NULL;
+
+	CHECK(rt_sandbox_create(&cfg, &spec, &sb, &err) == 0);
+	if (!sb) {
+		fprintf(stderr, "create: %s\n", err.msg);
+		return;
+	}
+	CHECK(req_num("c-main", "incr") == 1 && req_num("c-main", "incr") == 2);
+	CHECK(req_num("c-main", "incr") == 3);
+	CHECK(req_num("c-main", "tcp") == 1);
+	char *out = agent_req("c-main", "alloc 32", 10000);
+	CHECK(out && strncmp(out, "ok 32", 5) == 0);
+	free(out);
+	CHECK(cg_value("memory", "c-main", "memory.usage_in_bytes") > 32ll << 20);
+	pid_t pid = sb->init_pid;
+	snprintf(ckpt_dir, sizeof(ckpt_dir), "%s/ckpt-main", base_dir);
+	int r = rt_sandbox_checkpoint(&cfg, "c-main", ckpt_dir, false, &err);
+	if (r < 0)
+		fprintf(stderr, "checkpoint: %s\n", err.msg);
+	CHECK(r == 0);
+	rt_sandbox_free(sb);
+	sb = NULL;
+	CHECK(kill(pid, 0) < 0 && errno == ESRCH);
+	CHECK(cgroup_empty("c-main"));
+	long long mem = cg_value("memory", "c-main", "memory.usage_in_bytes");
+	printf("memory of c-main after suspend: %lld KiB\n", mem >> 10);
+	CHECK(mem >= 0 && mem < 8ll << 20);
+	CHECK(agent_req("c-main", "get", 500) == NULL);
+	CHECK(rt_sandbox_checkpointed(&cfg, "c-main", &dir) && dir);
+	free(dir);
+	CHECK(rt_sandbox_adopt(&cfg, "c-main", &sb, NULL) == -ESRCH);
+	r = rt_sandbox_restore(&cfg, "c-main", ckpt_dir, &sb, &err);
+	if (r < 0)
+		fprintf(stderr, "restore: %s\n", err.msg);
+	CHECK(r == 0);
+	if (r < 0)
+		return;
+	CHECK(sb->pidfd >= 0 && sb->is_child && rt_sandbox_reap(sb, NULL) == 0);
+	CHECK(!rt_sandbox_checkpointed(&cfg, "c-main", NULL));
+	CHECK(req_num("c-main", "incr") == 4); /* not reset */
+	CHECK(req_num("c-main", "tcp") == 2);  /* the listener and its memory are back */
+	out = agent_req("c-main", "verify", 10000);
+	CHECK(out && strncmp(out, "ok 32", 5) == 0);
+	free(out);
+	CHECK(rt_sandbox_restore(&cfg, "c-main", ckpt_dir, &(struct rt_sandbox *){NULL}, NULL) ==
+	      -EEXIST);
+	out = sb_sh("c-main", "hostname; cat /proc/1/status | grep -c '^Seccomp:.2'");
+	CHECK(out && strcmp(out, "c-main\n1") == 0);
+	free(out);
+	rt_sandbox_free(sb);
+}
+
+/* A memory snapshot of the running c-main seeds three copies that run independently. */
+static void test_copies(void)
+{
+	struct hutch_error err = HUTCH_ERROR_INIT;
+	const char *ids[] = {"c-copy-0", "c-copy-1", "c-copy-2"};
+	char image[72] = "";
+
+	snprintf(snap_dir, sizeof(snap_dir), "%s/snap-main", base_dir);
+	CHECK(sb_sh("c-main", "echo original > /root/mark") != NULL);
+	int r = rt_sandbox_checkpoint(&cfg, "c-main", snap_dir, true, &err);
+	if (r < 0)
+		fprintf(stderr, "snapshot: %s\n", err.msg);
+	CHECK(r == 0);
+	CHECK(req_num("c-main", "incr") == 5); /* the source keeps running */
+	char path[300];
+	snprintf(path, sizeof(path), "%s/sandboxes/c-main/image", state_dir);
+	read_str(path, image, sizeof(image));
+	for (size_t i = 0; i < ARRAY_SIZE(ids); i++) {
+		struct rt_spec spec = spec_of(ids[i], 256, 256);
+		struct rt_sandbox *sb = NULL;
+		spec.image = image;
+		spec.memory_snapshot_dir = snap_dir;
+		r = rt_sandbox_create(&cfg, &spec, &sb, &err);
+		if (r < 0)
+			fprintf(stderr, "copy %s: %s\n", ids[i], err.msg);
+		CHECK(r == 0 && sb && sb->pidfd >= 0);
+		rt_sandbox_free(sb);
+	}
+	/* Each continues from the snapshot's 4 on its own. */
+	CHECK(req_num("c-copy-0", "incr") == 5 && req_num("c-copy-0", "incr") == 6);
+	CHECK(req_num("c-copy-1", "incr") == 5);
+	CHECK(req_num("c-copy-2", "get") == 4);
+	CHECK(req_num("c-main", "incr") == 6);
+	CHECK(req_num("c-copy-1", "tcp") == 3 && req_num("c-copy-2", "tcp") == 3);
+	for (size_t i = 0; i < ARRAY_SIZE(ids); i++) {
+		char *out = sb_sh(ids[i], "hostname; cat /root/mark");
+		char want[64];
+		snprintf(want, sizeof(want), "%s\noriginal", ids[i]);
+		CHECK_STR(out, want);
+		free(out);
+	}
+	CHECK(sb_sh("c-copy-0", "echo changed > /root/mark") != NULL);
+	char *out = sb_sh("c-copy-1", "cat /root/mark");
+	CHECK_STR(out, "original");
+	free(out);
+	out = agent_req("c-copy-2", "verify", 10000);
+	CHECK(out && strncmp(out, "ok 32", 5) == 0);
+	free(out);
+	for (size_t i = 0; i < ARRAY_SIZE(ids); i++) {
+		CHECK(rt_sandbox_destroy(&cfg, ids[i], NULL) == 0);
+		CHECK_CLEAN(ids[i]);
+	}
+	CHECK(rt_sandbox_destroy(&cfg, "c-main", NULL) == 0);
+	CHECK_CLEAN("c-main");
+}
+
+/* Checkpoint and restore of a sandbox holding 256 MiB of live memory, timed. */
+static void test_bench_256(void)
+{
+	struct hutch_error err = HUTCH_ERROR_INIT;
+	struct rt_spec spec = spec_of("c-big", 1024, 256);
+	struct rt_sandbox *sb = NULL;
+	char dir[256];
+
+	CHECK(rt_sandbox_create(&cfg, &spec, &sb, &err) == 0);
+	if (!sb)
+		return;
+	rt_sandbox_free(sb);
+	sb = NULL;
+	char *out = agent_req("c-big", "alloc 256", 60000);
+	CHECK(out && strncmp(out, "ok 256", 6) == 0);
+	free(out);
+	snprintf(dir, sizeof(dir), "%s/ckpt-big", base_dir);
+	uint64_t t0 = time_mono_ns();
+	int r = rt_sandbox_checkpoint(&cfg, "c-big", dir, false, &err);
+	uint64_t t1 = time_mono_ns();
+	if (r < 0)
+		fprintf(stderr, "checkpoint: %s\n", err.msg);
+	CHECK(r == 0);
+	r = rt_sandbox_restore(&cfg, "c-big", dir, &sb, &err);
+	uint64_t t2 = time_mono_ns();
+	if (r < 0)
+		fprintf(stderr, "restore: %s\n", err.msg);
+	CHECK(r == 0);
+	out = agent_req("c-big", "verify", 60000);
+	CHECK(out && strncmp(out, "ok 256", 6) == 0);
+	free(out);
+	printf("256 MiB live memory: checkpoint (suspend) %.0f ms, restore %.0f ms\n",
+	       (t1 - t0) / 1e6, (t2 - t1) / 1e6);
+	rt_sandbox_free(sb);
+	CHECK(rt_sandbox_destroy(&cfg, "c-big", NULL) == 0);
+	CHECK_CLEAN("c-big");
+}
+
+int main(void)
+{
+	struct hutch_error err = HUTCH_ERROR_INIT;
+	struct rt_criu_version v;
+
+	if (geteuid() != 0) {
+		printf("SKIP: test_runtime_criu needs root (namespaces, cgroups, CRIU)\n");
+		T_DONE();
+	}
+	if (rt_criu_detect(&cfg, &v, &err) < 0) {
+		printf("SKIP: %s\n", err.msg);
+		T_DONE();
+	}
+	printf("CRIU %s at %s\n", v.text, v.path);
+	if (setup("criu-agent.c") < 0) {
+		fprintf(stderr, "setup failed (is a C compiler with static glibc installed?)\n");
+		teardown();
+		CHECK(0);
+		T_DONE();
+	}
+	int r = rt_init(&cfg, &err);
+	if (r == 0)
+		r = image_build_busybox(&cfg, NULL, &err);
+	if (r < 0) {
+		fprintf(stderr, "init: %s\n", err.msg);
+		teardown();
+		CHECK(0);
+		T_DONE();
+	}
+	test_suspend_resume();
+	test_copies();
+	test_bench_256();
+	teardown();
+	T_DONE();
+}
