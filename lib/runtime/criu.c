@@ -59,7 +59,8 @@ static int criu_find(const struct rt_config *cfg, char out[256])
 		snprintf(out, 256, "%s", CRIU_DEFAULT_PATH);
 		return 0;
 	}
-	for (char *save = NULL, *d = strtok_r(copy, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+	for (char *save = NULL, *d = strtok_r(copy, ":", &save); d;
+	     d = strtok_r(NULL, ":", &save)) {
 		snprintf(out, 256, "%s/criu", d);
 		if (*d == '/' && executable(out))
 			return 0;
@@ -69,7 +70,7 @@ static int criu_find(const struct rt_config *cfg, char out[256])
 
 struct criu_run {
 	char **argv;
-	const int *inherit; /* fds given to criu as 3, 4, ... (-1 terminated), or NULL */
+	const int *inherit;  /* fds given to criu as 3, 4, ... (-1 terminated), or NULL */
 	char **cgroup_files; /* criu writes "0" to each before exec (joins the cgroups), or NULL */
 	const char *out;     /* criu's stdout/stderr */
 };
@@ -197,7 +198,8 @@ int rt_criu_detect(const struct rt_config *cfg, struct rt_criu_version *ret_vers
 	_cleanup_buf_ struct buf b = BUF_INIT;
 
 	if (criu_find(cfg, v.path) < 0)
-		return unavailable(err, "CRIU not found%s%s (install it with scripts/install-criu.sh)",
+		return unavailable(err,
+		                   "CRIU not found%s%s (install it with scripts/install-criu.sh)",
 		                   "", "");
 	int fd = mkostemp(tmpl, O_CLOEXEC);
 	if (fd < 0)
@@ -210,14 +212,18 @@ int rt_criu_detect(const struct rt_config *cfg, struct rt_criu_version *ret_vers
 		r = read_file(tmpl, 4096, &b);
 	unlink(tmpl);
 	if (r < 0 || parse_version(buf_cstr(&b), &v) < 0)
-		return unavailable(err, "%s --version does not work%s (reinstall with "
-		                        "scripts/install-criu.sh)", v.path, "");
+		return unavailable(err,
+		                   "%s --version does not work%s (reinstall with "
+		                   "scripts/install-criu.sh)",
+		                   v.path, "");
 	if (v.major < 4 || (v.major == 4 && v.minor < 1))
-		return unavailable(err, "CRIU %s at %s is older than 4.1 (run scripts/install-criu.sh)",
+		return unavailable(err,
+		                   "CRIU %s at %s is older than 4.1 (run scripts/install-criu.sh)",
 		                   v.text, v.path);
 	if (kernel_at_least(6, 16) && v.major == 4 && v.minor < 2)
-		return unavailable(err, "CRIU %s at %s cannot checkpoint sockets on Linux 6.16+; 4.2 "
-		                        "or newer is needed (run scripts/install-criu.sh)",
+		return unavailable(err,
+		                   "CRIU %s at %s cannot checkpoint sockets on Linux 6.16+; 4.2 "
+		                   "or newer is needed (run scripts/install-criu.sh)",
 		                   v.text, v.path);
 	if (ret_version)
 		*ret_version = v;
@@ -258,11 +264,13 @@ static void argv_free(struct argv *a)
 static char *procs_file(const struct rt_config *cfg, const struct rt_cgroup_ops *cg, const char *id)
 {
 	if (strcmp(cg->name, "v1") == 0)
-		return xasprintf(RT_CGROUP_ROOT "/freezer/%s/%s/cgroup.procs", rt_cfg_cgroup(cfg), id);
+		return xasprintf(RT_CGROUP_ROOT "/freezer/%s/%s/cgroup.procs", rt_cfg_cgroup(cfg),
+		                 id);
 	return xasprintf(RT_CGROUP_ROOT "/%s/%s/cgroup.procs", rt_cfg_cgroup(cfg), id);
 }
 
-static char *freezer_dir(const struct rt_config *cfg, const struct rt_cgroup_ops *cg, const char *id)
+static char *freezer_dir(const struct rt_config *cfg, const struct rt_cgroup_ops *cg,
+                         const char *id)
 {
 	if (strcmp(cg->name, "v1") == 0)
 		return xasprintf(RT_CGROUP_ROOT "/freezer/%s/%s", rt_cfg_cgroup(cfg), id);
@@ -297,7 +305,8 @@ static int keys_of_pid(long pid, const struct stat *ls, char keys[MAX_LOG_KEYS][
 		if (stat(path, &st) < 0 || st.st_dev != ls->st_dev || st.st_ino != ls->st_ino)
 			continue;
 		snprintf(path, sizeof(path), "/proc/%ld/fdinfo/%s", pid, de->d_name);
-		char *m = rt_read_small(path, info, sizeof(info)) > 0 ? strstr(info, "mnt_id:") : NULL;
+		char *m = rt_read_small(path, info, sizeof(info)) > 0 ? strstr(info, "mnt_id:")
+		                                                      : NULL;
 		if (!m || sscanf(m + 7, "%u", &mnt) != 1)
 			continue;
 		snprintf(key, sizeof(key), "file[%x:%llx]", mnt, (unsigned long long)st.st_ino);
@@ -348,10 +357,11 @@ static int check_netns(pid_t pid, struct hutch_error *err)
 			if (strncmp(p, "lo:", 3) != 0) {
 				char *colon = strchr(p, ':');
 				int n = colon ? (int)(colon - p) : 16;
-				return hutch_error_set(err, -EBUSY,
-				                       "the sandbox's network is attached (%.*s): detach "
-				                       "it before a checkpoint",
-				                       n > 16 ? 16 : n, p);
+				return hutch_error_set(
+				        err, -EBUSY,
+				        "the sandbox's network is attached (%.*s): detach "
+				        "it before a checkpoint",
+				        n > 16 ? 16 : n, p);
 			}
 		}
 		p = nl ? nl + 1 : NULL;
@@ -483,9 +493,9 @@ static void add_external_mounts_dump(struct argv *a, bool oom)
 	}
 }
 
-static int dump_run(const struct rt_config *cfg, const struct rt_cgroup_ops *cg,
-                    const char *criu, const char *id, pid_t pid, const char *dir,
-                    const struct ckpt_meta *m, bool leave_running, struct hutch_error *err)
+static int dump_run(const struct rt_config *cfg, const struct rt_cgroup_ops *cg, const char *criu,
+                    const char *id, pid_t pid, const char *dir, const struct ckpt_meta *m,
+                    bool leave_running, struct hutch_error *err)
 {
 	_cleanup_free_ char *imgs = xasprintf("%s/criu", dir);
 	_cleanup_free_ char *log = xasprintf("%s/criu/dump.log", dir);
@@ -498,9 +508,19 @@ static int dump_run(const struct rt_config *cfg, const struct rt_cgroup_ops *cg,
 	if (mkdir(imgs, 0711) < 0)
 		return hutch_error_errno(err, "creating %s", imgs);
 	snprintf(pidstr, sizeof(pidstr), "%d", (int)pid);
-	const char *base[] = {criu, "dump", "-t", pidstr, "-D", imgs, "-o", "dump.log",
-	                      "--manage-cgroups", "--network-lock", "nftables",
-	                      "--tcp-established", "--freeze-cgroup"};
+	const char *base[] = {criu,
+	                      "dump",
+	                      "-t",
+	                      pidstr,
+	                      "-D",
+	                      imgs,
+	                      "-o",
+	                      "dump.log",
+	                      "--manage-cgroups",
+	                      "--network-lock",
+	                      "nftables",
+	                      "--tcp-established",
+	                      "--freeze-cgroup"};
 	for (size_t i = 0; i < ARRAY_SIZE(base); i++)
 		argv_addv(&a, base[i]);
 	argv_add(&a, freezer_dir(cfg, cg, id));
@@ -563,7 +583,8 @@ int rt_sandbox_checkpoint(const struct rt_config *cfg, const char *id, const cha
 
 	if (!cg)
 		return -ENOTSUP;
-	if ((r = rt_criu_detect(cfg, &v, err)) < 0 || (r = ckpt_prepare(cfg, id, dir, &st, &m, err)) < 0)
+	if ((r = rt_criu_detect(cfg, &v, err)) < 0 ||
+	    (r = ckpt_prepare(cfg, id, dir, &st, &m, err)) < 0)
 		return r;
 	_cleanup_free_ char *procs = procs_file(cfg, cg, id);
 	_cleanup_free_ char *log = rt_path_sandbox(cfg, id, "agent.log");
@@ -669,7 +690,8 @@ static int rebuild_run(const struct rt_config *cfg, const char *id, const char *
 		if (!oom && read_file(src, 1 << 20, &b) < 0)
 			continue;
 		_cleanup_close_ int fd =
-		        open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, oom ? 0444 : 0644);
+		        open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+		             oom ? 0444 : 0644);
 		if (fd < 0 || write_all(fd, b.data ? b.data : "", b.len) < 0 ||
 		    (!oom && fchown(fd, uid, uid) < 0))
 			return hutch_error_errno(err, "restoring %s", dst);
@@ -693,7 +715,6 @@ static int rt_criu_rebuild(const struct rt_config *cfg, const char *id, const ch
 	return rebuild_run(cfg, id, dir, err);
 }
 
-
 struct restore_target {
 	const char *id;
 	const char *dir;      /* the checkpoint */
@@ -704,8 +725,8 @@ struct restore_target {
 	int64_t created_at_ms;
 };
 
-static void add_external_mounts_restore(struct argv *a, const struct rt_config *cfg,
-                                        const char *id, const char *oom)
+static void add_external_mounts_restore(struct argv *a, const struct rt_config *cfg, const char *id,
+                                        const char *oom)
 {
 	for (size_t i = 0; dev_nodes[i]; i++) {
 		argv_addv(a, "--external");
@@ -746,8 +767,8 @@ static int read_pidfile(const char *path, pid_t *ret, struct hutch_error *err)
 }
 
 static int restore_run(const struct rt_config *cfg, const struct rt_cgroup_ops *cg,
-                       const char *criu, const struct restore_target *t,
-                       const struct ckpt_meta *m, pid_t *ret_pid, struct hutch_error *err)
+                       const char *criu, const struct restore_target *t, const struct ckpt_meta *m,
+                       pid_t *ret_pid, struct hutch_error *err)
 {
 	_cleanup_free_ char *work = rt_path_sandbox(cfg, t->id, "criu-work");
 	_cleanup_free_ char *imgs = xasprintf("%s/criu", t->dir);
@@ -764,10 +785,24 @@ static int restore_run(const struct rt_config *cfg, const struct rt_cgroup_ops *
 	rm_rf(work);
 	if (mkdir(work, 0700) < 0)
 		return hutch_error_errno(err, "creating %s", work);
-	const char *base[] = {criu, "restore", "-D", imgs, "--work-dir", work, "-o", "restore.log",
-	                      "--root", rootfs, "--manage-cgroups=ignore", "--network-lock",
-	                      "nftables", "--restore-sibling", "--restore-detached", "--pidfile",
-	                      pidfile, t->same ? "--tcp-established" : "--tcp-close"};
+	const char *base[] = {criu,
+	                      "restore",
+	                      "-D",
+	                      imgs,
+	                      "--work-dir",
+	                      work,
+	                      "-o",
+	                      "restore.log",
+	                      "--root",
+	                      rootfs,
+	                      "--manage-cgroups=ignore",
+	                      "--network-lock",
+	                      "nftables",
+	                      "--restore-sibling",
+	                      "--restore-detached",
+	                      "--pidfile",
+	                      pidfile,
+	                      t->same ? "--tcp-established" : "--tcp-close"};
 	for (size_t i = 0; i < ARRAY_SIZE(base); i++)
 		argv_addv(&a, base[i]);
 	add_external_mounts_restore(&a, cfg, t->id, oom);
@@ -951,10 +986,11 @@ int rt_sandbox_restore(const struct rt_config *cfg, const char *id, const char *
 	if ((r = meta_read(dir, &m, err)) < 0)
 		return r;
 	if (strcmp(m.id, id) != 0)
-		return hutch_error_set(err, -EINVAL,
-		                       "%s is a checkpoint of %s; create a new sandbox from it with "
-		                       "rt_spec.memory_snapshot_dir",
-		                       dir, m.id);
+		return hutch_error_set(
+		        err, -EINVAL,
+		        "%s is a checkpoint of %s; create a new sandbox from it with "
+		        "rt_spec.memory_snapshot_dir",
+		        dir, m.id);
 	if (rt_state_read(cfg, id, &st, NULL) < 0)
 		return hutch_error_set(err, -ENOENT, "no sandbox %s on this host", id);
 	if (rt_pid_start_time(st.init_pid) == st.init_start)
@@ -965,8 +1001,12 @@ int rt_sandbox_restore(const struct rt_config *cfg, const char *id, const char *
 	_cleanup_close_ int log = open(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	if (log < 0)
 		return hutch_error_errno(err, "opening %s", logp);
-	struct restore_target t = {.id = id, .dir = dir, .image = m.image, .log_fd = log,
-	                           .same = true, .created_at_ms = m.created_at_ms};
+	struct restore_target t = {.id = id,
+	                           .dir = dir,
+	                           .image = m.image,
+	                           .log_fd = log,
+	                           .same = true,
+	                           .created_at_ms = m.created_at_ms};
 	if ((r = restore_into(cfg, &t, &m, &pid, &pidfd, err)) < 0)
 		return r;
 	_cleanup_free_ char *marker = rt_path_sandbox(cfg, id, CKPT_MARKER);

@@ -140,7 +140,8 @@ static int layer_archive(const char *upper, const char *path, char ret_digest[72
 	    archive_write_add_filter_zstd(a) != ARCHIVE_OK ||
 	    archive_write_set_bytes_in_last_block(a, 1) != ARCHIVE_OK ||
 	    archive_write_open2(a, &s, NULL, sink_write, NULL, NULL) != ARCHIVE_OK) {
-		r = hutch_error_set(err, -ENOTSUP, "libarchive (zstd?): %s", archive_error_string(a));
+		r = hutch_error_set(err, -ENOTSUP, "libarchive (zstd?): %s",
+		                    archive_error_string(a));
 		goto out;
 	}
 	if ((r = archive_tree(upper, a, err)) < 0)
@@ -315,14 +316,16 @@ static int extract_entry(struct archive *in, struct archive *out, struct archive
 		archive_entry_set_hardlink(e, lfull);
 	}
 	if (archive_write_header(out, e) < ARCHIVE_WARN)
-		return hutch_error_set(err, -EIO, "extracting %s: %s", p, archive_error_string(out));
+		return hutch_error_set(err, -EIO, "extracting %s: %s", p,
+		                       archive_error_string(out));
 	while ((ar = archive_read_data_block(in, &blk, &n, &off)) == ARCHIVE_OK) {
 		if (archive_write_data_block(out, blk, n, off) < ARCHIVE_WARN)
 			return hutch_error_set(err, -EIO, "writing %s: %s", p,
 			                       archive_error_string(out));
 	}
 	if (ar != ARCHIVE_EOF)
-		return hutch_error_set(err, -EBADMSG, "reading %s: %s", p, archive_error_string(in));
+		return hutch_error_set(err, -EBADMSG, "reading %s: %s", p,
+		                       archive_error_string(in));
 	if (archive_write_finish_entry(out) < ARCHIVE_WARN)
 		return hutch_error_set(err, -EIO, "finishing %s: %s", p, archive_error_string(out));
 	return 0;
@@ -338,11 +341,10 @@ int rt_fs_snapshot_extract(const char *dir, const char *upper, struct hutch_erro
 
 	archive_read_support_format_tar(in);
 	archive_read_support_filter_zstd(in);
-	archive_write_disk_set_options(out, ARCHIVE_EXTRACT_OWNER | ARCHIVE_EXTRACT_PERM |
-	                                            ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_XATTR |
-	                                            ARCHIVE_EXTRACT_SECURE_SYMLINKS |
-	                                            ARCHIVE_EXTRACT_SECURE_NODOTDOT |
-	                                            ARCHIVE_EXTRACT_UNLINK);
+	archive_write_disk_set_options(
+	        out, ARCHIVE_EXTRACT_OWNER | ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_TIME |
+	                     ARCHIVE_EXTRACT_XATTR | ARCHIVE_EXTRACT_SECURE_SYMLINKS |
+	                     ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_UNLINK);
 	if (archive_read_open_filename(in, path, 1 << 16) != ARCHIVE_OK) {
 		r = hutch_error_set(err, -EIO, "opening %s: %s", path, archive_error_string(in));
 		goto out;
@@ -352,9 +354,11 @@ int rt_fs_snapshot_extract(const char *dir, const char *upper, struct hutch_erro
 			goto out;
 	}
 	if (ar != ARCHIVE_EOF)
-		r = hutch_error_set(err, -EBADMSG, "reading %s: %s", path, archive_error_string(in));
+		r = hutch_error_set(err, -EBADMSG, "reading %s: %s", path,
+		                    archive_error_string(in));
 	else if (archive_write_close(out) != ARCHIVE_OK)
-		r = hutch_error_set(err, -EIO, "extracting %s: %s", path, archive_error_string(out));
+		r = hutch_error_set(err, -EIO, "extracting %s: %s", path,
+		                    archive_error_string(out));
 out:
 	archive_read_free(in);
 	archive_write_free(out);

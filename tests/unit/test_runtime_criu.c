@@ -88,7 +88,8 @@ static char *agent_req(const char *id, const char *req, int timeout_ms)
 	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	int len = snprintf(sa.sun_path, sizeof(sa.sun_path), "%.60s/%.40s/agent.sock", run_dir, id);
-	if (len < 0 || (size_t)len >= sizeof(sa.sun_path) || s < 0 || connect(s, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	if (len < 0 || (size_t)len >= sizeof(sa.sun_path) || s < 0 ||
+	    connect(s, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
 	    write_all(s, req, strlen(req)) < 0 || write_all(s, "\n", 1) < 0) {
 		if (s >= 0)
 			close(s);
@@ -158,7 +159,8 @@ static const char *leftover(const char *id)
 		const char *start = hit, *end = strchr(hit, '\n');
 		while (start > b.data && start[-1] != '\n')
 			start--;
-		snprintf(what, sizeof(what), "a mount: %.*s", (int)(end ? end - start : 200), start);
+		snprintf(what, sizeof(what), "a mount: %.*s", (int)(end ? end - start : 200),
+		         start);
 		buf_release(&b);
 		return what;
 	}

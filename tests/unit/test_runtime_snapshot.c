@@ -85,7 +85,8 @@ static char *agent_req(const char *id, const char *req, int timeout_ms)
 	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	int len = snprintf(sa.sun_path, sizeof(sa.sun_path), "%.60s/%.40s/agent.sock", run_dir, id);
-	if (len < 0 || (size_t)len >= sizeof(sa.sun_path) || s < 0 || connect(s, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	if (len < 0 || (size_t)len >= sizeof(sa.sun_path) || s < 0 ||
+	    connect(s, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
 	    write_all(s, req, strlen(req)) < 0 || write_all(s, "\n", 1) < 0) {
 		if (s >= 0)
 			close(s);
@@ -142,7 +143,8 @@ static const char *leftover(const char *id)
 		const char *start = hit, *end = strchr(hit, '\n');
 		while (start > b.data && start[-1] != '\n')
 			start--;
-		snprintf(what, sizeof(what), "a mount: %.*s", (int)(end ? end - start : 200), start);
+		snprintf(what, sizeof(what), "a mount: %.*s", (int)(end ? end - start : 200),
+		         start);
 		buf_release(&b);
 		return what;
 	}
@@ -197,10 +199,11 @@ static void test_snapshot(void)
 
 	CHECK(rt_sandbox_create(&cfg, &spec, &sb, &err) == 0);
 	rt_sandbox_free(sb);
-	char *out = sb_sh("s-src", "mkdir -p /data/sub && echo created > /data/sub/new.txt && "
-	                           "echo extra >> /etc/passwd && rm /etc/group && "
-	                           "rm -rf /usr && mkdir /usr && echo only > /usr/file && "
-	                           "ln -s /data/sub/new.txt /data/link && chmod 640 /data/sub/new.txt");
+	char *out =
+	        sb_sh("s-src", "mkdir -p /data/sub && echo created > /data/sub/new.txt && "
+	                       "echo extra >> /etc/passwd && rm /etc/group && "
+	                       "rm -rf /usr && mkdir /usr && echo only > /usr/file && "
+	                       "ln -s /data/sub/new.txt /data/link && chmod 640 /data/sub/new.txt");
 	CHECK(out != NULL);
 	free(out);
 	int r = rt_sandbox_fs_snapshot(&cfg, "s-src", NULL, &snap, &err);
