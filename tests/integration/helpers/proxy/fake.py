@@ -131,6 +131,7 @@ BAD = {
     "2te": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
     "status": b"HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n",
     "garbage": b"this is not http\r\n\r\n",
+    "short": b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc",
     "name": b"HTTP/1.1 200 OK\r\nContent-Length : 2\r\n\r\nhi",
     "101": b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n",
 }
@@ -144,6 +145,7 @@ class App:
     def handle_conn(self, sock):
         r = Reader(sock)
         n = 0
+        drop_next = False
         try:
             while True:
                 head = read_head(r)
@@ -152,6 +154,10 @@ class App:
                 n += 1
                 method, target, _, headers = head
                 log(self.logpath, "REQ %s %s %s" % (self.name, method, target))
+                if drop_next:
+                    log(self.logpath, "DROPPED %s" % target)
+                    return
+                drop_next = "drop_next=1" in target
                 if not self.route(sock, r, method, target, headers, n):
                     return
         except (OSError, EOFError, ValueError):
@@ -489,6 +495,24 @@ def cmd_slowread(a):
     return 0
 
 
+def cmd_blackhole(a):
+    """A listener whose accept queue is full, so that further connects hang (SYNs dropped)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", a.port))
+    s.listen(0)
+    held = []
+    for _ in range(3):
+        c = socket.socket()
+        c.setblocking(False)
+        try:
+            c.connect(("127.0.0.1", a.port))
+        except BlockingIOError:
+            pass
+        held.append(c)
+    print("READY", flush=True)
+    time.sleep(3600)
+
+
 def cmd_idle(a):
     socks = []
     for _ in range(a.count):
@@ -507,7 +531,7 @@ def cmd_idle(a):
             k, _, v = h.decode().partition(":")
             hs.append((k.strip(), v.strip()))
         b"".join(body_iter(r, hs))
-        if st and b" 200 " in st:
+        if st and st.startswith(b"HTTP/1.1 "):
             ok += 1
     print("ok", ok)
     sys.stdout.flush()
@@ -542,6 +566,7 @@ def main():
         c.add_argument("--hold", type=float, default=30)
         c.add_argument("--pidfile", default="/dev/null")
     sub.add_parser("pattern").add_argument("--bytes", type=int, required=True)
+    sub.add_parser("blackhole").add_argument("--port", type=int, required=True)
     raw = sub.add_parser("raw")
     raw.add_argument("--port", type=int, required=True)
     raw.add_argument("--file", required=True)
@@ -555,7 +580,7 @@ def main():
         return
     fn = {"upstream": cmd_upstream, "api": cmd_api, "ws": cmd_ws, "raw": cmd_raw,
           "sse": cmd_sse, "idle": cmd_idle,
-          "slowread": cmd_slowread}[a.cmd]
+          "slowread": cmd_slowread, "blackhole": cmd_blackhole}[a.cmd]
     sys.exit(fn(a) or 0)
 
 
