@@ -140,3 +140,26 @@ sb_run() {
 	[ -n "$RC" ] || RC=none
 	jq -r 'select(has("line")) | .line' <<<"$events"
 }
+
+# no_leftovers DESC: checks that no sandbox of this server left anything on the host: runtime
+# state, mounts, loop devices, cgroups, run directories, processes.
+no_leftovers() {
+	local bad="" d
+	d=$(ls "$T_DATA/runtime/sandboxes" 2>/dev/null | tr '\n' ' ')
+	[ -z "$d" ] || bad="$bad state:[$d]"
+	d=$(awk -v p="$T_DATA/runtime/sandboxes/" 'index($5, p) == 1 {print $5}' /proc/self/mountinfo | tr '\n' ' ')
+	[ -z "$d" ] || bad="$bad mounts:[$d]"
+	d=$(losetup -a 2>/dev/null | grep -F "$T_DATA/runtime/sandboxes/" | tr '\n' ' ')
+	[ -z "$d" ] || bad="$bad loops:[$d]"
+	d=$(ls "$T_RUN" 2>/dev/null | tr '\n' ' ')
+	[ -z "$d" ] || bad="$bad run:[$d]"
+	for id in ${T_IDS:-}; do
+		for c in /sys/fs/cgroup/*/hutch/$id /sys/fs/cgroup/hutch/$id; do
+			[ -e "$c" ] && bad="$bad cgroup:[$c]"
+		done
+	done
+	d=$(pgrep -f "^/run/hutch-agent" | while read -r p; do
+		grep -q "$T_RUN" /proc/$p/mountinfo 2>/dev/null && echo "$p"; done | tr '\n' ' ')
+	[ -z "$d" ] || bad="$bad processes:[$d]"
+	if [ -z "$bad" ]; then pass "$1"; else fail "$1:$bad"; fi
+}

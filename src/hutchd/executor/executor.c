@@ -214,6 +214,25 @@ static const char *outcome_for(enum rt_exit_reason reason)
 	}
 }
 
+/* The last lines of the agent's log (it explains most deaths), for logs and error_details. */
+static void agent_log_tail(struct ex_sandbox *sb, char *ret_last, size_t size)
+{
+	struct buf b = BUF_INIT;
+	ret_last[0] = '\0';
+	if (!sb->rt || read_file(sb->rt->agent_log, 1 << 20, &b) < 0 || b.len == 0) {
+		buf_release(&b);
+		return;
+	}
+	size_t start = b.len > 2048 ? b.len - 2048 : 0;
+	log_warn("sandbox %s: agent log tail:\n%s", sb->id, b.data + start);
+	struct sv all = sv_trim(sv_make(b.data, b.len)), head, last;
+	sv_rsplit(all, '\n', &head, &last);
+	if (last.len == 0)
+		last = all;
+	snprintf(ret_last, size, "%.*s", SV_FMT(last));
+	buf_release(&b);
+}
+
 static void on_pid1_exit(uv_poll_t *p, int status, int events)
 {
 	struct ex_sandbox *sb = p->data;
@@ -225,11 +244,15 @@ static void on_pid1_exit(uv_poll_t *p, int status, int events)
 	log_info("sandbox %s: PID 1 exited (%s)", sb->id, outcome_for(reason));
 	sb->state = S_DEAD;
 	const char *desired = want_str(sb, "desired");
-	if (!desired || strcmp(desired, "terminated") != 0)
-		report(sb, "terminated", outcome_for(reason),
-		       reason == RT_EXIT_OOM ? "the sandbox ran out of memory"
-		                             : "the sandbox agent (PID 1) exited",
-		       false);
+	if (!desired || strcmp(desired, "terminated") != 0) {
+		char last[512], msg[768];
+		agent_log_tail(sb, last, sizeof(last));
+		snprintf(msg, sizeof(msg), "%s%s%s (wait status %d)",
+			 reason == RT_EXIT_OOM ? "the sandbox ran out of memory"
+					       : "the sandbox agent (PID 1) exited",
+			 last[0] ? ": " : "", last, ws);
+		report(sb, "terminated", outcome_for(reason), msg, false);
+	}
 	kick(sb);
 }
 
