@@ -201,6 +201,13 @@ static struct rt_spec spec_of(const char *id, uint64_t memory_mb, uint64_t disk_
 	return s;
 }
 
+static bool sh_ok(const char *id, const char *cmd)
+{
+	char *out = sb_sh(id, cmd);
+	free(out);
+	return out != NULL;
+}
+
 /* The agent's answer to req as a number (-1 when there is none). */
 static long req_num(const char *id, const char *req)
 {
@@ -294,7 +301,7 @@ static void test_copies(void)
 	char image[72] = "";
 
 	snprintf(snap_dir, sizeof(snap_dir), "%s/snap-main", base_dir);
-	CHECK(sb_sh("c-main", "echo original > /root/mark") != NULL);
+	CHECK(sh_ok("c-main", "echo original > /root/mark"));
 	int r = rt_sandbox_checkpoint(&cfg, "c-main", snap_dir, true, &err);
 	if (r < 0)
 		fprintf(stderr, "snapshot: %s\n", err.msg);
@@ -327,7 +334,7 @@ static void test_copies(void)
 		CHECK_STR(out, want);
 		free(out);
 	}
-	CHECK(sb_sh("c-copy-0", "echo changed > /root/mark") != NULL);
+	CHECK(sh_ok("c-copy-0", "echo changed > /root/mark"));
 	char *out = sb_sh("c-copy-1", "cat /root/mark");
 	CHECK_STR(out, "original");
 	free(out);
