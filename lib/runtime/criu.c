@@ -261,6 +261,20 @@ static void argv_free(struct argv *a)
 
 /* ---- the sandbox's processes and files ---- */
 
+/* True when pid is the process started at start and has not exited (a zombie has). */
+static bool pid_running(pid_t pid, uint64_t start)
+{
+	char path[64], buf[512];
+
+	if (rt_pid_start_time(pid) != start)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if (rt_read_small(path, buf, sizeof(buf)) <= 0)
+		return false;
+	const char *p = strrchr(buf, ')');
+	return p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
+}
+
 static char *procs_file(const struct rt_config *cfg, const struct rt_cgroup_ops *cg, const char *id)
 {
 	if (strcmp(cg->name, "v1") == 0)
@@ -557,7 +571,7 @@ static int ckpt_prepare(const struct rt_config *cfg, const char *id, const char 
 	if (!rt_id_valid(id))
 		return hutch_error_set(err, -EINVAL, "invalid sandbox id");
 	if ((r = rt_state_read(cfg, id, st, NULL)) < 0 ||
-	    rt_pid_start_time(st->init_pid) != st->init_start)
+	    !pid_running(st->init_pid, st->init_start))
 		return hutch_error_set(err, -ENOENT, "sandbox %s is not running", id);
 	if ((r = check_netns(st->init_pid, err)) < 0)
 		return r;
@@ -993,7 +1007,7 @@ int rt_sandbox_restore(const struct rt_config *cfg, const char *id, const char *
 		        dir, m.id);
 	if (rt_state_read(cfg, id, &st, NULL) < 0)
 		return hutch_error_set(err, -ENOENT, "no sandbox %s on this host", id);
-	if (rt_pid_start_time(st.init_pid) == st.init_start)
+	if (pid_running(st.init_pid, st.init_start))
 		return hutch_error_set(err, -EEXIST, "sandbox %s is running", id);
 	if ((r = rt_criu_rebuild(cfg, id, dir, m.image, err)) < 0)
 		return r;
