@@ -28,6 +28,7 @@ single() { # single LABEL CMD...: a check that passes or fails as a whole
 
 log "dependencies"
 scripts/deps.sh build runtime test || { echo "0 passed, 1 failed"; exit 1; }
+scripts/install-criu.sh || echo "(CRIU could not be installed: memory snapshot tests will SKIP)"
 
 log "build (release and ASan+UBSan)"
 single "build release" make -j"$(nproc)" all units

@@ -93,6 +93,8 @@ int http_server_listen(struct http_server *srv, const char *addr, int *ret_port)
  * once libuv has released the handles. */
 void http_server_close(struct http_server *srv);
 size_t http_server_connection_count(const struct http_server *srv);
+/* Closes every open connection (requests in flight are aborted) and keeps listening. */
+void http_server_drop_connections(struct http_server *srv);
 
 /* Request helpers. */
 /* Header value by case-insensitive name; the first match; SV_NULL (p == NULL) when absent. */

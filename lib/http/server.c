@@ -716,6 +716,14 @@ int http_server_listen(struct http_server *srv, const char *addr, int *ret_port)
 	return r;
 }
 
+void http_server_drop_connections(struct http_server *srv)
+{
+	for (struct http_conn *c = srv->conns, *next; c; c = next) {
+		next = c->next; /* unlinked only when its handles are closed */
+		http_conn_close(c);
+	}
+}
+
 void http_server_close(struct http_server *srv)
 {
 	srv->closing = true;

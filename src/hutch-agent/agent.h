@@ -149,6 +149,8 @@ struct agent {
 	size_t nprocs, nrunning, nfinished;
 	struct pty_session *ptys;
 	size_t nptys;
+	struct tunnel *tunnels; /* open tunnel WebSockets */
+	uv_signal_t sig_usr2;
 	struct proc *entrypoint;
 	uint64_t oom_count;
 	int oom_score_adj;
@@ -282,6 +284,10 @@ void api_pty_ws(struct http_request *req, struct agent *a);
 /* Returns true when the pid belonged to a PTY session. */
 bool pty_reaped(struct agent *a, pid_t pid, int status);
 void pty_kill_all(struct agent *a, int sig);
+/* Closes every attached PTY client (sessions keep running; clients may re-attach). */
+void pty_detach_all(struct agent *a);
+/* Closes every tunnel. */
+void tunnel_close_all(struct agent *a);
 bool pty_any_alive(struct agent *a);
 void pty_free_all(struct agent *a);
 

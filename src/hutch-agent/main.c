@@ -248,6 +248,27 @@ static void on_sigterm(uv_signal_t *h, int sig)
 	agent_shutdown(h->data);
 }
 
+/* SIGUSR2 from the host: the sandbox is about to be checkpointed. Every client connection (HTTP,
+ * PTY and tunnel WebSockets) is closed, because the checkpoint cannot hold sockets whose other
+ * end is outside the sandbox; then "clients-dropped" is written next to the socket so the host
+ * knows. Processes and PTY sessions carry on; clients reconnect after the resume. */
+static void on_sigusr2(uv_signal_t *h, int sig)
+{
+	struct agent *a = h->data;
+	http_server_drop_connections(a->srv);
+	pty_detach_all(a);
+	tunnel_close_all(a);
+	const char *sock = a->cfg.socket_path;
+	const char *slash = strrchr(sock, '/');
+	char path[512];
+	snprintf(path, sizeof(path), "%.*s/clients-dropped", slash ? (int)(slash - sock) : 1,
+		 slash ? sock : ".");
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd >= 0)
+		close(fd);
+	log_info("client connections closed for a checkpoint");
+}
+
 static void keepalive_tick(uv_timer_t *t)
 {
 	proc_subs_keepalive(t->data);
@@ -336,6 +357,9 @@ static void agent_init(struct agent *a, uv_loop_t *loop)
 	uv_signal_start(&a->sig_chld, on_sigchld, SIGCHLD);
 	uv_signal_start(&a->sig_term, on_sigterm, SIGTERM);
 	uv_signal_start(&a->sig_int, on_sigterm, SIGINT);
+	uv_signal_init(loop, &a->sig_usr2);
+	a->sig_usr2.data = a;
+	uv_signal_start(&a->sig_usr2, on_sigusr2, SIGUSR2);
 	uv_timer_init(loop, &a->keepalive_timer);
 	uv_timer_init(loop, &a->shutdown_timer);
 	a->keepalive_timer.data = a->shutdown_timer.data = a;

@@ -715,6 +715,15 @@ void pty_kill_all(struct agent *a, int sig)
 			kill(-s->pid, sig);
 }
 
+void pty_detach_all(struct agent *a)
+{
+	for (struct pty_session *s = a->ptys; s; s = s->next)
+		for (struct pty_client *c = s->clients, *next; c; c = next) {
+			next = c->next;
+			client_close(c, WS_CLOSE_GOING_AWAY, "sandbox suspending");
+		}
+}
+
 void pty_free_all(struct agent *a)
 {
 	while (a->ptys) {

@@ -18,6 +18,7 @@
 
 struct tunnel {
 	struct agent *a;
+	struct tunnel *prev, *next; /* in a->tunnels while the WebSocket is open */
 	struct http_request *req; /* until the upgrade is answered */
 	uv_tcp_t tcp;
 	uv_connect_t connect;
@@ -134,9 +135,30 @@ static void ws_drain(struct ws_conn *ws, void *arg)
 	tcp_start_reading(arg);
 }
 
+static void tunnel_unlink(struct tunnel *t)
+{
+	if (t->prev)
+		t->prev->next = t->next;
+	else if (t->a->tunnels == t)
+		t->a->tunnels = t->next;
+	if (t->next)
+		t->next->prev = t->prev;
+	t->prev = t->next = NULL;
+}
+
+void tunnel_close_all(struct agent *a)
+{
+	for (struct tunnel *t = a->tunnels, *next; t; t = next) {
+		next = t->next;
+		if (t->ws)
+			ws_conn_close(t->ws, WS_CLOSE_GOING_AWAY, "sandbox suspending");
+	}
+}
+
 static void ws_closed(struct ws_conn *ws, unsigned code, struct sv reason, void *arg)
 {
 	struct tunnel *t = arg;
+	tunnel_unlink(t);
 	t->ws = NULL;
 	tcp_close(t);
 	tunnel_unref(t);
@@ -187,6 +209,10 @@ static void connected(uv_connect_t *c, int status)
 	t->refs++;
 	t->ws = ws_conn_new(s, &cfg, &tunnel_ops, t, left.data, left.len);
 	buf_release(&left);
+	t->next = t->a->tunnels;
+	if (t->next)
+		t->next->prev = t;
+	t->a->tunnels = t;
 	if (status < 0) {
 		char reason[96];
 		snprintf(reason, sizeof(reason), "connection refused: nothing listening on port %d",

@@ -53,6 +53,8 @@ static const struct opt opts[] = {
         {"max-body-bytes", I(max_body_bytes), "1048576", "largest api request body"},
         {"id-base", I(id_base), "100000", "first host uid/gid of the sandbox id range"},
         {"executor-capacity", I(executor_capacity), "0", "sandboxes on this node (0 = no limit)"},
+        {"suspend-to-disk-secs", I(suspend_to_disk_secs), "300",
+         "checkpoint a suspended sandbox to disk after this long (needs CRIU; -1 never)"},
         {"config", S(config_file), "", "config file (name = value lines)"},
 };
 
@@ -66,11 +68,11 @@ static int opt_set(struct hutchd_config *cfg, const struct opt *o, const char *v
 		return 0;
 	}
 	uint64_t v;
-	if (sv_to_u64(sv_from(value), INT64_MAX, &v) < 0)
-		return hutch_error_set(err, -EINVAL,
-		                       "option %s: '%s' is not a non-negative integer", o->name,
-		                       value);
-	*(int64_t *)field = (int64_t)v;
+	bool neg = value[0] == '-';
+	if (sv_to_u64(sv_from(value + neg), INT64_MAX, &v) < 0 || (neg && v != 1))
+		return hutch_error_set(err, -EINVAL, "option %s: '%s' is not an integer >= -1",
+				       o->name, value);
+	*(int64_t *)field = neg ? -1 : (int64_t)v;
 	return 0;
 }
 

@@ -19,75 +19,16 @@
 #include "base/util.h"
 #include "base/xalloc.h"
 #include "http/client.h"
+#include "executor.h"
+#include "runtime/checkpoint.h"
 #include "runtime/runtime.h"
 
 #define POLL_WAIT_MS 25000
 
-enum sb_state {
-	S_NONE,    /* nothing on this host */
-	S_ADOPTED, /* found at start; frozen or not is unknown until desired state says */
-	S_RUNNING,
-	S_FROZEN,
-	S_DEAD, /* PID 1 exited; resources still to be removed */
-};
-
-enum sb_op { OP_CREATE, OP_FREEZE, OP_THAW, OP_DESTROY };
-
-struct ex;
-
-struct ex_sandbox {
-	struct ex *ex;
-	char id[32];
-	enum sb_state state;
-	bool busy;   /* a thread-pool operation is in flight */
-	bool wanted; /* present in the latest assignment list */
-	bool reported_destroyed;
-	json_t *want;      /* latest assignment (owned) */
-	char reported[16]; /* last status reported */
-	struct rt_sandbox *rt;
-	uv_poll_t *poll; /* on rt->pidfd */
-	struct ex_sandbox *next;
-};
-
-struct ex_work {
-	uv_work_t w;
-	struct ex_sandbox *sb;
-	enum sb_op op;
-	struct rt_spec spec;
-	char **argv;
-	char *image, *hostname;
-	struct rt_sandbox *result;
-	uint64_t queued_ns, started_ns, done_ns;
-	int rc;
-	struct hutch_error err;
-	enum rt_exit_reason reason;
-};
-
-struct ex {
-	struct hutchd_config *cfg;
-	struct rt_config rt;
-	uv_loop_t *loop;
-	struct http_client *client;
-	char *auth_header;
-	struct ex_sandbox *sandboxes;
-	uint64_t version;
-	bool synced; /* got at least one assignment list */
-	bool stopping;
-	unsigned poll_failures;
-	uv_timer_t retry;
-	uv_signal_t sigterm, sigint;
-	json_t *pending_reports; /* object id -> report, waiting to be sent */
-	bool report_in_flight;
-	bool refill_busy;
-	char *state_dir;
-};
-
-static void kick(struct ex_sandbox *sb);
 static void poll_assignments(struct ex *ex);
 
 /* ---- reports ---- */
 
-static void send_reports(struct ex *ex);
 
 static void report_done(int err, struct http_client_response *resp, void *data)
 {
@@ -95,13 +36,15 @@ static void report_done(int err, struct http_client_response *resp, void *data)
 	ex->report_in_flight = false;
 	if (err || resp->status >= 300)
 		log_warn("report to api failed: %s", err ? strerror(-err) : "bad status");
-	if (json_object_size(ex->pending_reports) && !ex->stopping)
-		send_reports(ex);
+	if ((json_object_size(ex->pending_reports) || json_array_size(ex->snapshots_deleted)) &&
+	    !ex->stopping)
+		ex_send_reports(ex);
 }
 
-static void send_reports(struct ex *ex)
+void ex_send_reports(struct ex *ex)
 {
-	if (ex->report_in_flight || json_object_size(ex->pending_reports) == 0)
+	if (ex->report_in_flight ||
+	    (json_object_size(ex->pending_reports) == 0 && json_array_size(ex->snapshots_deleted) == 0))
 		return;
 	json_t *arr = json_array();
 	const char *k;
@@ -110,6 +53,8 @@ static void send_reports(struct ex *ex)
 	json_object_clear(ex->pending_reports);
 	json_t *body = json_object();
 	json_object_set_new(body, "sandboxes", arr);
+	json_object_set_new(body, "snapshots_deleted", ex->snapshots_deleted);
+	ex->snapshots_deleted = json_array();
 	char *s = json_dumps(body, JSON_COMPACT);
 	json_decref(body);
 	_cleanup_free_ char *path = xasprintf("/internal/v1/executors/%s/report", ex->cfg->node_id);
@@ -121,7 +66,7 @@ static void send_reports(struct ex *ex)
 }
 
 /* Queues a report for sb (a newer one for the same sandbox replaces an unsent one). */
-static void report(struct ex_sandbox *sb, const char *status, const char *outcome,
+void ex_report(struct ex_sandbox *sb, const char *status, const char *outcome,
                    const char *error, bool destroyed)
 {
 	struct ex *ex = sb->ex;
@@ -137,9 +82,31 @@ static void report(struct ex_sandbox *sb, const char *status, const char *outcom
 		json_object_set_new(o, "destroyed", json_true());
 	if (sb->rt && status && strcmp(status, "running") == 0)
 		json_object_set_new(o, "agent_socket", json_string(sb->rt->agent_socket));
+	/* a snapshot result waiting in an unsent report must not be lost */
+	json_t *prev = json_object_get(ex->pending_reports, sb->id);
+	if (json_object_get(prev, "snapshot") && !destroyed)
+		json_object_set(o, "snapshot", json_object_get(prev, "snapshot"));
 	json_object_set_new(ex->pending_reports, sb->id, o);
 	snprintf(sb->reported, sizeof(sb->reported), "%s", destroyed ? "destroyed" : status);
-	send_reports(ex);
+	ex_send_reports(ex);
+}
+
+void ex_report_snapshot(struct ex_sandbox *sb, json_t *snap)
+{
+	json_t *o = json_object_get(sb->ex->pending_reports, sb->id);
+	if (!o) {
+		o = json_object();
+		json_object_set_new(o, "id", json_string(sb->id));
+		if (sb->state == S_RUNNING) {
+			json_object_set_new(o, "status", json_string("running"));
+			if (sb->rt)
+				json_object_set_new(o, "agent_socket",
+						    json_string(sb->rt->agent_socket));
+		}
+		json_object_set_new(sb->ex->pending_reports, sb->id, o);
+	}
+	json_object_set_new(o, "snapshot", snap);
+	ex_send_reports(sb->ex);
 }
 
 /* ---- sandbox bookkeeping ---- */
@@ -165,7 +132,7 @@ static struct ex_sandbox *sb_get(struct ex *ex, const char *id)
 	return sb;
 }
 
-static void sb_remove(struct ex_sandbox *sb)
+void ex_sb_remove(struct ex_sandbox *sb)
 {
 	struct ex *ex = sb->ex;
 	for (struct ex_sandbox **pp = &ex->sandboxes; *pp; pp = &(*pp)->next) {
@@ -179,7 +146,7 @@ static void sb_remove(struct ex_sandbox *sb)
 	free(sb);
 }
 
-static const char *want_str(struct ex_sandbox *sb, const char *key)
+const char *ex_want_str(struct ex_sandbox *sb, const char *key)
 {
 	return sb->want ? json_string_value(json_object_get(sb->want, key)) : NULL;
 }
@@ -191,26 +158,12 @@ static void poll_closed(uv_handle_t *h)
 	free(h);
 }
 
-static void unwatch(struct ex_sandbox *sb)
+void ex_unwatch(struct ex_sandbox *sb)
 {
 	if (sb->poll) {
 		uv_poll_stop(sb->poll);
 		uv_close((uv_handle_t *)sb->poll, poll_closed);
 		sb->poll = NULL;
-	}
-}
-
-static const char *outcome_for(enum rt_exit_reason reason)
-{
-	switch (reason) {
-	case RT_EXIT_OOM:
-		return "Failure(OutOfMemory)";
-	case RT_EXIT_AGENT_DIED:
-		return "Failure(ContainerTerminated(ProcessCrash))";
-	case RT_EXIT_KILLED:
-		return "Failure(ContainerTerminated(Unknown))";
-	default:
-		return "Failure(Unknown)";
 	}
 }
 
@@ -239,11 +192,11 @@ static void on_pid1_exit(uv_poll_t *p, int status, int events)
 	int ws = 0;
 	if (sb->rt && rt_sandbox_reap(sb->rt, &ws) == 0)
 		return; /* spurious wake-up: still running */
-	unwatch(sb);
+	ex_unwatch(sb);
 	enum rt_exit_reason reason = rt_sandbox_exit_reason(&sb->ex->rt, sb->id);
-	log_info("sandbox %s: PID 1 exited (%s)", sb->id, outcome_for(reason));
+	log_info("sandbox %s: PID 1 exited (%s)", sb->id, ex_outcome_for(reason));
 	sb->state = S_DEAD;
-	const char *desired = want_str(sb, "desired");
+	const char *desired = ex_want_str(sb, "desired");
 	if (!desired || strcmp(desired, "terminated") != 0) {
 		char last[512], msg[768];
 		agent_log_tail(sb, last, sizeof(last));
@@ -251,12 +204,12 @@ static void on_pid1_exit(uv_poll_t *p, int status, int events)
 			 reason == RT_EXIT_OOM ? "the sandbox ran out of memory"
 					       : "the sandbox agent (PID 1) exited",
 			 last[0] ? ": " : "", last, ws);
-		report(sb, "terminated", outcome_for(reason), msg, false);
+		ex_report(sb, "terminated", ex_outcome_for(reason), msg, false);
 	}
-	kick(sb);
+	ex_kick(sb);
 }
 
-static void watch(struct ex_sandbox *sb)
+void ex_watch(struct ex_sandbox *sb)
 {
 	if (sb->poll || !sb->rt || sb->rt->pidfd < 0)
 		return;
@@ -270,196 +223,94 @@ static void watch(struct ex_sandbox *sb)
 	uv_poll_start(sb->poll, UV_READABLE, on_pid1_exit);
 }
 
-/* ---- thread-pool operations ---- */
-
-static char **json_argv(json_t *arr)
-{
-	if (!json_is_array(arr) || json_array_size(arr) == 0)
-		return NULL;
-	char **argv = xcalloc(json_array_size(arr) + 1, sizeof(char *));
-	for (size_t i = 0; i < json_array_size(arr); i++)
-		argv[i] = xstrdup(json_string_value(json_array_get(arr, i)) ?: "");
-	return argv;
-}
-
-static void work_run(uv_work_t *w)
-{
-	struct ex_work *wk = w->data;
-	const struct rt_config *cfg = &wk->sb->ex->rt;
-	wk->started_ns = time_mono_ns();
-	switch (wk->op) {
-	case OP_CREATE:
-		wk->rc = rt_sandbox_create(cfg, &wk->spec, &wk->result, &wk->err);
-		break;
-	case OP_FREEZE:
-	case OP_THAW:
-		wk->rc = rt_sandbox_freeze(cfg, wk->sb->id, wk->op == OP_FREEZE, &wk->err);
-		break;
-	case OP_DESTROY:
-		wk->reason = rt_sandbox_exit_reason(cfg, wk->sb->id);
-		wk->rc = rt_sandbox_destroy(cfg, wk->sb->id, &wk->err);
-		break;
-	}
-	wk->done_ns = time_mono_ns();
-}
-
-static void work_free(struct ex_work *wk)
-{
-	if (wk->argv)
-		for (char **a = wk->argv; *a; a++)
-			free(*a);
-	free(wk->argv);
-	free(wk->image);
-	free(wk->hostname);
-	free(wk);
-}
-
-static void refill_pool(struct ex *ex);
-
-static void work_done_create(struct ex_work *wk)
-{
-	struct ex_sandbox *sb = wk->sb;
-	if (wk->rc < 0) {
-		log_warn("sandbox %s: create failed: %s", sb->id, wk->err.msg);
-		sb->state = S_NONE;
-		report(sb, "terminated", "Failure(ContainerStartupFailed)", wk->err.msg, false);
-		return;
-	}
-	sb->rt = wk->result;
-	sb->state = S_RUNNING;
-	watch(sb);
-	log_info("sandbox %s running (agent %s): queued %.2f ms, runtime and agent %.2f ms", sb->id,
-	         sb->rt->agent_socket, (double)(wk->started_ns - wk->queued_ns) / 1e6,
-	         (double)(wk->done_ns - wk->started_ns) / 1e6);
-	report(sb, "running", NULL, NULL, false);
-	refill_pool(sb->ex);
-}
-
-static void work_after(uv_work_t *w, int status)
-{
-	struct ex_work *wk = w->data;
-	struct ex_sandbox *sb = wk->sb;
-	sb->busy = false;
-	switch (wk->op) {
-	case OP_CREATE:
-		work_done_create(wk);
-		break;
-	case OP_FREEZE:
-	case OP_THAW:
-		if (wk->rc < 0) {
-			log_warn("sandbox %s: %s failed: %s", sb->id,
-			         wk->op == OP_FREEZE ? "freeze" : "thaw", wk->err.msg);
-		} else {
-			sb->state = wk->op == OP_FREEZE ? S_FROZEN : S_RUNNING;
-			report(sb, wk->op == OP_FREEZE ? "suspended" : "running", NULL, NULL,
-			       false);
-		}
-		break;
-	case OP_DESTROY:
-		if (wk->rc < 0)
-			log_warn("sandbox %s: destroy failed: %s", sb->id, wk->err.msg);
-		rt_sandbox_free(sb->rt);
-		sb->rt = NULL;
-		sb->state = S_NONE;
-		report(sb, NULL, NULL, NULL, true);
-		sb->reported_destroyed = true;
-		log_info("sandbox %s destroyed", sb->id);
-		break;
-	}
-	work_free(wk);
-	if (!sb->wanted && sb->state == S_NONE && !sb->busy) {
-		sb_remove(sb);
-		return;
-	}
-	kick(sb);
-}
-
-static const char *const op_names[] = {"create", "freeze", "thaw", "destroy"};
-static const char *const state_names[] = {"none", "adopted", "running", "frozen", "dead"};
-
-static void start_op(struct ex_sandbox *sb, enum sb_op op)
-{
-	log_debug("sandbox %s: %s (state %s)", sb->id, op_names[op], state_names[sb->state]);
-	struct ex_work *wk = xcalloc(1, sizeof(*wk));
-	wk->sb = sb;
-	wk->op = op;
-	wk->w.data = wk;
-	wk->queued_ns = time_mono_ns();
-	if (op == OP_CREATE) {
-		const char *name = want_str(sb, "name");
-		json_t *w = sb->want;
-		wk->image = want_str(sb, "image") ? xstrdup(want_str(sb, "image")) : NULL;
-		wk->hostname = xstrdup(name ? name : sb->id);
-		wk->argv = json_argv(json_object_get(w, "entrypoint"));
-		wk->spec = (struct rt_spec){
-		        .id = sb->id,
-		        .hostname = wk->hostname,
-		        .image = wk->image,
-		        .cpus = json_number_value(json_object_get(w, "cpus")),
-		        .memory_mb = (uint64_t)json_integer_value(json_object_get(w, "memory_mb")),
-		        .disk_mb = (uint64_t)json_integer_value(json_object_get(w, "disk_mb")),
-		        .entrypoint = wk->argv,
-		};
-	}
-	if (op == OP_DESTROY)
-		unwatch(sb);
-	sb->busy = true;
-	uv_queue_work(sb->ex->loop, &wk->w, work_run, work_after);
-}
-
 /* ---- reconciliation ---- */
 
 static void kick_terminated(struct ex_sandbox *sb)
 {
 	if (sb->state != S_NONE) {
-		start_op(sb, OP_DESTROY);
+		ex_start_op(sb, OP_DESTROY);
 		return;
 	}
 	if (!sb->reported_destroyed) {
 		log_debug("sandbox %s: nothing here; reporting it destroyed", sb->id);
-		report(sb, NULL, NULL, NULL, true);
+		ex_report(sb, NULL, NULL, NULL, true);
 		sb->reported_destroyed = true;
 	}
 }
 
+/* A snapshot the api asked for and this executor has not taken yet: takes it. */
+static bool kick_snapshot(struct ex_sandbox *sb)
+{
+	json_t *op = json_object_get(sb->want, "snapshot_op");
+	const char *id = json_string_value(json_object_get(op, "id"));
+	if (!id || strcmp(id, sb->snap_done) == 0)
+		return false;
+	if (sb->state != S_RUNNING && sb->state != S_ADOPTED) {
+		/* not running any more: the snapshot cannot be taken */
+		json_t *res = json_object();
+		json_object_set_new(res, "id", json_string(id));
+		json_object_set_new(res, "status", json_string("failed"));
+		json_object_set_new(res, "error", json_string("the sandbox is not running"));
+		snprintf(sb->snap_done, sizeof(sb->snap_done), "%s", id);
+		ex_report_snapshot(sb, res);
+		return false;
+	}
+	ex_start_op(sb, OP_SNAPSHOT);
+	return true;
+}
+
+/* A sandbox frozen in memory long enough moves to disk (when CRIU is there). */
+static bool suspend_to_disk_due(struct ex_sandbox *sb)
+{
+	int64_t after = sb->ex->cfg->suspend_to_disk_secs;
+	return sb->ex->criu && after >= 0 && sb->frozen_at_ms &&
+	       time_mono_ms() - sb->frozen_at_ms >= (uint64_t)after * 1000;
+}
+
 /* Decides the next operation for sb from its desired and actual state. */
-static void kick(struct ex_sandbox *sb)
+void ex_kick(struct ex_sandbox *sb)
 {
 	if (sb->busy || sb->ex->stopping || !sb->ex->synced)
 		return;
-	const char *desired = want_str(sb, "desired");
+	const char *desired = ex_want_str(sb, "desired");
 	if (!sb->wanted || !desired || strcmp(desired, "terminated") == 0) {
 		kick_terminated(sb);
 		if (!sb->wanted && sb->state == S_NONE && !sb->busy)
-			sb_remove(sb);
+			ex_sb_remove(sb);
 		return;
 	}
 	if (sb->state == S_DEAD) {
-		start_op(sb, OP_DESTROY); /* the api was told "terminated"; clean up */
+		ex_start_op(sb, OP_DESTROY); /* the api was told "terminated"; clean up */
 		return;
 	}
 	bool run = strcmp(desired, "running") == 0;
 	if (sb->state == S_NONE) {
-		if (run && strcmp(want_str(sb, "status") ?: "", "pending") == 0)
-			start_op(sb, OP_CREATE);
+		if (run && strcmp(ex_want_str(sb, "status") ?: "", "pending") == 0)
+			ex_start_op(sb, OP_CREATE);
 		else if (strcmp(sb->reported, "terminated") != 0)
-			report(sb, "terminated", "Failure(ExecutorRemoved)",
-			       "the sandbox no longer exists on its executor", false);
+			ex_report(sb, "terminated", "Failure(ExecutorRemoved)",
+				  "the sandbox no longer exists on its executor", false);
 		return;
 	}
+	if (kick_snapshot(sb))
+		return;
 	if (run && (sb->state == S_FROZEN || sb->state == S_ADOPTED))
-		start_op(sb, OP_THAW);
+		ex_start_op(sb, OP_THAW);
+	else if (run && sb->state == S_CHECKPOINTED)
+		ex_start_op(sb, OP_RESTORE);
 	else if (!run && (sb->state == S_RUNNING || sb->state == S_ADOPTED))
-		start_op(sb, OP_FREEZE);
-	else if (run && strcmp(want_str(sb, "status") ?: "", "running") != 0 &&
-	         strcmp(sb->reported, "running") != 0)
-		report(sb, "running", NULL, NULL, false);
-	else if (!run && strcmp(want_str(sb, "status") ?: "", "suspended") != 0 &&
-	         strcmp(sb->reported, "suspended") != 0)
-		report(sb, "suspended", NULL, NULL, false);
+		ex_start_op(sb, OP_FREEZE);
+	else if (!run && sb->state == S_FROZEN && suspend_to_disk_due(sb))
+		ex_start_op(sb, OP_CHECKPOINT);
+	else if (run && strcmp(ex_want_str(sb, "status") ?: "", "running") != 0 &&
+		 strcmp(sb->reported, "running") != 0)
+		ex_report(sb, "running", NULL, NULL, false);
+	else if (!run && strcmp(ex_want_str(sb, "status") ?: "", "suspended") != 0 &&
+		 strcmp(sb->reported, "suspended") != 0)
+		ex_report(sb, "suspended", NULL, NULL, false);
 }
 
-static void apply_assignments(struct ex *ex, json_t *list)
+static void apply_assignments(struct ex *ex, json_t *list, json_t *deleted)
 {
 	for (struct ex_sandbox *s = ex->sandboxes; s; s = s->next)
 		s->wanted = false;
@@ -483,9 +334,20 @@ static void apply_assignments(struct ex *ex, json_t *list)
 	}
 	ex->synced = true;
 	struct ex_sandbox *s = ex->sandboxes, *next;
+	size_t j;
+	json_t *del;
+	json_array_foreach(deleted, j, del)
+	{
+		if (!json_is_string(del))
+			continue;
+		ex_snapref_delete(ex, json_string_value(del));
+		json_array_append(ex->snapshots_deleted, del);
+	}
+	if (json_array_size(deleted))
+		ex_send_reports(ex);
 	for (; s; s = next) {
 		next = s->next;
-		kick(s);
+		ex_kick(s);
 	}
 }
 
@@ -518,7 +380,7 @@ static void assignments_done(int err, struct http_client_response *resp, void *d
 		log_info("api reachable again");
 	ex->poll_failures = 0;
 	ex->version = (uint64_t)json_integer_value(json_object_get(o, "version"));
-	apply_assignments(ex, list);
+	apply_assignments(ex, list, json_object_get(o, "deleted_snapshots"));
 	json_decref(o);
 	poll_assignments(ex);
 }
@@ -527,11 +389,15 @@ static void poll_assignments(struct ex *ex)
 {
 	if (ex->stopping)
 		return;
+	struct buf criu = BUF_INIT;
+	const char *cap = ex->criu ? "ok" : ex->criu_reason;
+	url_encode(cap, strlen(cap), &criu);
 	_cleanup_free_ char *path = xasprintf(
-	        "/internal/v1/executors/%s/assignments?since=%llu&wait_ms=%d&address=local"
-	        "&capacity=%lld",
-	        ex->cfg->node_id, (unsigned long long)ex->version, ex->synced ? POLL_WAIT_MS : 0,
-	        (long long)ex->cfg->executor_capacity);
+		"/internal/v1/executors/%s/assignments?since=%llu&wait_ms=%d&address=local"
+		"&capacity=%lld&criu=%s",
+		ex->cfg->node_id, (unsigned long long)ex->version, ex->synced ? POLL_WAIT_MS : 0,
+		(long long)ex->cfg->executor_capacity, buf_cstr(&criu));
+	buf_release(&criu);
 	if (http_client_request(ex->client, ex->cfg->api_url, "GET", path, ex->auth_header, NULL, 0,
 	                        POLL_WAIT_MS + 10000, 64 << 20, assignments_done, ex) < 0) {
 		log_error("bad --api-url '%s'", ex->cfg->api_url);
@@ -563,7 +429,7 @@ static void refill_after(uv_work_t *w, int status)
 	free(r);
 }
 
-static void refill_pool(struct ex *ex)
+void ex_refill_pool(struct ex *ex)
 {
 	if (ex->refill_busy || ex->stopping || ex->rt.disk_pool_disabled)
 		return;
@@ -586,14 +452,42 @@ static int adopt_one(const char *id, void *data)
 	if (rc == 0) {
 		sb->rt = rt;
 		sb->state = S_ADOPTED;
-		watch(sb);
+		ex_watch(sb);
 		log_info("re-adopted sandbox %s", id);
+	} else if (rt_sandbox_checkpointed(&ex->rt, id, NULL)) {
+		sb->state = S_CHECKPOINTED;
+		log_info("re-adopted sandbox %s (suspended to disk)", id);
 	} else {
 		sb->state = S_DEAD; /* half-made or ended while we were away: clean up */
 		log_info("sandbox %s: found dead or half-made (%s); it will be removed", id,
 		         err.msg);
 	}
 	return 0;
+}
+
+/* Re-evaluates every sandbox once a second (timers such as the durable-suspend delay). */
+static void on_tick(uv_timer_t *t)
+{
+	struct ex *ex = t->data;
+	for (struct ex_sandbox *sb = ex->sandboxes, *next; sb; sb = next) {
+		next = sb->next;
+		if (sb->state == S_FROZEN)
+			ex_kick(sb);
+	}
+}
+
+static void detect_criu(struct ex *ex)
+{
+	struct rt_criu_version v;
+	struct hutch_error err = HUTCH_ERROR_INIT;
+	ex->criu = rt_criu_detect(&ex->rt, &v, &err) == 0;
+	if (ex->criu) {
+		log_info("CRIU %s at %s: memory snapshots and durable suspend available", v.text,
+			 v.path);
+	} else {
+		snprintf(ex->criu_reason, sizeof(ex->criu_reason), "%s", err.msg);
+		log_info("memory snapshots unavailable: %s", err.msg);
+	}
 }
 
 static void on_signal(uv_signal_t *s, int sig)
@@ -605,10 +499,12 @@ static void on_signal(uv_signal_t *s, int sig)
 	uv_signal_stop(&ex->sigint);
 	uv_timer_stop(&ex->retry);
 	uv_close((uv_handle_t *)&ex->retry, NULL);
+	uv_timer_stop(&ex->tick);
+	uv_close((uv_handle_t *)&ex->tick, NULL);
 	uv_close((uv_handle_t *)&ex->sigterm, NULL);
 	uv_close((uv_handle_t *)&ex->sigint, NULL);
 	for (struct ex_sandbox *sb = ex->sandboxes; sb; sb = sb->next)
-		unwatch(sb);
+		ex_unwatch(sb);
 	http_client_free(ex->client);
 }
 
@@ -697,8 +593,16 @@ int executor_main(struct hutchd_config *cfg)
 	ex.client = http_client_new(&loop);
 	ex.auth_header = xasprintf("Authorization: Bearer %s\r\n", cfg->node_token);
 	ex.pending_reports = json_object();
+	ex.snapshots_deleted = json_array();
 	uv_timer_init(&loop, &ex.retry);
 	ex.retry.data = &ex;
+	uv_timer_init(&loop, &ex.tick);
+	ex.tick.data = &ex;
+	uv_timer_start(&ex.tick, on_tick, 1000, 1000);
+	detect_criu(&ex);
+	_cleanup_free_ char *ckpt = xasprintf("%s/checkpoints", ex.state_dir);
+	if (mkdir_p(ckpt, 0711) < 0)
+		log_warn("cannot create %s: %s", ckpt, strerror(errno));
 	uv_signal_init(&loop, &ex.sigterm);
 	uv_signal_init(&loop, &ex.sigint);
 	ex.sigterm.data = ex.sigint.data = &ex;
@@ -707,12 +611,13 @@ int executor_main(struct hutchd_config *cfg)
 	if (rt_sandbox_list(&ex.rt, adopt_one, &ex, &err) < 0)
 		log_warn("listing existing sandboxes: %s", err.msg);
 	log_info("executor %s ready (api %s, %s)", cfg->node_id, cfg->api_url, ex.state_dir);
-	refill_pool(&ex);
+	ex_refill_pool(&ex);
 	poll_assignments(&ex);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	while (ex.sandboxes)
-		sb_remove(ex.sandboxes);
+		ex_sb_remove(ex.sandboxes);
 	json_decref(ex.pending_reports);
+	json_decref(ex.snapshots_deleted);
 	uv_loop_close(&loop);
 	free(ex.auth_header);
 	free(ex.state_dir);
