@@ -8,12 +8,13 @@
 #include <stddef.h>
 
 #include "base/buf.h"
+#include "ws/ws.h"
 
 struct cli {
-	char *api_url;	/* HUTCH_API_URL, TENSORLAKE_API_URL, default http://127.0.0.1:8900 */
-	char *api_key;	/* HUTCH_API_KEY, TENSORLAKE_API_KEY, else DATA_DIR/admin.key */
+	char *api_url;  /* HUTCH_API_URL, TENSORLAKE_API_URL, default http://127.0.0.1:8900 */
+	char *api_key;  /* HUTCH_API_KEY, TENSORLAKE_API_KEY, else DATA_DIR/admin.key */
 	char *data_dir; /* HUTCH_DATA_DIR, default /var/lib/hutch (local commands) */
-	bool json;	/* --json: machine-readable output */
+	bool json;      /* --json: machine-readable output */
 	bool quiet;
 };
 
@@ -22,7 +23,10 @@ extern struct cli cli;
 struct cli_command {
 	const char *name;
 	int (*run)(int argc, char **argv);
-	const char *summary;
+	const char *summary; /* NULL for aliases (not listed) */
+	const char *help;    /* usage and details for `hutch CMD --help` */
+	bool raw_args;       /* the arguments after the sandbox end in a remote command: only the
+	                      * first argument is checked for --help/--json */
 };
 
 /* A finished HTTP exchange. body is NUL-terminated. */
@@ -39,7 +43,7 @@ void cli_response_release(struct cli_response *r);
 int cli_api(const char *method, const char *path, json_t *body, struct cli_response *r);
 /* Like cli_api with extra request headers ("Name: value"), NULL-terminated. */
 int cli_api_h(const char *method, const char *path, json_t *body, const char *const *headers,
-	      struct cli_response *r);
+              struct cli_response *r);
 /* Parses r->body as JSON (NULL and an error message if it is not). */
 json_t *cli_json(const struct cli_response *r);
 /* Prints an API error ("hutch: 404 SANDBOX_NOT_FOUND: sandbox x not found") and returns 1. */
@@ -56,9 +60,9 @@ json_t *cli_sandbox_get(const char *id_or_name);
 
 /* The agent (through the proxy) of a sandbox object: base URL and Host header to use. */
 struct cli_target {
-	char *base;	    /* e.g. http://127.0.0.1:9443 */
-	char *host_header;  /* "Host: {id}.local" in local mode, else NULL */
-	char *id_header;    /* "X-Tensorlake-Sandbox-Id: {id}" */
+	char *base;        /* e.g. http://127.0.0.1:9443 */
+	char *host_header; /* "Host: {id}.local" in local mode, else NULL */
+	char *id_header;   /* "X-Tensorlake-Sandbox-Id: {id}" */
 	char *id;
 };
 
@@ -66,12 +70,61 @@ int cli_target_for(const char *id_or_name, struct cli_target *ret);
 void cli_target_release(struct cli_target *t);
 /* Calls the sandbox agent: method, path ("/api/v1/..."), body bytes (may be NULL). */
 int cli_agent(struct cli_target *t, const char *method, const char *path, const void *body,
-	      size_t len, const char *content_type, struct cli_response *r);
+              size_t len, const char *content_type, struct cli_response *r);
 /* Streams an SSE response from the agent: on_event(data, len, arg) for each event's data; a
  * non-zero return stops. Returns the HTTP status (or -1). */
 long cli_agent_sse(struct cli_target *t, const char *method, const char *path, json_t *body,
-		   int (*on_event)(const char *event, const char *data, size_t len, void *arg),
-		   void *arg);
+                   int (*on_event)(const char *event, const char *data, size_t len, void *arg),
+                   void *arg);
+
+/* A blocking WebSocket client connection to the agent through the proxy (cmd-tunnel.c): libcurl
+ * makes the TCP or TLS connection (CONNECT_ONLY), lib/ws frames the messages. One thread. */
+struct cli_ws {
+	void *curl; /* CURL * */
+	int fd;     /* the socket, for poll(); reads go through cli_ws_fill */
+	struct ws_parser parser;
+	struct buf in; /* received bytes not parsed yet */
+	bool close_sent, close_received;
+	unsigned close_code;
+	char close_reason[126];
+};
+
+/* Connects to t's proxy and upgrades path (e.g. "/api/v1/tunnels/tcp?port=80"), with the API key,
+ * the sandbox addressing headers and extra headers ("Name: value", NULL-terminated). Prints what
+ * went wrong and returns a negative errno (-EACCES for 401/403, -ENOENT for 404). */
+int cli_ws_connect(struct cli_target *t, const char *path, const char *const *headers,
+                   struct cli_ws *ret);
+/* Sends one masked message whose payload is prefix + data. Blocks while the socket is full.
+ * Returns 0 or -EPIPE. */
+int cli_ws_send(struct cli_ws *ws, uint8_t opcode, const void *prefix, size_t plen,
+                const void *data, size_t len);
+/* Reads whatever the socket has now (call when poll() says ws->fd is readable). Returns the
+ * bytes read (0: nothing yet), -EPIPE at end of stream, -EIO on errors. */
+int cli_ws_fill(struct cli_ws *ws);
+/* Takes the next TEXT/BINARY/CLOSE message out of what was read (pings are answered, a close
+ * is recorded in close_code/close_reason and echoed). 1 with ret filled (valid until the next
+ * call), 0 when more bytes are needed, <0 on a protocol error (the connection is failed). */
+int cli_ws_next(struct cli_ws *ws, struct ws_event *ret);
+/* Starts the close handshake (once). */
+void cli_ws_close(struct cli_ws *ws, unsigned code, const char *reason);
+void cli_ws_release(struct cli_ws *ws);
+
+/* Prints a progress line on stderr when it is a terminal (and not --quiet); the next call
+ * overwrites it, a NULL format ends it (cmd-snapshot.c). */
+void cli_progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Polls GET /snapshots/{id} until it is ready (local_ready or completed, or only completed when
+ * want_completed) or failed, for up to timeout_s. Prints progress. Returns 0 with the snapshot
+ * object in *ret, or 1 after printing why. */
+int cli_snapshot_wait(const char *snapshot_id, bool want_completed, int timeout_s, json_t **ret);
+
+/* Help texts of the commands that have their own files (shown by `hutch CMD --help`). */
+extern const char cli_pty_help[];
+extern const char cli_tunnel_help[];
+extern const char cli_port_help[];
+extern const char cli_snapshot_help[];
+extern const char cli_copy_help[];
+extern const char cli_clone_help[];
+extern const char cli_pool_help[];
 
 /* command families */
 int cmd_create(int argc, char **argv);
@@ -89,5 +142,12 @@ int cmd_ps(int argc, char **argv);
 int cmd_logs(int argc, char **argv);
 int cmd_kill(int argc, char **argv);
 int cmd_cp(int argc, char **argv);
+int cmd_pty(int argc, char **argv);
+int cmd_tunnel(int argc, char **argv);
+int cmd_port(int argc, char **argv);
+int cmd_snapshot(int argc, char **argv);
+int cmd_copy(int argc, char **argv);
+int cmd_clone(int argc, char **argv);
+int cmd_pool(int argc, char **argv);
 
 #endif
