@@ -261,18 +261,9 @@ static void argv_free(struct argv *a)
 
 /* ---- the sandbox's processes and files ---- */
 
-/* True when pid is the process started at start and has not exited (a zombie has). */
 static bool pid_running(pid_t pid, uint64_t start)
 {
-	char path[64], buf[512];
-
-	if (rt_pid_start_time(pid) != start)
-		return false;
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	if (rt_read_small(path, buf, sizeof(buf)) <= 0)
-		return false;
-	const char *p = strrchr(buf, ')');
-	return p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
+	return rt_pid_running(pid, start);
 }
 
 static char *procs_file(const struct rt_config *cfg, const struct rt_cgroup_ops *cg, const char *id)

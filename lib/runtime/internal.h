@@ -78,6 +78,8 @@ int rt_open_in_root(int rootfd, const char *path, int flags);
 int rt_open_parent_in_root(int rootfd, const char *path, const char **ret_leaf);
 /* Start time of pid (field 22 of /proc/PID/stat) or 0 when there is no such process. */
 uint64_t rt_pid_start_time(pid_t pid);
+/* True when pid is the process that started at start and has not exited (a zombie has). */
+bool rt_pid_running(pid_t pid, uint64_t start);
 /* Runs argv (absolute path in argv[0]) with stdin from /dev/null and stdout/stderr to out_fd
  * (-1: /dev/null) and waits. Returns 0, -errno or -EIO when it exits non-zero (message in
  * err). */

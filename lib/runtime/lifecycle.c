@@ -186,6 +186,19 @@ int rt_sandbox_destroy(const struct rt_config *cfg, const char *id, struct hutch
 	return ret;
 }
 
+bool rt_pid_running(pid_t pid, uint64_t start)
+{
+	char path[64], buf[512];
+
+	if (rt_pid_start_time(pid) != start)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if (rt_read_small(path, buf, sizeof(buf)) <= 0)
+		return false;
+	const char *p = strrchr(buf, ')');
+	return p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
+}
+
 int rt_sandbox_adopt(const struct rt_config *cfg, const char *id, struct rt_sandbox **ret,
                      struct hutch_error *err)
 {
@@ -197,7 +210,8 @@ int rt_sandbox_adopt(const struct rt_config *cfg, const char *id, struct rt_sand
 	r = rt_state_read(cfg, id, &st, err);
 	if (r < 0)
 		return r;
-	if (rt_pid_start_time(st.init_pid) != st.init_start)
+	/* a zombie PID 1 (a checkpoint killed it, and its parent is gone) is not running */
+	if (!rt_pid_running(st.init_pid, st.init_start))
 		return hutch_error_set(err, -ESRCH, "sandbox %s: its PID 1 is gone", id);
 	int pidfd = (int)syscall(SYS_pidfd_open, st.init_pid, 0);
 	if (pidfd < 0)

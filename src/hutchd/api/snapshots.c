@@ -259,7 +259,7 @@ int api_snapshot_apply(struct api *api, const char *ns, struct create_req *c,
 	if (strcmp(s.status, "completed") != 0)
 		rc = hutch_error_api(err, 400, "SNAPSHOT_NOT_READY",
 		                     "snapshot %s is %s, not completed", s.id, s.status);
-	else if (c->image && !(s.base_image && strcmp(c->image, s.base_image) == 0) &&
+	else if (r->image && !(s.base_image && strcmp(r->image, s.base_image) == 0) &&
 	         strcmp(s.snapshot_type, "filesystem") == 0)
 		rc = hutch_error_api(
 		        err, 400, "INVALID_ARGUMENT",

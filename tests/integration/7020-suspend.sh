@@ -1,0 +1,50 @@
+#!/bin/bash
+# Suspend keeps everything: a counter process and a TCP listener inside a named sandbox carry on
+# across an in-memory suspend, a suspend to disk (CRIU: memory freed), a server restart while
+# suspended to disk, and an automatic resume triggered by proxy traffic.
+. "$(dirname "$0")/lib.sh"
+need_root; need_cmd jq
+hutchd_start --suspend-to-disk-secs -1
+T="X-Tensorlake-Request-Timeout-Ms: 30000"
+id=$(curl -s -H "$AUTH" -H "$T" -X POST "$API/sandboxes" -d '{"image":"busybox","name":"keep","resources":{"memory_mb":256}}' | jq_get .sandbox_id)
+sb_run "$id" 'mkdir -p /www; echo served > /www/index.html; httpd -p 127.0.0.1:8000 -h /www; (i=0; while :; do i=$((i+1)); echo $i > /tmp/count; sleep 0.1; done) </dev/null >/dev/null 2>&1 &' >/dev/null
+count() { sb_run "$id" 'cat /tmp/count'; }
+listener() { sb_run "$id" 'wget -qO- http://127.0.0.1:8000/'; }
+expect_eq "the listener answers" "$(listener)" served
+suspend() { api POST "/sandboxes/$id/suspend"; wait_for sh -c "curl -s -H '$AUTH' $API/sandboxes/$id | jq -e '.status==\"suspended\"'"; }
+resume() { api POST "/sandboxes/$id/resume"; wait_for sh -c "curl -s -H '$AUTH' $API/sandboxes/$id | jq -e '.status==\"running\"'"; }
+
+a=$(count); suspend; sleep 1; resume; b=$(count)
+[ "$b" -ge "$a" ] && [ "$b" -lt $((a + 8)) ] && pass "in-memory suspend: counter carried on, frozen meanwhile ($a -> $b)" || fail "counter $a -> $b"
+expect_eq "in-memory suspend: the listener still answers" "$(listener)" served
+
+hutchd_kill TERM
+hutchd_restart --suspend-to-disk-secs 1
+a=$(count); suspend
+if ! wait_for sh -c "grep -q 'sandbox $id suspended to disk' $T_DATA/hutchd.log"; then
+	if grep -q "memory snapshots unavailable" "$T_DATA/hutchd.log"; then
+		echo "SKIP: suspend to disk: $(grep -m1 'memory snapshots unavailable' "$T_DATA/hutchd.log")"; t_done
+	fi
+	fail "never suspended to disk"
+fi
+mem=$(cat /sys/fs/cgroup/memory/hutch/$id/memory.usage_in_bytes 2>/dev/null || echo 0)
+[ "$mem" -lt $((4 * 1024 * 1024)) ] && pass "suspended to disk: memory freed ($mem bytes left)" || fail "memory still $mem"
+expect_eq "no process left while on disk" "$(cat /sys/fs/cgroup/pids/hutch/$id/pids.current)" 0
+hutchd_kill KILL
+hutchd_restart --suspend-to-disk-secs 1
+wait_for sh -c "grep -q 're-adopted sandbox $id (suspended to disk)' $T_DATA/hutchd.log"
+grep -q "re-adopted sandbox $id (suspended to disk)" "$T_DATA/hutchd.log" && pass "a restart while on disk re-adopts it" || fail "not re-adopted as checkpointed"
+expect_eq "still suspended after the restart" "$(apij GET "/sandboxes/$id" | jq_get .status)" suspended
+# proxy traffic resumes it
+t0=$(date +%s%N)
+b=$(count)
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+expect_eq "a request through the proxy resumed it" "$(apij GET "/sandboxes/$id" | jq_get .status)" running
+[ -n "$b" ] && [ "$b" -ge "$a" ] && [ "$b" -lt $((a + 10)) ] && pass "counter carried on across disk and restart ($a -> $b; first request took ${ms} ms)" || fail "counter $a -> $b"
+expect_eq "the listener answers after restore" "$(listener)" served
+sleep 0.5; c=$(count); [ "$c" -gt "$b" ] && pass "and keeps counting" || fail "counter stuck at $c"
+api DELETE "/sandboxes/$id"
+wait_for sh -c "[ -z \"\$(ls $T_DATA/runtime/sandboxes)\" ]"
+no_leftovers "nothing left, checkpoint included"
+expect_eq "checkpoint dir removed" "$(ls "$T_DATA/runtime/checkpoints" | wc -l)" 0
+t_done
