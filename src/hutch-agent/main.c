@@ -262,7 +262,7 @@ static void on_sigusr2(uv_signal_t *h, int sig)
 	const char *slash = strrchr(sock, '/');
 	char path[512];
 	snprintf(path, sizeof(path), "%.*s/clients-dropped", slash ? (int)(slash - sock) : 1,
-		 slash ? sock : ".");
+	         slash ? sock : ".");
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd >= 0)
 		close(fd);

@@ -19,7 +19,7 @@
 struct tunnel {
 	struct agent *a;
 	struct tunnel *prev, *next; /* in a->tunnels while the WebSocket is open */
-	struct http_request *req; /* until the upgrade is answered */
+	struct http_request *req;   /* until the upgrade is answered */
 	uv_tcp_t tcp;
 	uv_connect_t connect;
 	struct ws_conn *ws;

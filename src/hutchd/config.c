@@ -71,7 +71,7 @@ static int opt_set(struct hutchd_config *cfg, const struct opt *o, const char *v
 	bool neg = value[0] == '-';
 	if (sv_to_u64(sv_from(value + neg), INT64_MAX, &v) < 0 || (neg && v != 1))
 		return hutch_error_set(err, -EINVAL, "option %s: '%s' is not an integer >= -1",
-				       o->name, value);
+		                       o->name, value);
 	*(int64_t *)field = neg ? -1 : (int64_t)v;
 	return 0;
 }

@@ -33,7 +33,8 @@ struct hutchd_config {
 	int64_t max_body_bytes;       /* --max-body-bytes: api request bodies, 1 MiB */
 	int64_t id_base;              /* --id-base: first host uid of sandboxes, 100000 */
 	int64_t executor_capacity;    /* --executor-capacity: sandboxes per node, 0 = no limit */
-	int64_t suspend_to_disk_secs; /* --suspend-to-disk-secs: frozen this long -> CRIU, -1 never */
+	int64_t suspend_to_disk_secs; /* --suspend-to-disk-secs: frozen this long -> CRIU, -1 never
+	                               */
 	/* derived */
 	char *store_path;  /* resolved SQLite path */
 	char *node_token;  /* read from DATA_DIR/node.token (created by the api role) */

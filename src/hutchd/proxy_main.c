@@ -72,7 +72,7 @@ static void role_config(const struct hutchd_config *cfg, struct proxy_config *pc
 	pc->node_id = cfg->node_id;
 	pc->auth_none = strcmp(cfg->auth, "none") == 0;
 	pc->first_byte_timeout_ms =
-		env_ms("HUTCH_PROXY_FIRST_BYTE_TIMEOUT_MS", pc->first_byte_timeout_ms);
+	        env_ms("HUTCH_PROXY_FIRST_BYTE_TIMEOUT_MS", pc->first_byte_timeout_ms);
 	pc->connect_timeout_ms = env_ms("HUTCH_PROXY_CONNECT_TIMEOUT_MS", pc->connect_timeout_ms);
 	pc->wake_timeout_ms = env_ms("HUTCH_PROXY_WAKE_TIMEOUT_MS", pc->wake_timeout_ms);
 }
@@ -101,7 +101,7 @@ static int role_run(uv_loop_t *loop, const struct hutchd_config *cfg, struct sto
 		return 1;
 	}
 	log_info("proxy listening on %s (domain '%s', auth %s)", cfg->proxy_listen,
-		 cfg->proxy_domain, pc.auth_none ? "none" : "key");
+	         cfg->proxy_domain, pc.auth_none ? "none" : "key");
 	uv_signal_init(loop, &r.sigterm);
 	uv_signal_init(loop, &r.sigint);
 	r.sigterm.data = r.sigint.data = &r;
@@ -112,10 +112,10 @@ static int role_run(uv_loop_t *loop, const struct hutchd_config *cfg, struct sto
 	struct proxy_stats st;
 	proxy_stats_get(r.px, &st);
 	log_info("proxy stopped: %llu requests, %llu forwarded, %llu tunnels, %llu upstream "
-		 "connections (%llu reuses)",
-		 (unsigned long long)st.requests, (unsigned long long)st.forwarded,
-		 (unsigned long long)st.tunnels, (unsigned long long)st.upstream_connects,
-		 (unsigned long long)st.upstream_reuses);
+	         "connections (%llu reuses)",
+	         (unsigned long long)st.requests, (unsigned long long)st.forwarded,
+	         (unsigned long long)st.tunnels, (unsigned long long)st.upstream_connects,
+	         (unsigned long long)st.upstream_reuses);
 	proxy_free(r.px);
 	return 0;
 }

@@ -29,7 +29,6 @@ static void poll_assignments(struct ex *ex);
 
 /* ---- reports ---- */
 
-
 static void report_done(int err, struct http_client_response *resp, void *data)
 {
 	struct ex *ex = data;
@@ -43,8 +42,8 @@ static void report_done(int err, struct http_client_response *resp, void *data)
 
 void ex_send_reports(struct ex *ex)
 {
-	if (ex->report_in_flight ||
-	    (json_object_size(ex->pending_reports) == 0 && json_array_size(ex->snapshots_deleted) == 0))
+	if (ex->report_in_flight || (json_object_size(ex->pending_reports) == 0 &&
+	                             json_array_size(ex->snapshots_deleted) == 0))
 		return;
 	json_t *arr = json_array();
 	const char *k;
@@ -66,8 +65,8 @@ void ex_send_reports(struct ex *ex)
 }
 
 /* Queues a report for sb (a newer one for the same sandbox replaces an unsent one). */
-void ex_report(struct ex_sandbox *sb, const char *status, const char *outcome,
-                   const char *error, bool destroyed)
+void ex_report(struct ex_sandbox *sb, const char *status, const char *outcome, const char *error,
+               bool destroyed)
 {
 	struct ex *ex = sb->ex;
 	json_t *o = json_object();
@@ -101,7 +100,7 @@ void ex_report_snapshot(struct ex_sandbox *sb, json_t *snap)
 			json_object_set_new(o, "status", json_string("running"));
 			if (sb->rt)
 				json_object_set_new(o, "agent_socket",
-						    json_string(sb->rt->agent_socket));
+				                    json_string(sb->rt->agent_socket));
 		}
 		json_object_set_new(sb->ex->pending_reports, sb->id, o);
 	}
@@ -201,9 +200,9 @@ static void on_pid1_exit(uv_poll_t *p, int status, int events)
 		char last[512], msg[768];
 		agent_log_tail(sb, last, sizeof(last));
 		snprintf(msg, sizeof(msg), "%s%s%s (wait status %d)",
-			 reason == RT_EXIT_OOM ? "the sandbox ran out of memory"
-					       : "the sandbox agent (PID 1) exited",
-			 last[0] ? ": " : "", last, ws);
+		         reason == RT_EXIT_OOM ? "the sandbox ran out of memory"
+		                               : "the sandbox agent (PID 1) exited",
+		         last[0] ? ": " : "", last, ws);
 		ex_report(sb, "terminated", ex_outcome_for(reason), msg, false);
 	}
 	ex_kick(sb);
@@ -289,7 +288,7 @@ void ex_kick(struct ex_sandbox *sb)
 			ex_start_op(sb, OP_CREATE);
 		else if (strcmp(sb->reported, "terminated") != 0)
 			ex_report(sb, "terminated", "Failure(ExecutorRemoved)",
-				  "the sandbox no longer exists on its executor", false);
+			          "the sandbox no longer exists on its executor", false);
 		return;
 	}
 	if (kick_snapshot(sb))
@@ -303,10 +302,10 @@ void ex_kick(struct ex_sandbox *sb)
 	else if (!run && sb->state == S_FROZEN && suspend_to_disk_due(sb))
 		ex_start_op(sb, OP_CHECKPOINT);
 	else if (run && strcmp(ex_want_str(sb, "status") ?: "", "running") != 0 &&
-		 strcmp(sb->reported, "running") != 0)
+	         strcmp(sb->reported, "running") != 0)
 		ex_report(sb, "running", NULL, NULL, false);
 	else if (!run && strcmp(ex_want_str(sb, "status") ?: "", "suspended") != 0 &&
-		 strcmp(sb->reported, "suspended") != 0)
+	         strcmp(sb->reported, "suspended") != 0)
 		ex_report(sb, "suspended", NULL, NULL, false);
 }
 
@@ -393,10 +392,10 @@ static void poll_assignments(struct ex *ex)
 	const char *cap = ex->criu ? "ok" : ex->criu_reason;
 	url_encode(cap, strlen(cap), &criu);
 	_cleanup_free_ char *path = xasprintf(
-		"/internal/v1/executors/%s/assignments?since=%llu&wait_ms=%d&address=local"
-		"&capacity=%lld&criu=%s",
-		ex->cfg->node_id, (unsigned long long)ex->version, ex->synced ? POLL_WAIT_MS : 0,
-		(long long)ex->cfg->executor_capacity, buf_cstr(&criu));
+	        "/internal/v1/executors/%s/assignments?since=%llu&wait_ms=%d&address=local"
+	        "&capacity=%lld&criu=%s",
+	        ex->cfg->node_id, (unsigned long long)ex->version, ex->synced ? POLL_WAIT_MS : 0,
+	        (long long)ex->cfg->executor_capacity, buf_cstr(&criu));
 	buf_release(&criu);
 	if (http_client_request(ex->client, ex->cfg->api_url, "GET", path, ex->auth_header, NULL, 0,
 	                        POLL_WAIT_MS + 10000, 64 << 20, assignments_done, ex) < 0) {
@@ -483,7 +482,7 @@ static void detect_criu(struct ex *ex)
 	ex->criu = rt_criu_detect(&ex->rt, &v, &err) == 0;
 	if (ex->criu) {
 		log_info("CRIU %s at %s: memory snapshots and durable suspend available", v.text,
-			 v.path);
+		         v.path);
 	} else {
 		snprintf(ex->criu_reason, sizeof(ex->criu_reason), "%s", err.msg);
 		log_info("memory snapshots unavailable: %s", err.msg);

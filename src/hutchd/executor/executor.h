@@ -15,12 +15,12 @@
 #include "runtime/runtime.h"
 
 enum sb_state {
-	S_NONE,		/* nothing on this host */
-	S_ADOPTED,	/* found at start; frozen or not is unknown until desired state says */
+	S_NONE,    /* nothing on this host */
+	S_ADOPTED, /* found at start; frozen or not is unknown until desired state says */
 	S_RUNNING,
-	S_FROZEN,	/* suspended in memory (freezer) */
+	S_FROZEN,       /* suspended in memory (freezer) */
 	S_CHECKPOINTED, /* suspended to disk (CRIU): no processes, state kept */
-	S_DEAD,		/* PID 1 exited; resources still to be removed */
+	S_DEAD,         /* PID 1 exited; resources still to be removed */
 };
 
 enum sb_op { OP_CREATE, OP_FREEZE, OP_THAW, OP_DESTROY, OP_SNAPSHOT, OP_CHECKPOINT, OP_RESTORE };
@@ -34,9 +34,9 @@ struct ex_sandbox {
 	bool busy;   /* a thread-pool operation is in flight */
 	bool wanted; /* present in the latest assignment list */
 	bool reported_destroyed;
-	json_t *want;	   /* latest assignment (owned) */
-	char reported[16]; /* last status reported */
-	char snap_done[32]; /* last snapshot op carried out (not repeated) */
+	json_t *want;          /* latest assignment (owned) */
+	char reported[16];     /* last status reported */
+	char snap_done[32];    /* last snapshot op carried out (not repeated) */
 	uint64_t frozen_at_ms; /* monotonic, when it was frozen (durable suspend timer) */
 	struct rt_sandbox *rt;
 	uv_poll_t *poll; /* on rt->pidfd */
@@ -70,8 +70,8 @@ struct ex {
 	uint64_t version;
 	bool synced; /* got at least one assignment list */
 	bool stopping;
-	bool criu;		/* CRIU usable: memory snapshots and durable suspend */
-	char criu_reason[512];	/* why not */
+	bool criu;             /* CRIU usable: memory snapshots and durable suspend */
+	char criu_reason[512]; /* why not */
 	unsigned poll_failures;
 	uv_timer_t retry, tick;
 	uv_signal_t sigterm, sigint;
@@ -84,7 +84,7 @@ struct ex {
 
 /* executor.c */
 void ex_report(struct ex_sandbox *sb, const char *status, const char *outcome, const char *error,
-	       bool destroyed);
+               bool destroyed);
 /* Attaches a snapshot result to sb's next report. */
 void ex_report_snapshot(struct ex_sandbox *sb, json_t *snap);
 void ex_send_reports(struct ex *ex);

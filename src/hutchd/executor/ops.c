@@ -17,10 +17,10 @@
 #include "executor.h"
 #include "runtime/checkpoint.h"
 
-static const char *const op_names[] = {"create", "freeze", "thaw",   "destroy",
-				       "snapshot", "checkpoint", "restore"};
-static const char *const state_names[] = {"none", "adopted", "running", "frozen",
-					  "checkpointed", "dead"};
+static const char *const op_names[] = {"create",   "freeze",     "thaw",   "destroy",
+                                       "snapshot", "checkpoint", "restore"};
+static const char *const state_names[] = {"none",   "adopted",      "running",
+                                          "frozen", "checkpointed", "dead"};
 
 const char *ex_outcome_for(enum rt_exit_reason reason)
 {
@@ -116,7 +116,8 @@ static void run_snapshot(struct ex_work *wk, const struct rt_config *cfg)
 		if (wk->rc == 0) {
 			wk->dir = xstrdup(info.dir);
 			json_object_set_new(res, "digest", json_string(info.digest));
-			json_object_set_new(res, "size_bytes", json_integer((json_int_t)info.size_bytes));
+			json_object_set_new(res, "size_bytes",
+			                    json_integer((json_int_t)info.size_bytes));
 		}
 	} else {
 		drop_clients(wk, cfg);
@@ -197,9 +198,8 @@ static void done_create(struct ex_work *wk)
 	sb->state = S_RUNNING;
 	ex_watch(sb);
 	log_info("sandbox %s running (agent %s): queued %.2f ms, runtime and agent %.2f ms%s",
-		 sb->id, sb->rt->agent_socket, (double)(wk->started_ns - wk->queued_ns) / 1e6,
-		 (double)(wk->done_ns - wk->started_ns) / 1e6,
-		 wk->dir ? " (from a snapshot)" : "");
+	         sb->id, sb->rt->agent_socket, (double)(wk->started_ns - wk->queued_ns) / 1e6,
+	         (double)(wk->done_ns - wk->started_ns) / 1e6, wk->dir ? " (from a snapshot)" : "");
 	ex_report(sb, "running", NULL, NULL, false);
 	ex_refill_pool(sb->ex);
 }
@@ -211,11 +211,11 @@ static void done_snapshot(struct ex_work *wk)
 	if (wk->rc == 0 && wk->dir && ex_snapref_set(sb->ex, wk->snap_id, wk->dir) < 0)
 		log_warn("snapshot %s: cannot record where its data is", wk->snap_id);
 	if (wk->rc < 0)
-		log_warn("sandbox %s: %s snapshot %s failed: %s", sb->id, wk->snap_type, wk->snap_id,
-			 wk->err.msg);
+		log_warn("sandbox %s: %s snapshot %s failed: %s", sb->id, wk->snap_type,
+		         wk->snap_id, wk->err.msg);
 	else
 		log_info("sandbox %s: %s snapshot %s taken in %.1f ms", sb->id, wk->snap_type,
-			 wk->snap_id, (double)(wk->done_ns - wk->started_ns) / 1e6);
+		         wk->snap_id, (double)(wk->done_ns - wk->started_ns) / 1e6);
 	ex_report_snapshot(sb, json_incref(wk->snap_result));
 }
 
@@ -242,7 +242,7 @@ static void done_lifecycle(struct ex_work *wk)
 	case OP_CHECKPOINT:
 		sb->state = S_CHECKPOINTED;
 		log_info("sandbox %s suspended to disk in %.1f ms", sb->id,
-			 (double)(wk->done_ns - wk->started_ns) / 1e6);
+		         (double)(wk->done_ns - wk->started_ns) / 1e6);
 		break;
 	case OP_RESTORE:
 		rt_sandbox_free(sb->rt);
@@ -250,7 +250,7 @@ static void done_lifecycle(struct ex_work *wk)
 		sb->state = S_RUNNING;
 		ex_watch(sb);
 		log_info("sandbox %s restored from disk in %.1f ms", sb->id,
-			 (double)(wk->done_ns - wk->started_ns) / 1e6);
+		         (double)(wk->done_ns - wk->started_ns) / 1e6);
 		ex_report(sb, "running", NULL, NULL, false);
 		break;
 	default:
@@ -302,18 +302,18 @@ static int prepare_create(struct ex_sandbox *sb, struct ex_work *wk)
 	wk->hostname = xstrdup(name ? name : sb->id);
 	wk->argv = json_argv(json_object_get(w, "entrypoint"));
 	wk->spec = (struct rt_spec){
-		.id = sb->id,
-		.hostname = wk->hostname,
-		.image = wk->image,
-		.cpus = json_number_value(json_object_get(w, "cpus")),
-		.memory_mb = (uint64_t)json_integer_value(json_object_get(w, "memory_mb")),
-		.disk_mb = (uint64_t)json_integer_value(json_object_get(w, "disk_mb")),
-		.entrypoint = wk->argv,
+	        .id = sb->id,
+	        .hostname = wk->hostname,
+	        .image = wk->image,
+	        .cpus = json_number_value(json_object_get(w, "cpus")),
+	        .memory_mb = (uint64_t)json_integer_value(json_object_get(w, "memory_mb")),
+	        .disk_mb = (uint64_t)json_integer_value(json_object_get(w, "disk_mb")),
+	        .entrypoint = wk->argv,
 	};
 	if (!snap)
 		return 0;
 	snprintf(wk->snap_type, sizeof(wk->snap_type), "%s",
-		 ex_want_str(sb, "snapshot_type") ?: "filesystem");
+	         ex_want_str(sb, "snapshot_type") ?: "filesystem");
 	wk->dir = ex_snapref_get(sb->ex, snap);
 	return wk->dir ? 0 : -ENOENT;
 }
@@ -323,9 +323,9 @@ static void prepare_snapshot(struct ex_sandbox *sb, struct ex_work *wk)
 {
 	json_t *op = json_object_get(sb->want, "snapshot_op");
 	snprintf(wk->snap_id, sizeof(wk->snap_id), "%s",
-		 json_string_value(json_object_get(op, "id")) ?: "");
+	         json_string_value(json_object_get(op, "id")) ?: "");
 	snprintf(wk->snap_type, sizeof(wk->snap_type), "%s",
-		 json_string_value(json_object_get(op, "type")) ?: "filesystem");
+	         json_string_value(json_object_get(op, "type")) ?: "filesystem");
 	if (strcmp(wk->snap_type, "memory") == 0)
 		wk->dir = ex_snap_memory_dir(sb->ex, wk->snap_id);
 }

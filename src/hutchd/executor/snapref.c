@@ -78,7 +78,7 @@ void ex_snapref_delete(struct ex *ex, const char *snap_id)
 	_cleanup_free_ char *path = xasprintf("%s/snapshot-refs/%s", ex->state_dir, snap_id);
 	/* only directories this executor made under its state dir are ever removed */
 	bool ours = dir && strncmp(dir, ex->state_dir, strlen(ex->state_dir)) == 0 &&
-		    !strstr(dir, "/../");
+	            !strstr(dir, "/../");
 	if (ours && !dir_referenced(ex, dir, snap_id)) {
 		int r = rm_rf(dir);
 		if (r < 0)
