@@ -141,3 +141,15 @@ expect_blocked() {
 
 # dnsq NAME QNAME [tcp]: asks the sandbox's resolver (the gateway address)
 dnsq() { ip netns exec "$(sb_ns "$1")" "$PY" "$NET_HELPERS/dnsq.py" 10.88.0.1 "$2" ${3:-udp} 1; }
+
+# expect_status DESC STATUS CMD...: CMD fails and prints "err STATUS ..."
+expect_status() {
+	local desc=$1 want=$2 out
+	shift 2
+	if out=$("$@" 2>&1); then fail "$desc (succeeded: $out)"; return; fi
+	expect_match "$desc" "$out" "^err $want "
+}
+
+dns_works() { dnsq "$1" web.test >/dev/null; }
+expect_dns() { check "$1" dns_works "$2"; }
+expect_no_dns() { if dns_works "$2"; then fail "$1 (DNS answered)"; else pass "$1"; fi; }
