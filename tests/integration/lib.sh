@@ -104,12 +104,16 @@ hutchd_restart() {
 hutchd_cleanup() {
 	[ -n "${T_DATA:-}" ] || return 0
 	hutchd_kill TERM
-	"$HUTCH_BIN/hutchd" --cleanup --data-dir "$T_DATA" --run-dir "$T_RUN" >/dev/null 2>&1
+	if ! "$HUTCH_BIN/hutchd" --cleanup --data-dir "$T_DATA" --run-dir "$T_RUN" \
+		>>"$T_DATA/cleanup.log" 2>&1; then
+		echo "    | hutchd --cleanup failed: $(tail -n 2 "$T_DATA/cleanup.log" | tr '\n' ' ')"
+	fi
+	umount -l "$T_DATA/runtime" 2>/dev/null || true
 	if [ "$T_FAILS" -gt 0 ]; then
 		cp "$T_DATA/hutchd.log" "/tmp/hutchd-failed-$(basename "$0" .sh).log" 2>/dev/null &&
 			echo "    | server log kept in /tmp/hutchd-failed-$(basename "$0" .sh).log"
 	fi
-	rm -rf "$T_DATA" "$T_RUN" 2>/dev/null
+	rm -rf "$T_DATA" "$T_RUN" 2>/dev/null || true
 	T_DATA=
 }
 
