@@ -80,4 +80,4 @@ expect_reach "the other sandbox still works" sbb 203.0.113.10
 check "detach the other" ctl detach sbb
 expect_eq "nothing of any sandbox is left in the table" \
 	"$(ip netns exec "$H" nft list table inet hutch | grep -c 'sb_')" 0
-t_done
+net_done

@@ -91,4 +91,4 @@ expect_blocked "... from the first packet" sbq 198.51.100.10
 expect_no_dns "... DNS included" sbq
 check "detach" ctl detach sbp
 check "detach" ctl detach sbq
-t_done
+net_done

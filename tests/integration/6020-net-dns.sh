@@ -77,4 +77,4 @@ check "when its answer changes, the new address is denied without the sandbox as
 	gone sbd 203.0.113.11
 expect_match "the refresher did it" "$(ctl stats)" "refreshes=[1-9]"
 check "detach" ctl detach sbd
-t_done
+net_done

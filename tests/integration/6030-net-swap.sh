@@ -50,4 +50,4 @@ check "an open connection allowed by A only echoed before the swap" \
 expect_eq "... and not once after it" \
 	"$(awk -v t="$t1" '$3 == "ok" && $1 > t' "$NET_T/hold-a" | wc -l)" 0
 check "detach" ctl detach sbw
-t_done
+net_done

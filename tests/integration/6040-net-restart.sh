@@ -56,4 +56,4 @@ expect_eq "a second cleanup finds nothing" "$(ctl orphans sbr1)" "ok 0"
 check "detach" ctl detach sbr1
 expect_eq "the table holds no sandbox" "$(ip netns exec "$H" nft list table inet hutch | grep -c 'sb_')" 0
 check "net_init again is fine (idempotent)" drv init
-t_done
+net_done

@@ -153,3 +153,17 @@ expect_status() {
 dns_works() { dnsq "$1" web.test >/dev/null; }
 expect_dns() { check "$1" dns_works "$2"; }
 expect_no_dns() { if dns_works "$2"; then fail "$1 (DNS answered)"; else pass "$1"; fi; }
+
+# net_done: stops the driver cleanly (so a sanitizer build reports leaks), fails if it did not
+# exit 0 or its log shows a sanitizer report, then ends the test like t_done.
+net_done() {
+	local rc=0
+	if [ -n "${NET_DRV_PID:-}" ] && kill -0 "$NET_DRV_PID" 2>/dev/null; then
+		ctl quit >/dev/null 2>&1
+		wait "$NET_DRV_PID" 2>/dev/null || rc=$?
+		if [ "$rc" != 0 ] || grep -q "Sanitizer" "$NET_T/drv.log"; then
+			fail "hutch-netdrv exited with status $rc"; sed 's/^/    | /' "$NET_T/drv.log" | head -n 40
+		else pass "hutch-netdrv exited cleanly"; fi
+	fi
+	t_done
+}
