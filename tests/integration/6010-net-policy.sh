@@ -59,6 +59,16 @@ check "allow the resolver and deny its network" \
 expect_no_dns "deny wins over an allowed resolver" sbp
 expect_reach "... the other allowed address works" sbp 203.0.113.10
 
+# what the kernel holds is what the compiler says (rule for rule, as nft lists them)
+check "a policy with every kind of entry" ctl policy sbp \
+	'{"allow_internet_access": false, "allow_out": ["203.0.113.0/25", "10.88.0.1", "web.test"], "deny_out": ["203.0.113.5", "bad.test"]}'
+kernel_rules() {
+	ip netns exec "$NET_H" nft list chain inet hutch "sb_sbp_$1" | sed -n "s/^\t\t/$1: /p"
+}
+expect_eq "the kernel's rules are the compiler's" "$(kernel_rules out; kernel_rules in)" \
+	"$(ctl render sbp | tail -n +2)"
+check "... and the compiler's are not empty" test "$(ctl render sbp | wc -l)" -gt 20
+
 # ":port" is accepted and ignored
 check "an allow entry with a port" ctl policy sbp '{"allow_out": ["203.0.113.10:443"]}'
 expect_reach "the port suffix is ignored (port 80 works)" sbp 203.0.113.10

@@ -15,6 +15,7 @@
 
 #include "base/buf.h"
 #include "base/util.h"
+#include "net/internal.h"
 #include "net/net.h"
 
 static struct net_config cfg;
@@ -31,7 +32,7 @@ static int usage(void)
 		"         [--dns-timeout MS] [--mtu N] COMMAND ...\n"
 		"commands: serve SOCK | ctl SOCK LINE... | init | attach ID NETNS [POLICY]\n"
 		"          policy ID [POLICY] | detach ID | orphans [LIVE_ID...] | info ID\n"
-		"          resolver | bench NETNS...\n");
+		"          render ID | resolver | bench [--policy JSON] NETNS...\n");
 	return 2;
 }
 
@@ -68,6 +69,39 @@ static int parse_opts(int argc, char **argv)
 	return optind;
 }
 
+/* The rules lib/net's compiler makes for the sandbox's current state, as nft lists them, one
+ * "out: RULE" or "in: RULE" line each: tests compare them with what the kernel holds. */
+static int render(const char *id, struct buf *out, struct hutch_error *err)
+{
+	struct net_names n;
+	struct net_pool pool;
+	struct net_state st = {0};
+	struct net_policy p = {0};
+	struct nr_rule rules[NET_MAX_RULES];
+	struct buf text = BUF_INIT;
+	int r;
+
+	if ((r = net_names_make(&cfg, id, &n, err)) < 0 || (r = net_cfg_pool(&cfg, &pool, err)) < 0 ||
+	    (r = net_state_read(&cfg, n.key, &st, err)) < 0 ||
+	    (r = net_policy_parse(st.policy, &p, err)) < 0)
+		goto out;
+	struct net_sb sb = {&n, &pool, st.ip, st.gen};
+	buf_adds(out, "ok\n");
+	for (int dir = 0; dir < 2; dir++) {
+		size_t nr = dir ? net_rules_in(&p, &sb, rules) : net_rules_out(&p, &sb, rules);
+		for (size_t i = 0; i < nr; i++) {
+			buf_reset(&text);
+			nr_render(&rules[i], &text);
+			buf_printf(out, "%s: %s", dir ? "in" : "out", buf_cstr(&text));
+		}
+	}
+out:
+	buf_release(&text);
+	net_policy_release(&p);
+	net_state_release(&st);
+	return r;
+}
+
 /* Runs one command (argv form); writes "ok ..." or "err STATUS message" to out. */
 static int run(int argc, char **argv, struct buf *out)
 {
@@ -95,6 +129,8 @@ static int run(int argc, char **argv, struct buf *out)
 		r = net_sandbox_info(&cfg, argv[1], &info, &err);
 		if (r == 0)
 			buf_printf(out, "ok %s %s %u\n", info.ip, info.veth, info.gen);
+	} else if (strcmp(cmd, "render") == 0 && argc == 2) {
+		r = render(argv[1], out, &err);
 	} else if (strcmp(cmd, "resolver") == 0 && argc == 1) {
 		r = net_resolver_addr(&cfg, ip);
 		if (r == 0)
