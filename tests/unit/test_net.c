@@ -132,8 +132,11 @@ static void test_parse(void)
 	struct hutch_error err = HUTCH_ERROR_INIT;
 
 	CHECK(parse(NULL, &p) == 0 && p.internet && !p.allow_listed && !p.n_deny);
+	net_policy_release(&p);
 	CHECK(parse("null", &p) == 0 && p.internet);
+	net_policy_release(&p);
 	CHECK(parse("{}", &p) == 0 && p.internet && !p.allow_listed);
+	net_policy_release(&p);
 	CHECK(parse("{\"allow_internet_access\": false}", &p) == 0 && !p.internet);
 	net_policy_release(&p);
 	CHECK(parse("{\"allow_out\": [\"1.2.3.4\", \"web.Test\", \"10.0.0.0/8:443\"],"
