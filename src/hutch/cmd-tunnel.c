@@ -365,7 +365,7 @@ static int tunnel_parse(int argc, char **argv, const char **id, int *port, int *
 		else
 			return cli_usage(cli_tunnel_help);
 	}
-	if (!*id || *port < 1 || *port > 65535 || *lport < 0 || *lport > 65535)
+	if (!*id || *port < 1 || *port > 65535 || *lport < -1 || *lport > 65535)
 		return cli_usage(cli_tunnel_help);
 	return 0;
 }
