@@ -1,8 +1,9 @@
 /* The per-sandbox DNS forwarder: UDP and TCP on the resolver address, port 53, answering only
  * the pool; each answer is learned from (net_learn_answer) before it is relayed, so a sandbox
  * can connect to an allowed host name's address the moment it has it. A refresher re-resolves
- * every sandbox's policy host names every dns_ttl_min / 2 seconds, which keeps the learned
- * addresses current even for a sandbox that never asks (hard-coded addresses, its own DNS). */
+ * every sandbox's policy host names every dns_ttl_min / 3 seconds, which keeps the learned
+ * addresses current even for a sandbox that never asks (hard-coded addresses, its own DNS). The
+ * same timer runs net_reap in the libuv thread pool. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -369,9 +370,11 @@ static void on_tcp_conn(uv_stream_t *server, int status)
 
 /* ---- refresher ---- */
 
+/* Learned addresses live at least dns_ttl_min; a name is re-resolved every third of that, and
+ * the timer looks every sixth, so a refresh is never later than half the shortest lifetime. */
 static uint64_t refresh_interval_ms(const struct net_dns *d)
 {
-	uint64_t ms = (uint64_t)net_cfg_ttl_clamp(d->cfg, 0) * 1000 / 2;
+	uint64_t ms = (uint64_t)net_cfg_ttl_clamp(d->cfg, 0) * 1000 / 3;
 
 	return ms < 1000 ? 1000 : ms;
 }
@@ -437,11 +440,34 @@ static int refresh_cb(const char *key, void *data)
 	return 0;
 }
 
+static void reap_work(uv_work_t *w)
+{
+	struct net_dns *d = w->data;
+	struct hutch_error err = HUTCH_ERROR_INIT;
+
+	net_reap(d->cfg, &err); /* a failure is retried at the next tick */
+}
+
+static void reap_done(uv_work_t *w, int status)
+{
+	struct net_dns *d = w->data;
+
+	(void)status;
+	d->reaping = false;
+	net_dns_unref(d);
+}
+
 static void on_refresh(uv_timer_t *t)
 {
 	struct net_dns *d = t->data;
 	size_t n = 0;
 
+	if (!d->reaping) { /* retired veths: deleted off the loop, many per kernel call */
+		d->reaping = true;
+		d->reap.data = d;
+		net_dns_ref(d);
+		uv_queue_work(d->loop, &d->reap, reap_work, reap_done);
+	}
 	for (size_t i = 0; i < d->n_rkeys; i++)
 		d->rkeys[i].seen = false;
 	net_state_list(d->cfg, refresh_cb, d);
@@ -494,7 +520,7 @@ int net_dns_start(const struct net_config *cfg, struct uv_loop_s *loop, struct n
 		net_dns_stop(d);
 		return r;
 	}
-	tick = refresh_interval_ms(d) < 5000 ? refresh_interval_ms(d) : 5000;
+	tick = refresh_interval_ms(d) / 2 < 5000 ? refresh_interval_ms(d) / 2 : 5000;
 	uv_timer_start(&d->refresh, on_refresh, tick, tick);
 	*ret = d;
 	return 0;

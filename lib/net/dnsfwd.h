@@ -32,7 +32,9 @@ struct net_dns {
 	size_t n_conns;
 	struct rkey *rkeys; /* refresher: when each sandbox's host names are due */
 	size_t n_rkeys;
-	int refs; /* owner, open handles, exchanges, connections */
+	uv_work_t reap;	  /* net_reap in the thread pool, now and then */
+	bool reaping;
+	int refs; /* owner, open handles, exchanges, connections, the reap */
 	bool stopping;
 };
 

@@ -210,5 +210,7 @@ int net_cleanup_orphans(const struct net_config *cfg, const char *const *live_id
 	}
 	free(all.v);
 	free(live.v);
+	if (r >= 0)
+		r = net_reap(cfg, err);
 	return r < 0 ? r : removed;
 }

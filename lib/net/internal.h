@@ -17,6 +17,7 @@
 #define NET_KEY_LEN	  12 /* characters of the id used in names */
 #define NET_MAX_ID	  64
 #define NET_MAX_UPSTREAMS 4
+#define NET_RETIRED_GROUP 0x68757463u /* link group of veths waiting for net_reap */
 
 struct net_pool {
 	uint32_t net;	 /* network address, host byte order */
@@ -318,6 +319,12 @@ int rtnl_veth_create(struct rtnl *r, const char *name, const uint8_t mac[6], con
 		     const uint8_t peer_mac[6], int peer_netns_fd, unsigned mtu,
 		     struct hutch_error *err);
 int rtnl_link_up(struct rtnl *r, int ifindex, struct hutch_error *err);
+/* Takes a link out of service at once and cheaply: down (its routes go), renamed "hz..." (its
+ * name is free again) and moved to group, for rtnl_group_del to delete later in one go.
+ * -ENODEV if there is no such link. */
+int rtnl_link_retire(struct rtnl *r, const char *name, uint32_t group);
+/* Deletes every link of group with one kernel call: one RCU barrier, however many links. */
+int rtnl_group_del(struct rtnl *r, uint32_t group);
 /* Deletes a link by name; -ENODEV if there is none. */
 int rtnl_link_del(struct rtnl *r, const char *name);
 /* Adds (or replaces) a route to dst/prefix via gw (0 = on-link) out of ifindex, src 0 = any. */

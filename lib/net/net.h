@@ -79,9 +79,17 @@ int net_sandbox_attach(const struct net_config *cfg, const char *id, const char 
 int net_sandbox_policy_set(const struct net_config *cfg, const char *id, const char *policy_json,
 			   struct hutch_error *err);
 
-/* Disconnects a sandbox: the veth pair, its chains, sets and map entries, its address and its
- * state are gone afterwards. Idempotent: anything already missing is fine. */
+/* Disconnects a sandbox: afterwards its chains, sets and map entries, its route, its address and
+ * its state are gone, and its veth is down, renamed ("hz...") and waiting for net_reap (deleting
+ * a link costs an RCU grace period, 10-20 ms, which detach does not wait for). Idempotent:
+ * anything already missing is fine. */
 int net_sandbox_detach(const struct net_config *cfg, const char *id, struct hutch_error *err);
+
+/* Deletes every veth that detach retired, in one kernel call (one grace period for all of
+ * them). Slow (10-20 ms) but never urgent: the DNS forwarder runs it in the libuv thread pool
+ * every few seconds; call it yourself when not running the forwarder. A sandbox's network
+ * namespace going away deletes its veth too. */
+int net_reap(const struct net_config *cfg, struct hutch_error *err);
 
 /* After a crash or restart: detaches every sandbox that has network state, a veth, nft objects
  * or an address but whose id is not among the n live_ids. Returns how many were removed. */

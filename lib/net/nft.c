@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <net/if.h>
+#include <pthread.h>
 #include <libmnl/libmnl.h>
 #include <libnftnl/chain.h>
 #include <libnftnl/common.h>
@@ -356,23 +357,52 @@ void nft_batch_vmap_elem(struct nft_batch *nb, const char *map, const char *ifna
 
 /* ---- sending ---- */
 
-static int sock_open(struct mnl_socket **ret, struct hutch_error *err)
+/* One netfilter socket for the process, kept open: closing one waits for the kernel to finish
+ * destroying what earlier transactions removed (an RCU grace period, 10-20 ms), which would
+ * otherwise be paid by every detach and policy swap. The mutex also keeps batches whole. */
+static pthread_mutex_t sock_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct mnl_socket *sock_nl;
+
+static int sock_get(struct mnl_socket **ret, struct hutch_error *err)
 {
-	struct mnl_socket *nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
 	int size = 4 << 20;
 
-	if (!nl)
-		return hutch_error_errno(err, "opening a netfilter netlink socket");
-	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
-		int r = hutch_error_errno(err, "binding a netfilter netlink socket");
-		mnl_socket_close(nl);
-		return r;
+	pthread_mutex_lock(&sock_mu);
+	if (!sock_nl) {
+		sock_nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
+		if (!sock_nl || mnl_socket_bind(sock_nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+			int r = hutch_error_errno(err, "opening a netfilter netlink socket");
+			if (sock_nl)
+				mnl_socket_close(sock_nl);
+			sock_nl = NULL;
+			pthread_mutex_unlock(&sock_mu);
+			return r;
+		}
+		/* big batches and one ack per message: the defaults are too small */
+		setsockopt(mnl_socket_get_fd(sock_nl), SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size));
+		setsockopt(mnl_socket_get_fd(sock_nl), SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size));
 	}
-	/* big batches and one ack per message: the defaults are too small for the largest */
-	setsockopt(mnl_socket_get_fd(nl), SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size));
-	setsockopt(mnl_socket_get_fd(nl), SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size));
-	*ret = nl;
+	*ret = sock_nl;
 	return 0;
+}
+
+/* Gives the socket back; one that saw a transport error is replaced next time. */
+static void sock_put(bool broken)
+{
+	if (broken) {
+		mnl_socket_close(sock_nl);
+		sock_nl = NULL;
+	}
+	pthread_mutex_unlock(&sock_mu);
+}
+
+/* Drops whatever an earlier, interrupted exchange left queued on the shared socket. */
+static void sock_drain(struct mnl_socket *nl)
+{
+	static char junk[8192];
+
+	while (recv(mnl_socket_get_fd(nl), junk, sizeof(junk), MSG_DONTWAIT) > 0)
+		;
 }
 
 static const char *op_what(const struct nft_batch *nb, uint32_t seq)
@@ -426,13 +456,16 @@ int nft_batch_commit(struct nft_batch *nb, struct hutch_error *err)
 	buf_grow(&nb->b, MSG_RESERVE);
 	end = nftnl_batch_end(nb->b.data + nb->b.len, seq_next());
 	nb->b.len += end->nlmsg_len;
-	if ((r = sock_open(&nl, err)) < 0)
+	if ((r = sock_get(&nl, err)) < 0)
 		return r;
-	if (mnl_socket_sendto(nl, nb->b.data, nb->b.len) < 0)
+	sock_drain(nl);
+	if (mnl_socket_sendto(nl, nb->b.data, nb->b.len) < 0) {
 		r = hutch_error_errno(err, "sending an nftables batch");
-	else
-		r = acks_read(nl, nb, err);
-	mnl_socket_close(nl);
+		sock_put(true);
+		return r;
+	}
+	r = acks_read(nl, nb, err);
+	sock_put(false);
 	return r;
 }
 
@@ -510,8 +543,9 @@ static int dump_run(uint16_t type, const char *table, const char *set, struct du
 			nftnl_set_nlmsg_build_payload(nlh, s);
 		nftnl_set_free(s);
 	}
-	if ((r = sock_open(&nl, err)) < 0)
+	if ((r = sock_get(&nl, err)) < 0)
 		return r;
+	sock_drain(nl);
 	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
 		r = hutch_error_errno(err, "sending an nftables dump request");
 		goto out;
@@ -531,7 +565,7 @@ static int dump_run(uint16_t type, const char *table, const char *set, struct du
 		}
 	}
 out:
-	mnl_socket_close(nl);
+	sock_put(r < 0 && r != -ENOENT);
 	return r;
 }
 

@@ -11,6 +11,7 @@
 #include <linux/rtnetlink.h>
 #include <linux/veth.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -256,6 +257,39 @@ int rtnl_link_up(struct rtnl *r, int ifindex, struct hutch_error *err)
 		return hutch_error_errno(err, "bringing link %d up", ifindex);
 	}
 	return 0;
+}
+
+int rtnl_link_retire(struct rtnl *r, const char *name, uint32_t group)
+{
+	struct nlmsghdr *nlh;
+	struct ifinfomsg *ifi;
+	char newname[16];
+	int idx, e;
+
+	if ((e = rtnl_link_index(r, name, &idx)) < 0)
+		return e;
+	for (int tries = 0; tries < 4; tries++) {
+		uint32_t rnd;
+		random_bytes(&rnd, sizeof(rnd));
+		snprintf(newname, sizeof(newname), "hz%08x", rnd);
+		ifi = link_msg(r, RTM_NEWLINK, 0, &nlh);
+		ifi->ifi_index = idx;
+		ifi->ifi_change = IFF_UP; /* down: its routes go at once */
+		mnl_attr_put_strz(nlh, IFLA_IFNAME, newname);
+		mnl_attr_put_u32(nlh, IFLA_GROUP, group);
+		if ((e = talk(r, nlh, NULL)) != -EEXIST)
+			return e;
+	}
+	return e;
+}
+
+int rtnl_group_del(struct rtnl *r, uint32_t group)
+{
+	struct nlmsghdr *nlh;
+
+	link_msg(r, RTM_DELLINK, 0, &nlh);
+	mnl_attr_put_u32(nlh, IFLA_GROUP, group);
+	return talk(r, nlh, NULL);
 }
 
 int rtnl_link_del(struct rtnl *r, const char *name)

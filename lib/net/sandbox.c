@@ -109,6 +109,13 @@ static int link_up(struct op *o, int netns_fd, bool *ret_created)
 	if (rtnl_link_index(hr, o->names.veth, &idx) < 0) {
 		r = rtnl_veth_create(hr, o->names.veth, hmac, "eth0", pmac, netns_fd,
 				     net_cfg_mtu(o->cfg), o->err);
+		if (r == -EEXIST) {
+			/* the namespace still holds the eth0 of a retired veth: reap, then retry */
+			hutch_error_clear(o->err);
+			if ((r = net_reap(o->cfg, o->err)) == 0)
+				r = rtnl_veth_create(hr, o->names.veth, hmac, "eth0", pmac, netns_fd,
+						     net_cfg_mtu(o->cfg), o->err);
+		}
 		if (r < 0)
 			goto out;
 		*ret_created = true;
@@ -127,7 +134,9 @@ out:
 	return r;
 }
 
-/* Removes the sandbox's veth and nft objects; the state and address stay with the caller. */
+/* Takes the sandbox's veth out of service and removes its nft objects; the state and address
+ * stay with the caller. Deleting a link makes the kernel wait for an RCU grace period (10-20
+ * ms), so the veth is only retired here (down, renamed, grouped) and deleted by net_reap. */
 static int teardown(const struct net_config *cfg, const struct net_names *n,
 		    struct hutch_error *err)
 {
@@ -137,11 +146,11 @@ static int teardown(const struct net_config *cfg, const struct net_names *n,
 
 	if ((r = rtnl_open(&hr, err)) < 0)
 		return r;
-	r = rtnl_link_del(hr, n->veth);
+	r = rtnl_link_retire(hr, n->veth, NET_RETIRED_GROUP);
 	rtnl_close(hr);
 	if (r < 0 && r != -ENODEV) {
 		errno = -r;
-		return hutch_error_errno(err, "deleting veth %s", n->veth);
+		return hutch_error_errno(err, "retiring veth %s", n->veth);
 	}
 	nft_batch_begin(&nb, net_cfg_table(cfg));
 	net_sb_remove(&nb, n);
@@ -321,4 +330,21 @@ int net_sandbox_info(const struct net_config *cfg, const char *id, struct net_sa
 	}
 	net_state_release(&st);
 	return r;
+}
+
+int net_reap(const struct net_config *cfg, struct hutch_error *err)
+{
+	struct rtnl *hr;
+	int r;
+
+	(void)cfg;
+	if ((r = rtnl_open(&hr, err)) < 0)
+		return r;
+	r = rtnl_group_del(hr, NET_RETIRED_GROUP);
+	rtnl_close(hr);
+	if (r < 0 && r != -ENODEV) {
+		errno = -r;
+		return hutch_error_errno(err, "deleting retired veths");
+	}
+	return 0;
 }

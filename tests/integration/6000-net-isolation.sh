@@ -70,7 +70,13 @@ check "... and the sandbox cannot undo its rules: they are not in its namespace"
 	test -z "$(ip netns exec "$(sb_ns sba)" nft list ruleset 2>/dev/null)"
 
 check "detach" ctl detach sba
-expect_eq "no veth left" "$(ip -n "$H" -br link | grep -c '^hvsba')" 0
+expect_eq "no veth of that name left" "$(ip -n "$H" -br link | grep -c '^hvsba')" 0
+expect_eq "its old veth is retired: down, in the retired group" \
+	"$(ip -n "$H" -br link show group 0x68757463 | grep -c 'hz.*DOWN')" 1
+no_retired() { test -z "$(ip -n "$H" link show group 0x68757463)"; }
+check "... and deleted by the forwarder's reaper" wait_for no_retired
+check "... which took the sandbox's end with it" \
+	test -z "$(ip -n "$(sb_ns sba)" link show eth0 2>/dev/null)"
 expect_eq "no nft chain, set or map entry left" "$(ip netns exec "$H" nft list table inet hutch | grep -c sba)" 0
 expect_eq "no route left" "$(ip -n "$H" route | grep -c "$ipa ")" 0
 check "the address is free again" test ! -e "$NET_T/state/addrs/$ipa"
@@ -80,4 +86,8 @@ expect_reach "the other sandbox still works" sbb 203.0.113.10
 check "detach the other" ctl detach sbb
 expect_eq "nothing of any sandbox is left in the table" \
 	"$(ip netns exec "$H" nft list table inet hutch | grep -c 'sb_')" 0
+check "reap" ctl reap
+expect_eq "no veth at all is left on the host" "$(ip -n "$H" -br link | grep -c -E '^h[vz]')" 0
+check "the sandbox's namespace can be attached again" test -n "$(attach sbb)"
+check "... and detached" ctl detach sbb
 net_done

@@ -4,7 +4,7 @@
 # applied, learned from the sandbox's own answers before it sees them, refreshed while the
 # sandbox is silent, and expiring when DNS stops returning them.
 . "$(dirname "$0")/lib.sh"
-NET_TTL_MIN=60 # first part: the refresher stays out of the way (it runs every TTL_MIN / 2)
+NET_TTL_MIN=60 # first part: the refresher stays out of the way (it runs every TTL_MIN / 3)
 . "$HUTCH_ROOT/tests/integration/helpers/net/env.sh"
 net_env_up
 

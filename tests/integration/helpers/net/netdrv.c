@@ -32,7 +32,7 @@ static int usage(void)
 		"         [--dns-timeout MS] [--mtu N] COMMAND ...\n"
 		"commands: serve SOCK | ctl SOCK LINE... | init | attach ID NETNS [POLICY]\n"
 		"          policy ID [POLICY] | detach ID | orphans [LIVE_ID...] | info ID\n"
-		"          render ID | resolver | bench [--policy JSON] NETNS...\n");
+		"          reap | render ID | resolver | bench [--policy JSON] NETNS...\n");
 	return 2;
 }
 
@@ -129,6 +129,8 @@ static int run(int argc, char **argv, struct buf *out)
 		r = net_sandbox_info(&cfg, argv[1], &info, &err);
 		if (r == 0)
 			buf_printf(out, "ok %s %s %u\n", info.ip, info.veth, info.gen);
+	} else if (strcmp(cmd, "reap") == 0 && argc == 1) {
+		r = net_reap(&cfg, &err);
 	} else if (strcmp(cmd, "render") == 0 && argc == 2) {
 		r = render(argv[1], out, &err);
 	} else if (strcmp(cmd, "resolver") == 0 && argc == 1) {
