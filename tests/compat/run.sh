@@ -28,7 +28,7 @@ ver=$(sed -n 's/.*"version": *"\([^"]*\)".*/\1/p' "$sdk" | head -n 1)
 
 # 2. hutch itself and the shared test images
 if ! make -j"$(nproc)" >/tmp/hutch-compat-make.log 2>&1; then
-	say_fail "make (see /tmp/hutch-compat-make.log): $(grep -m1 -E 'error|Error' /tmp/hutch-compat-make.log)"
+	say_fail "make (see /tmp/hutch-compat-make.log): $(grep -m1 -E ': error|\*\*\*' /tmp/hutch-compat-make.log)"
 	for b in hutchd hutch hutch-agent; do
 		[ -x "$HUTCH_BUILD/bin/$b" ] || finish_early
 	done

@@ -124,6 +124,14 @@ test("lifecycle: update name; exposePorts / unexposePorts; getPortAccess", async
 	assert.equal(status, 401, `an unauthenticated request to a private port answers ${status}`);
 });
 
+test("lifecycle: timeoutSecs: an idle ephemeral sandbox terminates, an idle named one suspends", async () => {
+	const eph = await createSandbox({ timeoutSecs: 2 });
+	const named = await createSandbox({ timeoutSecs: 2, name: "compat-idle" });
+	await eventually(async () => (await client.get(eph.sandboxId)).status === "terminated", 20_000, "the ephemeral sandbox to time out");
+	await eventually(async () => (await client.get(named.sandboxId)).status === "suspended", 20_000, "the named sandbox to suspend");
+	assert.equal((await named.run("echo", { args: ["woken"] })).stdout, "woken", "proxy traffic wakes it");
+}, { timeout: 60_000 });
+
 test("lifecycle: terminate ends the sandbox; terminate again is harmless", async () => {
 	const sbx = await createSandbox();
 	await sbx.terminate();

@@ -151,6 +151,9 @@ test("processes: a managed process by name, with restart", async () => {
 		return i.pid !== p.pid && i.status === "running" && i;
 	}, 15_000, "a restart with a new pid");
 	assert.ok(restarted.managed.restartCount >= 1);
+	const again = await sbx.restartProcess("web server");
+	assert.notEqual(again.pid, restarted.pid, "restartProcess gives a new pid");
+	assert.equal((await sbx.getProcess("web server")).pid, again.pid);
 	await sbx.killProcess("web server");
 	await sleep(500);
 	const after = await sbx.getProcess("web server");

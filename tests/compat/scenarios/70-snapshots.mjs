@@ -97,6 +97,8 @@ test("snapshots: memory checkpoint restores running processes with their memory"
 test("copy: sandbox.copy({times: 2}) gives two running copies with the same state", async () => {
 	const sbx = await createSandbox({ name: "compat-copy-src" });
 	await sbx.writeFile("/tmp/copied", new TextEncoder().encode("same"));
+	await sbx.startProcess("sh", { args: ["-c", COUNTER] });
+	await eventually(async () => Number((await sbx.run("cat", { args: ["/tmp/count"] })).stdout) >= 5, 10_000, "counter");
 	let res;
 	try {
 		res = await sbx.copy({ times: 2, requestTimeout: 180 });
@@ -113,6 +115,9 @@ test("copy: sandbox.copy({times: 2}) gives two running copies with the same stat
 		ids.add(c.sandboxId);
 		const h = await Sandbox.connect({ sandboxId: c.sandboxId });
 		assert.equal((await h.run("cat", { args: ["/tmp/copied"] })).stdout, "same");
+		const c1 = Number((await h.run("cat", { args: ["/tmp/count"] })).stdout);
+		assert.ok(c1 >= 5, `the copy's counter restarted from ${c1}`);
+		await eventually(async () => Number((await h.run("cat", { args: ["/tmp/count"] })).stdout) > c1, 5000, "the copy's counter to advance");
 	}
 	assert.equal(ids.size, 2);
 	assert.ok(!ids.has(sbx.sandboxId));

@@ -45,6 +45,20 @@ test("errors: a terminated sandbox's proxy calls fail cleanly", async () => {
 	assert.ok(err instanceof SandboxError, `expected a SandboxError, got ${err}`);
 });
 
+test("errors: a name already in use → RemoteAPIError 409; update to a reserved port is refused client-side", async () => {
+	const a = await createSandbox({ name: "compat-dup" });
+	const e = await rejectsWith(createSandbox({ name: "compat-dup" }), RemoteAPIError, "a second sandbox with the same name");
+	assert.equal(e.statusCode, 409);
+	let threw = false;
+	try {
+		await a.update({ exposedPorts: [9501] });
+	} catch {
+		threw = true;
+	}
+	assert.ok(threw, "exposing 9501 is refused");
+	assert.deepEqual((await a.info()).exposedPorts, []);
+});
+
 test("errors: Sandbox.create with gpus is refused with 400 GPUS_UNAVAILABLE", async () => {
 	const e = await rejectsWith(Sandbox.create({ image: "busybox", gpus: 1 }), RemoteAPIError, "gpus");
 	assert.equal(e.statusCode, 400);
