@@ -48,7 +48,7 @@ else
 	expect_eq "a public port without a key" "$(req)" 200
 	expect_eq "… and its page" "$(cat /tmp/hutch-port.$$)" from-port-8000
 	$H port rm portbox 8000 >/dev/null
-	expect_eq "after rm the port is closed again" "$(req)" 403
+	expect_eq "after rm the port is closed again" "$(req -H "$AUTH")" 403
 fi
 rm -f /tmp/hutch-port.$$
 t_done
