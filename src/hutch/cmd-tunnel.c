@@ -370,6 +370,27 @@ static int tunnel_parse(int argc, char **argv, const char **id, int *port, int *
 	return 0;
 }
 
+/* Accepts connections for ever; each one is relayed by its own child process. */
+static int tunnel_serve(int lfd, struct cli_target *t, int port)
+{
+	for (;;) {
+		int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (c < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			return cli_error("tunnel: accept: %s", strerror(errno));
+		}
+		pid_t pid = fork();
+		if (pid == 0) {
+			close(lfd);
+			_exit(tunnel_relay(c, t, port));
+		}
+		if (pid < 0)
+			cli_error("tunnel: fork: %s", strerror(errno));
+		close(c);
+	}
+}
+
 int cmd_tunnel(int argc, char **argv)
 {
 	const char *id = NULL, *lhost = "127.0.0.1";
@@ -390,26 +411,10 @@ int cmd_tunnel(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	printf("%s:%d\n", lhost, bound);
 	fflush(stdout);
-	if (!cli.quiet && isatty(2))
+	if (!cli.quiet && isatty(STDERR_FILENO))
 		fprintf(stderr, "forwarding %s:%d to port %d of %s (Ctrl-C to stop)\n", lhost,
 		        bound, port, t.id);
-	for (;;) {
-		int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-		if (c < 0) {
-			if (errno == EINTR || errno == ECONNABORTED)
-				continue;
-			rc = cli_error("tunnel: accept: %s", strerror(errno));
-			break;
-		}
-		pid_t pid = fork();
-		if (pid == 0) {
-			close(lfd);
-			_exit(tunnel_relay(c, &t, port));
-		}
-		if (pid < 0)
-			cli_error("tunnel: fork: %s", strerror(errno));
-		close(c);
-	}
+	rc = tunnel_serve(lfd, &t, port);
 	cli_target_release(&t);
 	return rc;
 }
