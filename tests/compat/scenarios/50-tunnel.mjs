@@ -97,3 +97,30 @@ test("tunnel: busybox nc server, bytes from the sandbox side", async () => {
 		await tunnel.close();
 	}
 });
+
+test("tunnel: a port where nothing listens ends the local connection without crashing the client", async () => {
+	const sbx = await createSandbox();
+	const tunnel = await sbx.createTunnel(9, { localPort: 0 });
+	try {
+		const { port } = tunnel.address();
+		const outcome = await new Promise((resolve) => {
+			const s = net.connect(port, "127.0.0.1");
+			s.on("error", (e) => resolve(`error ${e.code}`));
+			s.on("close", () => resolve("closed"));
+			s.setTimeout(15_000, () => {
+				s.destroy();
+				resolve("timeout");
+			});
+		});
+		assert.notEqual(outcome, "timeout", "the local connection should end");
+		// the tunnel still serves: a second connection behaves the same
+		const again = await new Promise((resolve) => {
+			const s = net.connect(port, "127.0.0.1");
+			s.on("close", () => resolve("closed"));
+			s.on("error", () => {});
+		});
+		assert.equal(again, "closed");
+	} finally {
+		await tunnel.close();
+	}
+});
