@@ -350,22 +350,23 @@ static int tunnel_listen(const char *host, int port, int *ret_port)
 	return TAKE_FD(fd);
 }
 
-static int tunnel_parse(int argc, char **argv, const char **id, int *port, int *lport,
-                        const char **lhost)
+/* Parses ID PORT [--listen-port N] [--listen-host ADDR]; *ret_lport stays -1 when not given. */
+static int tunnel_parse(int argc, char **argv, const char **ret_id, int *ret_port, int *ret_lport,
+                        const char **ret_lhost)
 {
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--listen-port") == 0 && i + 1 < argc)
-			*lport = atoi(argv[++i]);
+			*ret_lport = atoi(argv[++i]);
 		else if (strcmp(argv[i], "--listen-host") == 0 && i + 1 < argc)
-			*lhost = argv[++i];
-		else if (argv[i][0] != '-' && !*id)
-			*id = argv[i];
-		else if (argv[i][0] != '-' && *port < 0)
-			*port = atoi(argv[i]);
+			*ret_lhost = argv[++i];
+		else if (argv[i][0] != '-' && !*ret_id)
+			*ret_id = argv[i];
+		else if (argv[i][0] != '-' && *ret_port < 0)
+			*ret_port = atoi(argv[i]);
 		else
 			return cli_usage(cli_tunnel_help);
 	}
-	if (!*id || *port < 1 || *port > 65535 || *lport < -1 || *lport > 65535)
+	if (!*ret_id || *ret_port < 1 || *ret_port > 65535 || *ret_lport < -1 || *ret_lport > 65535)
 		return cli_usage(cli_tunnel_help);
 	return 0;
 }
