@@ -91,7 +91,8 @@ int net_cfg_pool(const struct net_config *cfg, struct net_pool *ret, struct hutc
 
 	if (net_pool_parse(s, ret) < 0)
 		return hutch_error_set(err, -EINVAL,
-				       "network pool '%s' is not an IPv4 CIDR between /8 and /28", s);
+		                       "network pool '%s' is not an IPv4 CIDR between /8 and /28",
+		                       s);
 	return 0;
 }
 
@@ -114,17 +115,18 @@ void net_names_from_key(const struct net_config *cfg, const char *key, struct ne
 }
 
 int net_names_make(const struct net_config *cfg, const char *id, struct net_names *ret,
-		   struct hutch_error *err)
+                   struct hutch_error *err)
 {
 	size_t len = id ? strlen(id) : 0;
 	char key[NET_KEY_LEN + 1];
 
-	if (len == 0 || len > NET_MAX_ID || strspn(id, "abcdefghijklmnopqrstuvwxyz0123456789") != len)
+	if (len == 0 || len > NET_MAX_ID ||
+	    strspn(id, "abcdefghijklmnopqrstuvwxyz0123456789") != len)
 		return hutch_error_set(err, -EINVAL, "'%s' is not a sandbox id ([a-z0-9], 1-%d)",
-				       id ? id : "", NET_MAX_ID);
+		                       id ? id : "", NET_MAX_ID);
 	if (strlen(net_cfg_prefix(cfg)) > 3)
 		return hutch_error_set(err, -EINVAL, "ifname prefix '%s' is longer than 3",
-				       net_cfg_prefix(cfg));
+		                       net_cfg_prefix(cfg));
 	snprintf(key, sizeof(key), "%.*s", NET_KEY_LEN, id);
 	names_fill(cfg, key, ret);
 	return 0;
@@ -178,7 +180,7 @@ static size_t resolv_conf_upstreams(const char *path, struct net_upstream *ret)
 }
 
 int net_upstreams_load(const struct net_config *cfg, struct net_upstream *ret, size_t *ret_n,
-		       struct hutch_error *err)
+                       struct hutch_error *err)
 {
 	size_t n = 0;
 
@@ -186,11 +188,11 @@ int net_upstreams_load(const struct net_config *cfg, struct net_upstream *ret, s
 		for (; cfg->dns_upstreams[n]; n++) {
 			if (n == NET_MAX_UPSTREAMS)
 				return hutch_error_set(err, -EINVAL, "more than %d DNS upstreams",
-						       NET_MAX_UPSTREAMS);
+				                       NET_MAX_UPSTREAMS);
 			if (upstream_parse(cfg->dns_upstreams[n], &ret[n]) < 0)
 				return hutch_error_set(err, -EINVAL,
-						       "DNS upstream '%s' is not ADDR or ADDR:PORT",
-						       cfg->dns_upstreams[n]);
+				                       "DNS upstream '%s' is not ADDR or ADDR:PORT",
+				                       cfg->dns_upstreams[n]);
 		}
 	} else {
 		const char *path = cfg->resolv_conf ? cfg->resolv_conf : "/etc/resolv.conf";

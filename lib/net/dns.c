@@ -7,7 +7,7 @@
 
 #include "net/internal.h"
 
-#define DNS_HDR	      12
+#define DNS_HDR       12
 #define DNS_MAX_HOPS  32
 #define CNAME_MAX_HOP 16
 
@@ -143,8 +143,8 @@ static const struct dns_rr *cname_of(const struct dns_msg *m, const char *name)
 }
 
 size_t dns_answer_addrs(const struct dns_msg *m, const char *name, uint32_t *addrs, size_t max,
-			uint32_t *ret_ttl, const char **chain, size_t max_chain,
-			size_t *ret_n_chain)
+                        uint32_t *ret_ttl, const char **chain, size_t max_chain,
+                        size_t *ret_n_chain)
 {
 	const char *cur = name;
 	uint32_t ttl = UINT32_MAX;
@@ -213,7 +213,7 @@ size_t dns_servfail(uint8_t *msg, size_t len)
 	if (rd16(msg + 4) >= 1 && name_read(msg, len, &off, name) == 0 && off + 4 <= len)
 		question = true;
 	msg[2] = (uint8_t)((msg[2] & 0x79) | 0x80); /* QR, keep opcode and RD, clear AA and TC */
-	msg[3] = 0x82;				    /* RA, SERVFAIL */
+	msg[3] = 0x82;                              /* RA, SERVFAIL */
 	msg[4] = 0;
 	msg[5] = question ? 1 : 0;
 	memset(msg + 6, 0, 6);

@@ -67,7 +67,7 @@ static bool in_pool(const struct net_dns *d, uint32_t ip)
 }
 
 static uint32_t learn(struct net_dns *d, uint32_t client, const uint8_t *ans, size_t len,
-		      bool *ret_ok)
+                      bool *ret_ok)
 {
 	struct hutch_error err = HUTCH_ERROR_INIT;
 	int r = net_learn_answer(d->cfg, client, ans, len, &err);
@@ -144,7 +144,7 @@ static void udp_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 }
 
 static void on_udp_query(uv_udp_t *h, ssize_t n, const uv_buf_t *b, const struct sockaddr *from,
-			 unsigned flags)
+                         unsigned flags)
 {
 	struct net_dns *d = h->data;
 	const struct sockaddr_in *sa = (const struct sockaddr_in *)from;
@@ -409,7 +409,8 @@ static void refresh_key(struct net_dns *d, const char *key)
 	struct net_state st = {0};
 	struct net_policy p = {0};
 
-	if (net_state_read(d->cfg, key, &st, NULL) == 0 && net_policy_parse(st.policy, &p, NULL) == 0) {
+	if (net_state_read(d->cfg, key, &st, NULL) == 0 &&
+	    net_policy_parse(st.policy, &p, NULL) == 0) {
 		refresh_hosts(d, key, p.allow_hosts, p.n_allow_hosts);
 		refresh_hosts(d, key, p.deny_hosts, p.n_deny_hosts);
 	}
@@ -492,12 +493,12 @@ static int servers_start(struct net_dns *d, struct hutch_error *err)
 	    (r = uv_tcp_bind(&d->tcp, (struct sockaddr *)&sa, 0)) < 0 ||
 	    (r = uv_listen((uv_stream_t *)&d->tcp, 128, on_tcp_conn)) < 0)
 		return hutch_error_set(err, r, "DNS forwarder on %s:53: %s (did net_init run?)", ip,
-				       uv_strerror(r));
+		                       uv_strerror(r));
 	return 0;
 }
 
 int net_dns_start(const struct net_config *cfg, struct uv_loop_s *loop, struct net_dns **ret,
-		  struct hutch_error *err)
+                  struct hutch_error *err)
 {
 	struct net_dns *d = xcalloc(1, sizeof(*d));
 	uint64_t tick;

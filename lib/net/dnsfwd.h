@@ -9,8 +9,8 @@
 
 #define DNS_MAX_INFLIGHT   256 /* UDP queries waiting for an upstream, all sandboxes */
 #define DNS_MAX_PER_SOURCE 32  /* ... per sandbox address */
-#define DNS_MAX_TCP	   64  /* TCP connections from sandboxes */
-#define DNS_TCP_IDLE_MS	   10000
+#define DNS_MAX_TCP        64  /* TCP connections from sandboxes */
+#define DNS_TCP_IDLE_MS    10000
 
 struct uq;
 struct tconn;
@@ -32,7 +32,7 @@ struct net_dns {
 	size_t n_conns;
 	struct rkey *rkeys; /* refresher: when each sandbox's host names are due */
 	size_t n_rkeys;
-	uv_work_t reap;	  /* net_reap in the thread pool, now and then */
+	uv_work_t reap; /* net_reap in the thread pool, now and then */
 	bool reaping;
 	int refs; /* owner, open handles, exchanges, connections, the reap */
 	bool stopping;
@@ -43,7 +43,7 @@ typedef void (*upx_cb)(struct net_dns *d, void *data, const uint8_t *ans, size_t
 /* Sends query (its id is replaced) to the upstreams; cb gets the answer, or NULL when every
  * upstream failed. cb is always called, possibly before upx_start returns. */
 void upx_start(struct net_dns *d, const uint8_t *query, size_t len, bool tcp, upx_cb cb,
-	       void *data);
+               void *data);
 
 void net_dns_ref(struct net_dns *d);
 void net_dns_unref(struct net_dns *d);

@@ -135,7 +135,7 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 }
 
 static void on_udp(uv_udp_t *h, ssize_t n, const uv_buf_t *b, const struct sockaddr *from,
-		   unsigned flags)
+                   unsigned flags)
 {
 	struct upx *x = ((struct sock *)h)->x;
 	struct sockaddr_in sa = up_addr(x);
@@ -225,11 +225,10 @@ static void attempt(struct upx *x)
 	buf_reset(&x->rx);
 	/* a socket that cannot even start fails over at once, not after the timeout */
 	uv_timer_start(x->timer, on_timeout, sock_start(x) < 0 ? 0 : net_cfg_dns_timeout(x->d->cfg),
-		       0);
+	               0);
 }
 
-void upx_start(struct net_dns *d, const uint8_t *query, size_t len, bool tcp, upx_cb cb,
-	       void *data)
+void upx_start(struct net_dns *d, const uint8_t *query, size_t len, bool tcp, upx_cb cb, void *data)
 {
 	struct upx *x;
 

@@ -12,7 +12,7 @@
 /* Every expression the sandbox chains use, checked once by installing a throwaway sandbox's
  * objects and removing them in the same transaction: the kernel validates them on the way. */
 static void probe_add(struct nft_batch *nb, const struct net_config *cfg,
-		      const struct net_pool *pool)
+                      const struct net_pool *pool)
 {
 	static const struct net_range r = {0x0a000000, 0x0a0000ff};
 	struct net_names n;
@@ -24,12 +24,12 @@ static void probe_add(struct nft_batch *nb, const struct net_config *cfg,
 	p.allow = p.deny = (struct net_range *)&r;
 	p.n_allow = p.n_deny = 1;
 	net_names_from_key(cfg, "PROBE", &n); /* upper case: never a sandbox's key */
-	net_sb_apply(nb, &p, &res, &sb, true);
-	net_sb_remove(nb, &n);
+	net_sb_apply(nb, &p, &res, &sb, NET_APPLY_REPLACE);
+	net_sb_remove(nb, &n, true);
 }
 
 static int table_init(const struct net_config *cfg, const struct net_pool *pool,
-		      struct hutch_error *err)
+                      struct hutch_error *err)
 {
 	struct net_base_chain base[NET_BASE_CHAINS];
 	struct nft_batch nb;
@@ -41,7 +41,7 @@ static int table_init(const struct net_config *cfg, const struct net_pool *pool,
 	nft_batch_set_add(&nb, net_map_out, NFT_SETK_VMAP);
 	nft_batch_set_add(&nb, net_map_in, NFT_SETK_VMAP);
 	for (size_t i = 0; i < NET_BASE_CHAINS; i++) {
-		nft_batch_chain_add(&nb, &base[i], NULL);
+		nft_batch_chain_add(&nb, &base[i], NULL, false);
 		nft_batch_chain_flush(&nb, base[i].name);
 		for (size_t j = 0; j < base[i].n; j++)
 			nft_batch_rule_add(&nb, base[i].name, &base[i].rules[j]);
@@ -50,10 +50,11 @@ static int table_init(const struct net_config *cfg, const struct net_pool *pool,
 	r = nft_batch_commit(&nb, err);
 	nft_batch_release(&nb);
 	if (r < 0)
-		return hutch_error_wrap(err, "setting up nftables table %s (the kernel needs "
-					     "nf_tables with inet tables, conntrack, fib, reject, "
-					     "masquerade and NAT)",
-					net_cfg_table(cfg));
+		return hutch_error_wrap(err,
+		                        "setting up nftables table %s (the kernel needs "
+		                        "nf_tables with inet tables, conntrack, fib, reject, "
+		                        "masquerade and NAT)",
+		                        net_cfg_table(cfg));
 	return 0;
 }
 
@@ -86,7 +87,7 @@ int net_init(const struct net_config *cfg, struct hutch_error *err)
 	if ((r = rtnl_open(&hr, err)) < 0)
 		return r;
 	r = rtnl_bridge_ensure(hr, net_cfg_bridge(cfg), net_cfg_mtu(cfg), pool.gw, pool.prefix,
-			       err);
+	                       err);
 	if (r == 0)
 		r = veth_probe(hr, err);
 	rtnl_close(hr);
@@ -184,14 +185,13 @@ static int collect(const struct net_config *cfg, struct keys *all, struct hutch_
 	if ((r = nft_list_sets(table, nft_key_cb, all, err)) < 0 && r != -ENOENT)
 		return r;
 	all->prefix = net_cfg_prefix(cfg);
-	if ((r = nft_list_vmap_keys(table, net_map_out, link_key_cb, all, err)) < 0 &&
-	    r != -ENOENT)
+	if ((r = nft_list_vmap_keys(table, net_map_out, link_key_cb, all, err)) < 0 && r != -ENOENT)
 		return r;
 	return 0;
 }
 
 int net_cleanup_orphans(const struct net_config *cfg, const char *const *live_ids, size_t n,
-			struct hutch_error *err)
+                        struct hutch_error *err)
 {
 	struct keys all = {0}, live = {0};
 	int r, removed = 0;

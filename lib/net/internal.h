@@ -14,30 +14,30 @@
 
 /* ---- configuration (config.c) ---- */
 
-#define NET_KEY_LEN	  12 /* characters of the id used in names */
-#define NET_MAX_ID	  64
+#define NET_KEY_LEN       12 /* characters of the id used in names */
+#define NET_MAX_ID        64
 #define NET_MAX_UPSTREAMS 4
 #define NET_RETIRED_GROUP 0x68757463u /* link group of veths waiting for net_reap */
 
 struct net_pool {
-	uint32_t net;	 /* network address, host byte order */
+	uint32_t net; /* network address, host byte order */
 	int prefix;
-	uint32_t gw;	 /* net + 1: the bridge, gateway and resolver */
-	uint32_t first;	 /* first sandbox address (net + 2) */
-	uint32_t last;	 /* last sandbox address (broadcast - 1) */
+	uint32_t gw;    /* net + 1: the bridge, gateway and resolver */
+	uint32_t first; /* first sandbox address (net + 2) */
+	uint32_t last;  /* last sandbox address (broadcast - 1) */
 };
 
 /* Every name derived from one sandbox id. */
 struct net_names {
 	char key[NET_KEY_LEN + 1];
 	char veth[16];
-	char out[32];	    /* chain for packets from the sandbox (prerouting) */
-	char in[32];	    /* chain for packets forwarded to the sandbox */
-	char allow[32];	    /* interval set: allow_out addresses and CIDRs */
-	char deny[32];	    /* interval set: deny_out addresses and CIDRs */
+	char out[32];       /* chain for packets from the sandbox (prerouting) */
+	char in[32];        /* chain for packets forwarded to the sandbox */
+	char allow[32];     /* interval set: allow_out addresses and CIDRs */
+	char deny[32];      /* interval set: deny_out addresses and CIDRs */
 	char allow_dns[32]; /* timeout set: addresses of allow_out host names */
 	char deny_dns[32];  /* timeout set: addresses of deny_out host names */
-	char gen[32];	    /* the current policy generation, the learning guard */
+	char gen[32];       /* the current policy generation, the learning guard */
 };
 
 struct net_upstream {
@@ -57,14 +57,14 @@ int net_cfg_pool(const struct net_config *cfg, struct net_pool *ret, struct hutc
 int net_pool_parse(const char *s, struct net_pool *ret);
 /* Checks the id ([a-z0-9], 1..64) and fills ret with the names derived from it. */
 int net_names_make(const struct net_config *cfg, const char *id, struct net_names *ret,
-		   struct hutch_error *err);
+                   struct hutch_error *err);
 /* Names for a key found on the host (orphan cleanup). */
 void net_names_from_key(const struct net_config *cfg, const char *key, struct net_names *ret);
 void net_ip_format(uint32_t ip, char out[16]);
 int net_ip_parse(const char *s, uint32_t *ret);
 /* The upstream resolvers: cfg->dns_upstreams, else the nameservers of resolv.conf. */
 int net_upstreams_load(const struct net_config *cfg, struct net_upstream *ret, size_t *ret_n,
-		       struct hutch_error *err);
+                       struct hutch_error *err);
 
 /* ---- policy model and compiler (policy.c) ---- */
 
@@ -78,8 +78,8 @@ struct net_host {
 };
 
 struct net_policy {
-	bool internet;	    /* allow_internet_access */
-	bool allow_listed;  /* allow_out is non-empty: default deny */
+	bool internet;                  /* allow_internet_access */
+	bool allow_listed;              /* allow_out is non-empty: default deny */
 	struct net_range *allow, *deny; /* sorted, merged, disjoint */
 	size_t n_allow, n_deny;
 	struct net_host *allow_hosts, *deny_hosts;
@@ -122,35 +122,35 @@ void net_resolved_release(struct net_resolved *r);
 
 enum nr_match_kind {
 	NRM_NFPROTO_IPV4, /* meta nfproto ipv4 (neg: != ipv4) */
-	NRM_ADDR,	  /* ip saddr|daddr ADDR[/PREFIX] */
-	NRM_ADDR_SET,	  /* ip saddr|daddr @SET */
-	NRM_CT_STATE,	  /* ct state BITS (any of) */
-	NRM_CT_DIR,	  /* ct direction original|reply */
-	NRM_CT_MARK,	  /* ct mark VALUE */
-	NRM_DPORT,	  /* udp|tcp dport VALUE */
+	NRM_ADDR,         /* ip saddr|daddr ADDR[/PREFIX] */
+	NRM_ADDR_SET,     /* ip saddr|daddr @SET */
+	NRM_CT_STATE,     /* ct state BITS (any of) */
+	NRM_CT_DIR,       /* ct direction original|reply */
+	NRM_CT_MARK,      /* ct mark VALUE */
+	NRM_DPORT,        /* udp|tcp dport VALUE */
 	NRM_FIB_UNICAST,  /* fib daddr type unicast (neg: !=) */
-	NRM_IFNAME,	  /* iifname|oifname "STR*" (prefix) */
-	NRM_L4PROTO,	  /* meta l4proto VALUE */
+	NRM_IFNAME,       /* iifname|oifname "STR*" (prefix) */
+	NRM_L4PROTO,      /* meta l4proto VALUE */
 };
 
 struct nr_match {
 	enum nr_match_kind kind;
 	bool neg;
-	bool dst;	 /* daddr/oifname rather than saddr/iifname */
-	uint32_t addr;	 /* NRM_ADDR */
-	int prefix;	 /* NRM_ADDR, 32 = one address */
+	bool dst;        /* daddr/oifname rather than saddr/iifname */
+	uint32_t addr;   /* NRM_ADDR */
+	int prefix;      /* NRM_ADDR, 32 = one address */
 	const char *str; /* set name, ifname prefix */
-	uint32_t value; /* ct state bits, ct direction, ct mark, port */
-	uint8_t proto;	/* NRM_DPORT: IPPROTO_UDP or IPPROTO_TCP */
+	uint32_t value;  /* ct state bits, ct direction, ct mark, port */
+	uint8_t proto;   /* NRM_DPORT: IPPROTO_UDP or IPPROTO_TCP */
 };
 
 enum nr_verdict {
 	NRV_ACCEPT,
 	NRV_DROP,
-	NRV_GOTO,	  /* target = chain */
-	NRV_VMAP,	  /* iifname|oifname vmap @target (dst picks oifname) */
+	NRV_GOTO, /* target = chain */
+	NRV_VMAP, /* iifname|oifname vmap @target (dst picks oifname) */
 	NRV_MASQ,
-	NRV_REJECT_TCP,	  /* reject with tcp reset */
+	NRV_REJECT_TCP,   /* reject with tcp reset */
 	NRV_REJECT_ICMPX, /* reject with icmpx admin-prohibited */
 };
 
@@ -166,11 +166,11 @@ struct nr_rule {
 	const char *target;
 };
 
-#define CT_BIT_INVALID	   1u
+#define CT_BIT_INVALID     1u
 #define CT_BIT_ESTABLISHED 2u
-#define CT_BIT_RELATED	   4u
-#define CT_DIR_ORIGINAL	   0u
-#define CT_DIR_REPLY	   1u
+#define CT_BIT_RELATED     4u
+#define CT_DIR_ORIGINAL    0u
+#define CT_DIR_REPLY       1u
 
 /* Appends the rule as `nft list` prints it, without indentation, plus a newline. */
 void nr_render(const struct nr_rule *r, struct buf *out);
@@ -207,20 +207,20 @@ extern const char *const net_map_in;  /* oifname -> goto sb_<key>_in */
 extern const char *const net_chain_deny;
 
 void net_base_chains(const struct net_config *cfg, const struct net_pool *pool,
-		     struct net_base_chain ret[NET_BASE_CHAINS]);
+                     struct net_base_chain ret[NET_BASE_CHAINS]);
 
 /* Renders what net_sb_apply installs for one sandbox (sets with their elements, then both
  * chains) in nft listing syntax: the unit tests' view of the compiler. */
 void net_sb_render(const struct net_policy *p, const struct net_resolved *res,
-		   const struct net_sb *sb, struct buf *out);
+                   const struct net_sb *sb, struct buf *out);
 
 /* ---- nftables batches (nft.c) ---- */
 
 enum nft_set_kind {
 	NFT_SETK_INTERVAL, /* ipv4_addr, flags interval */
 	NFT_SETK_TIMEOUT,  /* ipv4_addr, flags timeout */
-	NFT_SETK_MARK,	   /* mark */
-	NFT_SETK_VMAP,	   /* ifname : verdict */
+	NFT_SETK_MARK,     /* mark */
+	NFT_SETK_VMAP,     /* ifname : verdict */
 };
 
 struct nft_op {
@@ -256,50 +256,60 @@ void nft_batch_table_add(struct nft_batch *nb);
 void nft_batch_set_add(struct nft_batch *nb, const char *name, enum nft_set_kind kind);
 void nft_batch_set_flush(struct nft_batch *nb, const char *name);
 void nft_batch_set_del(struct nft_batch *nb, const char *name);
-void nft_batch_chain_add(struct nft_batch *nb, const struct net_base_chain *base,
-			 const char *name);
+/* Adds a chain (a base chain when base is set); with excl, failing if it exists. */
+void nft_batch_chain_add(struct nft_batch *nb, const struct net_base_chain *base, const char *name,
+                         bool excl);
 void nft_batch_chain_flush(struct nft_batch *nb, const char *name);
 void nft_batch_chain_del(struct nft_batch *nb, const char *name);
 void nft_batch_rule_add(struct nft_batch *nb, const char *chain, const struct nr_rule *r);
 void nft_batch_ranges_add(struct nft_batch *nb, const char *set, const struct net_range *r,
-			  size_t n);
+                          size_t n);
 void nft_batch_learned_add(struct nft_batch *nb, const char *set, const struct net_learned *l,
-			   size_t n);
+                           size_t n);
 void nft_batch_mark_elem(struct nft_batch *nb, const char *set, uint32_t mark, bool del);
 void nft_batch_vmap_elem(struct nft_batch *nb, const char *map, const char *ifname,
-			 const char *chain, bool del);
+                         const char *chain, bool del);
 /* Sends the batch as one transaction: all of it or nothing. On failure the message names the
  * first operation the kernel refused. */
 int nft_batch_commit(struct nft_batch *nb, struct hutch_error *err);
 
 /* Dumps: names of the table's chains / sets, keys of a verdict map. -ENOENT: no such table. */
 int nft_list_chains(const char *table, int (*cb)(const char *name, void *data), void *data,
-		    struct hutch_error *err);
+                    struct hutch_error *err);
 int nft_list_sets(const char *table, int (*cb)(const char *name, void *data), void *data,
-		  struct hutch_error *err);
-int nft_list_vmap_keys(const char *table, const char *map,
-		       int (*cb)(const char *key, void *data), void *data,
-		       struct hutch_error *err);
+                  struct hutch_error *err);
+int nft_list_vmap_keys(const char *table, const char *map, int (*cb)(const char *key, void *data),
+                       void *data, struct hutch_error *err);
 
 /* ---- per-sandbox nft objects (nftsb.c) ---- */
 
-/* Adds to nb: the sandbox's sets and chains (created if missing), their new contents, and with
- * dispatch the verdict map entries that send its veth's packets there. */
-void net_sb_apply(struct nft_batch *nb, const struct net_policy *p,
-		  const struct net_resolved *res, const struct net_sb *sb, bool dispatch);
-/* Adds to nb the removal of every nft object of the sandbox; valid whether they exist or not. */
-void net_sb_remove(struct nft_batch *nb, const struct net_names *names);
+/* How much of a sandbox's nft objects a batch may assume. Each name lookup of a set costs the
+ * kernel a walk over every set of the table, so batches skip what they can: */
+enum net_apply {
+	NET_APPLY_NEW,     /* fresh attach: creates everything, fails (-EEXIST) if a chain exists */
+	NET_APPLY_REPLACE, /* creates what is missing, empties what exists, fills it again */
+	NET_APPLY_SWAP,    /* everything exists (-ENOENT if not): empties and refills it */
+};
+
+/* Adds to nb the sandbox's sets and chains, their contents, and the verdict map entries that
+ * send its veth's packets there (the entries too are re-added, so all three modes leave the
+ * sandbox fully installed). */
+void net_sb_apply(struct nft_batch *nb, const struct net_policy *p, const struct net_resolved *res,
+                  const struct net_sb *sb, enum net_apply mode);
+/* Adds to nb the removal of every nft object of the sandbox. With ensure, valid whether they
+ * exist or not (missing ones are created first); without, the batch fails (-ENOENT) unless all
+ * of them exist, which costs the kernel half as many lookups. */
+void net_sb_remove(struct nft_batch *nb, const struct net_names *names, bool ensure);
 /* Adds learned addresses under the generation guard: the batch fails with -ENOENT when the
  * sandbox's generation is no longer gen. */
 void net_sb_learn(struct nft_batch *nb, const struct net_names *names, uint32_t gen,
-		  const struct net_learned *allow, size_t n_allow, const struct net_learned *deny,
-		  size_t n_deny);
+                  const struct net_learned *allow, size_t n_allow, const struct net_learned *deny,
+                  size_t n_deny);
 
 /* ---- sandboxes (sandbox.c) ---- */
 
 /* Removes the veth, nft objects, address and state of key, whatever of them exists. */
-int net_sandbox_detach_key(const struct net_config *cfg, const char *key,
-			   struct hutch_error *err);
+int net_sandbox_detach_key(const struct net_config *cfg, const char *key, struct hutch_error *err);
 
 /* ---- rtnetlink and namespaces (rtnl.c) ---- */
 
@@ -312,12 +322,12 @@ int rtnl_open_in(int netns_fd, bool disable_ipv6, struct rtnl **ret, struct hutc
 void rtnl_close(struct rtnl *r);
 int rtnl_link_index(struct rtnl *r, const char *name, int *ret);
 /* Creates (or finds) the bridge, sets its MTU, adds addr/prefix and brings it up. */
-int rtnl_bridge_ensure(struct rtnl *r, const char *name, unsigned mtu, uint32_t addr,
-		       int prefix, struct hutch_error *err);
+int rtnl_bridge_ensure(struct rtnl *r, const char *name, unsigned mtu, uint32_t addr, int prefix,
+                       struct hutch_error *err);
 /* Creates a veth pair: host end `name` here (up), peer `peer_name` in peer_netns_fd (down). */
 int rtnl_veth_create(struct rtnl *r, const char *name, const uint8_t mac[6], const char *peer_name,
-		     const uint8_t peer_mac[6], int peer_netns_fd, unsigned mtu,
-		     struct hutch_error *err);
+                     const uint8_t peer_mac[6], int peer_netns_fd, unsigned mtu,
+                     struct hutch_error *err);
 int rtnl_link_up(struct rtnl *r, int ifindex, struct hutch_error *err);
 /* Takes a link out of service at once and cheaply: down (its routes go), renamed "hz..." (its
  * name is free again) and moved to group, for rtnl_group_del to delete later in one go.
@@ -328,17 +338,17 @@ int rtnl_group_del(struct rtnl *r, uint32_t group);
 /* Deletes a link by name; -ENODEV if there is none. */
 int rtnl_link_del(struct rtnl *r, const char *name);
 /* Adds (or replaces) a route to dst/prefix via gw (0 = on-link) out of ifindex, src 0 = any. */
-int rtnl_route_add(struct rtnl *r, uint32_t dst, int prefix, uint32_t gw, int ifindex,
-		   uint32_t src, struct hutch_error *err);
+int rtnl_route_add(struct rtnl *r, uint32_t dst, int prefix, uint32_t gw, int ifindex, uint32_t src,
+                   struct hutch_error *err);
 /* Adds addr as a point-to-point address towards peer on ifindex (EEXIST is fine). */
 int rtnl_addr_add(struct rtnl *r, int ifindex, uint32_t addr, int prefix, uint32_t peer,
-		  struct hutch_error *err);
+                  struct hutch_error *err);
 int rtnl_neigh_add(struct rtnl *r, int ifindex, uint32_t addr, const uint8_t mac[6],
-		   struct hutch_error *err);
+                   struct hutch_error *err);
 /* Calls cb for every link whose name starts with prefix. */
 int rtnl_links_with_prefix(struct rtnl *r, const char *prefix,
-			   int (*cb)(const char *name, void *data), void *data,
-			   struct hutch_error *err);
+                           int (*cb)(const char *name, void *data), void *data,
+                           struct hutch_error *err);
 /* Writes value to a /proc/sys path in the current netns. */
 int net_sysctl_write(const char *path, const char *value);
 
@@ -352,31 +362,31 @@ struct net_state {
 };
 
 int net_state_read(const struct net_config *cfg, const char *key, struct net_state *ret,
-		   struct hutch_error *err);
+                   struct hutch_error *err);
 int net_state_write(const struct net_config *cfg, const char *key, const struct net_state *st,
-		    struct hutch_error *err);
+                    struct hutch_error *err);
 void net_state_remove(const struct net_config *cfg, const char *key);
 void net_state_release(struct net_state *st);
 int net_state_list(const struct net_config *cfg, int (*cb)(const char *key, void *data),
-		   void *data);
+                   void *data);
 /* Allocates a free pool address for key (an O_EXCL file per address). -ENOSPC when full. */
 int net_addr_alloc(const struct net_config *cfg, const struct net_pool *pool, const char *key,
-		   uint32_t *ret, struct hutch_error *err);
+                   uint32_t *ret, struct hutch_error *err);
 /* The key owning ip, into key[NET_KEY_LEN + 1]; -ENOENT if free. */
 int net_addr_owner(const struct net_config *cfg, uint32_t ip, char *key);
 /* Frees ip if key owns it. */
 void net_addr_free(const struct net_config *cfg, uint32_t ip, const char *key);
-int net_addr_list(const struct net_config *cfg,
-		  int (*cb)(uint32_t ip, const char *key, void *data), void *data);
+int net_addr_list(const struct net_config *cfg, int (*cb)(uint32_t ip, const char *key, void *data),
+                  void *data);
 int net_state_dirs(const struct net_config *cfg, struct hutch_error *err);
 
 /* ---- DNS messages (dns.c) ---- */
 
-#define DNS_NAME_MAX   253
-#define DNS_MAX_RR     64
-#define DNS_TYPE_A     1
-#define DNS_TYPE_CNAME 5
-#define DNS_CLASS_IN   1
+#define DNS_NAME_MAX       253
+#define DNS_MAX_RR         64
+#define DNS_TYPE_A         1
+#define DNS_TYPE_CNAME     5
+#define DNS_CLASS_IN       1
 #define DNS_RCODE_NXDOMAIN 3
 
 struct dns_rr {
@@ -384,9 +394,9 @@ struct dns_rr {
 	uint16_t type, class;
 	uint32_t ttl;
 	uint16_t rdlen;
-	size_t rdoff;		      /* offset of the rdata in the message */
+	size_t rdoff;                  /* offset of the rdata in the message */
 	char target[DNS_NAME_MAX + 1]; /* CNAME target */
-	uint32_t a;		      /* A address, host byte order */
+	uint32_t a;                    /* A address, host byte order */
 };
 
 struct dns_msg {
@@ -416,8 +426,8 @@ int dns_msg_parse(const uint8_t *msg, size_t len, struct dns_msg *ret);
  * Returns the count (at most max) and the smallest TTL along the way in ret_ttl. The names of
  * the chain (name first) go to chain/ret_n_chain when chain is not NULL. */
 size_t dns_answer_addrs(const struct dns_msg *m, const char *name, uint32_t *addrs, size_t max,
-			uint32_t *ret_ttl, const char **chain, size_t max_chain,
-			size_t *ret_n_chain);
+                        uint32_t *ret_ttl, const char **chain, size_t max_chain,
+                        size_t *ret_n_chain);
 /* Appends a recursive query for name/qtype with the given id. -EINVAL for a bad name. */
 int dns_query_build(struct buf *out, uint16_t id, const char *name, uint16_t qtype);
 /* Rewrites a query (at least 12 bytes) into a SERVFAIL answer in place of the header; returns
@@ -430,7 +440,7 @@ size_t dns_servfail(uint8_t *msg, size_t len);
  * parallel, each answer's TTL clamped. A name without addresses fails with status 400 naming the
  * entry. */
 int net_policy_resolve(const struct net_config *cfg, const struct net_policy *p,
-		       struct net_resolved *ret, struct hutch_error *err);
+                       struct net_resolved *ret, struct hutch_error *err);
 
 /* ---- learning (learn.c): shared by the forwarder and the refresher ---- */
 
@@ -438,9 +448,9 @@ int net_policy_resolve(const struct net_config *cfg, const struct net_policy *p,
  * sandbox's policy host names it contains to the sandbox's sets (under the generation guard,
  * re-reading the state once if the policy changed). Returns the number of addresses added. */
 int net_learn_answer(const struct net_config *cfg, uint32_t src, const uint8_t *msg, size_t len,
-		     struct hutch_error *err);
+                     struct hutch_error *err);
 /* Same for an answer obtained by the refresher for the sandbox with key. */
-int net_learn_for_key(const struct net_config *cfg, const char *key, const uint8_t *msg,
-		      size_t len, struct hutch_error *err);
+int net_learn_for_key(const struct net_config *cfg, const char *key, const uint8_t *msg, size_t len,
+                      struct hutch_error *err);
 
 #endif

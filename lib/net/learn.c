@@ -19,8 +19,8 @@ static bool hosts_match(const struct net_host *h, size_t nh, const char **chain,
 }
 
 /* One attempt against the sandbox's current state; -ENOENT from the guard means "again". */
-static int learn_once(const struct net_config *cfg, const char *key, const struct net_learned *l, size_t n, const char **chain, size_t nc,
-		      struct hutch_error *err)
+static int learn_once(const struct net_config *cfg, const char *key, const struct net_learned *l,
+                      size_t n, const char **chain, size_t nc, struct hutch_error *err)
 {
 	struct net_state st = {0};
 	struct net_policy p = {0};
@@ -48,8 +48,8 @@ static int learn_once(const struct net_config *cfg, const char *key, const struc
 	return r;
 }
 
-int net_learn_for_key(const struct net_config *cfg, const char *key, const uint8_t *msg,
-		      size_t len, struct hutch_error *err)
+int net_learn_for_key(const struct net_config *cfg, const char *key, const uint8_t *msg, size_t len,
+                      struct hutch_error *err)
 {
 	static _Thread_local struct dns_msg m;
 	uint32_t addrs[LEARN_MAX], ttl;
@@ -72,7 +72,7 @@ int net_learn_for_key(const struct net_config *cfg, const char *key, const uint8
 }
 
 int net_learn_answer(const struct net_config *cfg, uint32_t src, const uint8_t *msg, size_t len,
-		     struct hutch_error *err)
+                     struct hutch_error *err)
 {
 	char key[NET_KEY_LEN + 1];
 

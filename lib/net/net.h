@@ -37,21 +37,21 @@ struct uv_loop_s;
 
 /* Zero or NULL fields take the default named in the comment. */
 struct net_config {
-	const char *state_dir;	   /* lib/net's own state directory (required), e.g.
-				    * /var/lib/hutch/net */
-	const char *pool;	   /* sandbox addresses, an IPv4 CIDR /8../28 ("10.88.0.0/16"); the
-				    * first address is the gateway and DNS resolver */
-	const char *bridge;	   /* host device holding the gateway address ("hutch0") */
+	const char *state_dir;     /* lib/net's own state directory (required), e.g.
+	                            * /var/lib/hutch/net */
+	const char *pool;          /* sandbox addresses, an IPv4 CIDR /8../28 ("10.88.0.0/16"); the
+	                            * first address is the gateway and DNS resolver */
+	const char *bridge;        /* host device holding the gateway address ("hutch0") */
 	const char *ifname_prefix; /* host veth name prefix, 1-3 characters ("hv") */
-	const char *table;	   /* nftables table name, inet family ("hutch") */
-	unsigned mtu;		   /* MTU of the bridge and every veth (1500) */
+	const char *table;         /* nftables table name, inet family ("hutch") */
+	unsigned mtu;              /* MTU of the bridge and every veth (1500) */
 	const char *const *dns_upstreams; /* NULL-terminated "A.B.C.D" or "A.B.C.D:PORT" the
-					   * forwarder and the resolver ask; NULL = the
-					   * nameservers of resolv_conf */
-	const char *resolv_conf;	  /* where to find the host's resolvers ("/etc/resolv.conf") */
-	unsigned dns_timeout_ms;	  /* per upstream attempt (1500) */
-	uint32_t dns_ttl_min;		  /* learned addresses live max(min, min(TTL, max)) s (60) */
-	uint32_t dns_ttl_max;		  /* (3600) */
+	                                   * forwarder and the resolver ask; NULL = the
+	                                   * nameservers of resolv_conf */
+	const char *resolv_conf; /* where to find the host's resolvers ("/etc/resolv.conf") */
+	unsigned dns_timeout_ms; /* per upstream attempt (1500) */
+	uint32_t dns_ttl_min;    /* learned addresses live max(min, min(TTL, max)) s (60) */
+	uint32_t dns_ttl_max;    /* (3600) */
 };
 
 /* Checks kernel support (veth, bridge, nf_tables expressions used) and prepares the host: the
@@ -69,7 +69,7 @@ int net_init(const struct net_config *cfg, struct hutch_error *err);
  * id (after an executor restart): keeps the address and the veth, re-applies the policy without
  * cutting connections it allows. Writes the sandbox's address ("10.88.0.2") to ret_ip. */
 int net_sandbox_attach(const struct net_config *cfg, const char *id, const char *netns_path,
-		       const char *policy_json, char ret_ip[16], struct hutch_error *err);
+                       const char *policy_json, char ret_ip[16], struct hutch_error *err);
 
 /* Replaces the sandbox's policy in one atomic nftables transaction: every packet is judged by
  * either the old or the new policy, never neither. Connections the new policy forbids stop at
@@ -77,7 +77,7 @@ int net_sandbox_attach(const struct net_config *cfg, const char *id, const char 
  * resolve fails with status 400 and leaves the old policy in place. -ENOENT (404) if the sandbox
  * is not attached. */
 int net_sandbox_policy_set(const struct net_config *cfg, const char *id, const char *policy_json,
-			   struct hutch_error *err);
+                           struct hutch_error *err);
 
 /* Disconnects a sandbox: afterwards its chains, sets and map entries, its route, its address and
  * its state are gone, and its veth is down, renamed ("hz...") and waiting for net_reap (deleting
@@ -94,18 +94,18 @@ int net_reap(const struct net_config *cfg, struct hutch_error *err);
 /* After a crash or restart: detaches every sandbox that has network state, a veth, nft objects
  * or an address but whose id is not among the n live_ids. Returns how many were removed. */
 int net_cleanup_orphans(const struct net_config *cfg, const char *const *live_ids, size_t n,
-			struct hutch_error *err);
+                        struct hutch_error *err);
 
 /* What lib/net knows about an attached sandbox. */
 struct net_sandbox_info {
-	char ip[16];	/* its address */
-	char veth[16];	/* host end of its veth pair */
-	uint32_t gen;	/* policy generation (the conntrack mark of connections it admitted) */
+	char ip[16];   /* its address */
+	char veth[16]; /* host end of its veth pair */
+	uint32_t gen;  /* policy generation (the conntrack mark of connections it admitted) */
 };
 
 /* Fills ret from the sandbox's state; -ENOENT if it is not attached. */
 int net_sandbox_info(const struct net_config *cfg, const char *id, struct net_sandbox_info *ret,
-		     struct hutch_error *err);
+                     struct hutch_error *err);
 
 /* The resolver address the sandboxes must use ("10.88.0.1"), written to ret; -EINVAL if the
  * pool is malformed. */
@@ -122,7 +122,7 @@ int net_resolv_conf(const struct net_config *cfg, struct buf *out);
 struct net_dns;
 
 int net_dns_start(const struct net_config *cfg, struct uv_loop_s *loop, struct net_dns **ret,
-		  struct hutch_error *err);
+                  struct hutch_error *err);
 
 /* Stops serving and frees the forwarder once its handles are closed (run the loop to let them
  * close). Accepts NULL. */
@@ -130,12 +130,12 @@ void net_dns_stop(struct net_dns *dns);
 
 /* Counters, for tests and metrics. */
 struct net_dns_stats {
-	uint64_t queries;    /* queries received (UDP and TCP) */
-	uint64_t answered;   /* answers relayed */
-	uint64_t failed;     /* SERVFAIL sent after every upstream failed */
-	uint64_t dropped;    /* queries refused (malformed, over limits, not from the pool) */
-	uint64_t learned;    /* addresses added to a sandbox's sets */
-	uint64_t refreshes;  /* host names re-resolved by the refresher */
+	uint64_t queries;   /* queries received (UDP and TCP) */
+	uint64_t answered;  /* answers relayed */
+	uint64_t failed;    /* SERVFAIL sent after every upstream failed */
+	uint64_t dropped;   /* queries refused (malformed, over limits, not from the pool) */
+	uint64_t learned;   /* addresses added to a sandbox's sets */
+	uint64_t refreshes; /* host names re-resolved by the refresher */
 };
 
 void net_dns_stats_get(const struct net_dns *dns, struct net_dns_stats *ret);

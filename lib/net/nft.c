@@ -70,11 +70,11 @@ uint32_t nft_batch_set_id(const struct nft_batch *nb, const char *name)
 
 /* Starts a message with room for reserve bytes of payload; records what it does. */
 static struct nlmsghdr *msg_start(struct nft_batch *nb, uint16_t type, uint16_t flags,
-				  size_t reserve, const char *fmt, ...)
-	__attribute__((format(printf, 5, 6)));
+                                  size_t reserve, const char *fmt, ...)
+        __attribute__((format(printf, 5, 6)));
 
 static struct nlmsghdr *msg_start(struct nft_batch *nb, uint16_t type, uint16_t flags,
-				  size_t reserve, const char *fmt, ...)
+                                  size_t reserve, const char *fmt, ...)
 {
 	struct nft_op *op;
 	va_list ap;
@@ -90,8 +90,8 @@ static struct nlmsghdr *msg_start(struct nft_batch *nb, uint16_t type, uint16_t 
 	va_start(ap, fmt);
 	vsnprintf(op->what, sizeof(op->what), fmt, ap);
 	va_end(ap);
-	return nftnl_nlmsg_build_hdr(nb->b.data + nb->b.len, type, NFPROTO_INET,
-				     flags | NLM_F_ACK, nb->seq);
+	return nftnl_nlmsg_build_hdr(nb->b.data + nb->b.len, type, NFPROTO_INET, flags | NLM_F_ACK,
+	                             nb->seq);
 }
 
 static void msg_end(struct nft_batch *nb, struct nlmsghdr *nlh)
@@ -103,7 +103,7 @@ void nft_batch_table_add(struct nft_batch *nb)
 {
 	struct nftnl_table *t = nftnl_table_alloc();
 	struct nlmsghdr *nlh =
-		msg_start(nb, NFT_MSG_NEWTABLE, NLM_F_CREATE, 256, "add table %s", nb->table);
+	        msg_start(nb, NFT_MSG_NEWTABLE, NLM_F_CREATE, 256, "add table %s", nb->table);
 
 	nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, NFPROTO_INET);
 	nftnl_table_set_str(t, NFTNL_TABLE_NAME, nb->table);
@@ -134,10 +134,10 @@ static void set_declare(struct nftnl_set *s, enum nft_set_kind kind)
 	nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, ip ? 7 : kind == NFT_SETK_MARK ? 19 : 41);
 	nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, kind == NFT_SETK_VMAP ? IFNAMSIZ : 4);
 	nftnl_set_set_u32(s, NFTNL_SET_FLAGS,
-			  kind == NFT_SETK_INTERVAL  ? NFT_SET_INTERVAL
-			  : kind == NFT_SETK_TIMEOUT ? NFT_SET_TIMEOUT
-			  : kind == NFT_SETK_VMAP    ? NFT_SET_MAP
-						     : 0);
+	                  kind == NFT_SETK_INTERVAL  ? NFT_SET_INTERVAL
+	                  : kind == NFT_SETK_TIMEOUT ? NFT_SET_TIMEOUT
+	                  : kind == NFT_SETK_VMAP    ? NFT_SET_MAP
+	                                             : 0);
 	nftnl_udata_put_u32(ud, NFTNL_UDATA_SET_KEYBYTEORDER, ip ? 2 : 1);
 	if (kind == NFT_SETK_VMAP) {
 		nftnl_set_set_u32(s, NFTNL_SET_DATA_TYPE, NFT_DATA_VERDICT);
@@ -145,7 +145,7 @@ static void set_declare(struct nftnl_set *s, enum nft_set_kind kind)
 		nftnl_udata_put_u32(ud, NFTNL_UDATA_SET_DATABYTEORDER, 0);
 	}
 	nftnl_set_set_data(s, NFTNL_SET_USERDATA, nftnl_udata_buf_data(ud),
-			   nftnl_udata_buf_len(ud));
+	                   nftnl_udata_buf_len(ud));
 	nftnl_udata_buf_free(ud);
 }
 
@@ -192,8 +192,8 @@ void nft_batch_set_del(struct nft_batch *nb, const char *name)
 static uint32_t hook_num(const char *hook)
 {
 	return strcmp(hook, "prerouting") == 0 ? NF_INET_PRE_ROUTING
-	       : strcmp(hook, "forward") == 0	? NF_INET_FORWARD
-						: NF_INET_POST_ROUTING;
+	       : strcmp(hook, "forward") == 0  ? NF_INET_FORWARD
+	                                       : NF_INET_POST_ROUTING;
 }
 
 static struct nftnl_chain *chain_new(const struct nft_batch *nb, const char *name)
@@ -206,11 +206,13 @@ static struct nftnl_chain *chain_new(const struct nft_batch *nb, const char *nam
 	return c;
 }
 
-void nft_batch_chain_add(struct nft_batch *nb, const struct net_base_chain *base,
-			 const char *name)
+void nft_batch_chain_add(struct nft_batch *nb, const struct net_base_chain *base, const char *name,
+                         bool excl)
 {
 	const char *n = base ? base->name : name;
-	struct nlmsghdr *nlh = msg_start(nb, NFT_MSG_NEWCHAIN, NLM_F_CREATE, 256, "add chain %s", n);
+	struct nlmsghdr *nlh =
+	        msg_start(nb, NFT_MSG_NEWCHAIN, NLM_F_CREATE | (excl ? NLM_F_EXCL : 0), 256,
+	                  "add chain %s", n);
 	struct nftnl_chain *c = chain_new(nb, n);
 
 	if (base && base->hook) {
@@ -256,7 +258,7 @@ void nft_batch_rule_add(struct nft_batch *nb, const char *chain, const struct nr
 	nr_render(r, &text);
 	buf_truncate(&text, text.len - 1);
 	nlh = msg_start(nb, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, 2048, "%s: %s", chain,
-			buf_cstr(&text));
+	                buf_cstr(&text));
 	buf_release(&text);
 	nr = nr_build(nb, chain, r);
 	nftnl_rule_nlmsg_build_payload(nlh, nr);
@@ -265,7 +267,7 @@ void nft_batch_rule_add(struct nft_batch *nb, const char *chain, const struct nr
 }
 
 static void elem_key(struct nftnl_set *s, const void *key, uint32_t len, uint32_t flags,
-		     uint64_t timeout_ms)
+                     uint64_t timeout_ms)
 {
 	struct nftnl_set_elem *e = nftnl_set_elem_alloc();
 
@@ -278,11 +280,12 @@ static void elem_key(struct nftnl_set *s, const void *key, uint32_t len, uint32_
 }
 
 static void elems_send(struct nft_batch *nb, struct nftnl_set *s, bool del, size_t n,
-		       const char *set)
+                       const char *set)
 {
-	struct nlmsghdr *nlh = msg_start(nb, del ? NFT_MSG_DELSETELEM : NFT_MSG_NEWSETELEM,
-					 del ? 0 : NLM_F_CREATE, 256 + n * 96, "%s %zu element(s) %s %s",
-					 del ? "delete" : "add", n, del ? "from" : "to", set);
+	struct nlmsghdr *nlh =
+	        msg_start(nb, del ? NFT_MSG_DELSETELEM : NFT_MSG_NEWSETELEM, del ? 0 : NLM_F_CREATE,
+	                  256 + n * 96, "%s %zu element(s) %s %s", del ? "delete" : "add", n,
+	                  del ? "from" : "to", set);
 
 	nftnl_set_elems_nlmsg_build_payload(nlh, s);
 	nftnl_set_free(s);
@@ -292,7 +295,7 @@ static void elems_send(struct nft_batch *nb, struct nftnl_set *s, bool del, size
 /* Interval sets take ranges as nft 1.0 sends them: an interval-end element at 0 when the first
  * range does not start there, then a start and an end (hi + 1) element per range. */
 void nft_batch_ranges_add(struct nft_batch *nb, const char *set, const struct net_range *r,
-			  size_t n)
+                          size_t n)
 {
 	struct nftnl_set *s;
 	uint32_t k;
@@ -316,7 +319,7 @@ void nft_batch_ranges_add(struct nft_batch *nb, const char *set, const struct ne
 }
 
 void nft_batch_learned_add(struct nft_batch *nb, const char *set, const struct net_learned *l,
-			   size_t n)
+                           size_t n)
 {
 	struct nftnl_set *s;
 
@@ -339,7 +342,7 @@ void nft_batch_mark_elem(struct nft_batch *nb, const char *set, uint32_t mark, b
 }
 
 void nft_batch_vmap_elem(struct nft_batch *nb, const char *map, const char *ifname,
-			 const char *chain, bool del)
+                         const char *chain, bool del)
 {
 	struct nftnl_set *s = set_new(nb, map);
 	struct nftnl_set_elem *e = nftnl_set_elem_alloc();
@@ -379,8 +382,10 @@ static int sock_get(struct mnl_socket **ret, struct hutch_error *err)
 			return r;
 		}
 		/* big batches and one ack per message: the defaults are too small */
-		setsockopt(mnl_socket_get_fd(sock_nl), SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size));
-		setsockopt(mnl_socket_get_fd(sock_nl), SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size));
+		setsockopt(mnl_socket_get_fd(sock_nl), SOL_SOCKET, SO_SNDBUFFORCE, &size,
+		           sizeof(size));
+		setsockopt(mnl_socket_get_fd(sock_nl), SOL_SOCKET, SO_RCVBUFFORCE, &size,
+		           sizeof(size));
 	}
 	*ret = sock_nl;
 	return 0;
@@ -475,7 +480,7 @@ struct dump {
 	int (*cb)(const char *name, void *data);
 	void *data;
 	const char *table; /* chain and set dumps cover every table of the family */
-	int kind; /* 0 chain, 1 set, 2 element keys */
+	int kind;          /* 0 chain, 1 set, 2 element keys */
 	int stop;
 };
 
@@ -507,7 +512,8 @@ static int dump_cb(const struct nlmsghdr *nlh, void *data)
 		nftnl_chain_free(c);
 	} else {
 		struct nftnl_set *s = nftnl_set_alloc();
-		int r = d->kind == 1 ? nftnl_set_nlmsg_parse(nlh, s) : nftnl_set_elems_nlmsg_parse(nlh, s);
+		int r = d->kind == 1 ? nftnl_set_nlmsg_parse(nlh, s)
+		                     : nftnl_set_elems_nlmsg_parse(nlh, s);
 		if (r == 0 && d->kind == 1 &&
 		    strcmp(nftnl_set_get_str(s, NFTNL_SET_TABLE), d->table) == 0)
 			d->stop = d->cb(nftnl_set_get_str(s, NFTNL_SET_NAME), d->data);
@@ -519,7 +525,7 @@ static int dump_cb(const struct nlmsghdr *nlh, void *data)
 }
 
 static int dump_run(uint16_t type, const char *table, const char *set, struct dump *d,
-		    struct hutch_error *err)
+                    struct hutch_error *err)
 {
 	static _Thread_local char b[1 << 16];
 	struct mnl_socket *nl;
@@ -553,14 +559,15 @@ static int dump_run(uint16_t type, const char *table, const char *set, struct du
 	for (;;) {
 		ssize_t n = mnl_socket_recvfrom(nl, b, sizeof(b));
 		if (n < 0) {
-			r = errno == ENOENT ? -ENOENT : hutch_error_errno(err, "reading an nftables dump");
+			r = errno == ENOENT ? -ENOENT
+			                    : hutch_error_errno(err, "reading an nftables dump");
 			break;
 		}
 		r = mnl_cb_run(b, (size_t)n, seq, mnl_socket_get_portid(nl), dump_cb, d);
 		if (r <= 0) {
 			r = r < 0 ? (errno == ENOENT ? -ENOENT
-						     : hutch_error_errno(err, "nftables dump"))
-				  : 0;
+			                             : hutch_error_errno(err, "nftables dump"))
+			          : 0;
 			break;
 		}
 	}
@@ -570,7 +577,7 @@ out:
 }
 
 int nft_list_chains(const char *table, int (*cb)(const char *name, void *data), void *data,
-		    struct hutch_error *err)
+                    struct hutch_error *err)
 {
 	struct dump d = {cb, data, table, 0, 0};
 
@@ -578,16 +585,15 @@ int nft_list_chains(const char *table, int (*cb)(const char *name, void *data), 
 }
 
 int nft_list_sets(const char *table, int (*cb)(const char *name, void *data), void *data,
-		  struct hutch_error *err)
+                  struct hutch_error *err)
 {
 	struct dump d = {cb, data, table, 1, 0};
 
 	return dump_run(NFT_MSG_GETSET, table, NULL, &d, err);
 }
 
-int nft_list_vmap_keys(const char *table, const char *map,
-		       int (*cb)(const char *key, void *data), void *data,
-		       struct hutch_error *err)
+int nft_list_vmap_keys(const char *table, const char *map, int (*cb)(const char *key, void *data),
+                       void *data, struct hutch_error *err)
 {
 	struct dump d = {cb, data, table, 2, 0};
 

@@ -11,24 +11,28 @@ static void sets_ensure(struct nft_batch *nb, const struct net_names *n)
 	nft_batch_set_add(nb, n->gen, NFT_SETK_MARK);
 }
 
-void net_sb_apply(struct nft_batch *nb, const struct net_policy *p,
-		  const struct net_resolved *res, const struct net_sb *sb, bool dispatch)
+void net_sb_apply(struct nft_batch *nb, const struct net_policy *p, const struct net_resolved *res,
+                  const struct net_sb *sb, enum net_apply mode)
 {
 	const struct net_names *n = sb->names;
 	struct nr_rule rules[NET_MAX_RULES];
 	size_t nr;
 
-	sets_ensure(nb, n);
-	nft_batch_chain_add(nb, NULL, n->out);
-	nft_batch_chain_add(nb, NULL, n->in);
-	/* the swap: old contents out, new contents in, in the same transaction */
-	nft_batch_chain_flush(nb, n->out);
-	nft_batch_chain_flush(nb, n->in);
-	nft_batch_set_flush(nb, n->allow);
-	nft_batch_set_flush(nb, n->deny);
-	nft_batch_set_flush(nb, n->allow_dns);
-	nft_batch_set_flush(nb, n->deny_dns);
-	nft_batch_set_flush(nb, n->gen);
+	if (mode != NET_APPLY_SWAP) {
+		sets_ensure(nb, n);
+		nft_batch_chain_add(nb, NULL, n->out, mode == NET_APPLY_NEW);
+		nft_batch_chain_add(nb, NULL, n->in, mode == NET_APPLY_NEW);
+	}
+	if (mode != NET_APPLY_NEW) {
+		/* the swap: old contents out, new contents in, in the same transaction */
+		nft_batch_chain_flush(nb, n->out);
+		nft_batch_chain_flush(nb, n->in);
+		nft_batch_set_flush(nb, n->allow);
+		nft_batch_set_flush(nb, n->deny);
+		nft_batch_set_flush(nb, n->allow_dns);
+		nft_batch_set_flush(nb, n->deny_dns);
+		nft_batch_set_flush(nb, n->gen);
+	}
 	nft_batch_mark_elem(nb, n->gen, sb->gen, false);
 	nft_batch_ranges_add(nb, n->allow, p->allow, p->n_allow);
 	nft_batch_ranges_add(nb, n->deny, p->deny, p->n_deny);
@@ -42,24 +46,24 @@ void net_sb_apply(struct nft_batch *nb, const struct net_policy *p,
 	nr = net_rules_in(p, sb, rules);
 	for (size_t i = 0; i < nr; i++)
 		nft_batch_rule_add(nb, n->in, &rules[i]);
-	if (dispatch) {
+	nft_batch_vmap_elem(nb, net_map_out, n->veth, n->out, false);
+	nft_batch_vmap_elem(nb, net_map_in, n->veth, n->in, false);
+}
+
+void net_sb_remove(struct nft_batch *nb, const struct net_names *n, bool ensure)
+{
+	if (ensure) {
+		/* deleting something missing fails the batch, so first make sure all of it exists
+		 * (adding what exists is a no-op), then delete all of it */
+		nft_batch_table_add(nb);
+		nft_batch_set_add(nb, net_map_out, NFT_SETK_VMAP);
+		nft_batch_set_add(nb, net_map_in, NFT_SETK_VMAP);
+		sets_ensure(nb, n);
+		nft_batch_chain_add(nb, NULL, n->out, false);
+		nft_batch_chain_add(nb, NULL, n->in, false);
 		nft_batch_vmap_elem(nb, net_map_out, n->veth, n->out, false);
 		nft_batch_vmap_elem(nb, net_map_in, n->veth, n->in, false);
 	}
-}
-
-void net_sb_remove(struct nft_batch *nb, const struct net_names *n)
-{
-	/* deleting something missing fails the batch, so first make sure all of it exists (adding
-	 * what exists is a no-op), then delete all of it */
-	nft_batch_table_add(nb);
-	nft_batch_set_add(nb, net_map_out, NFT_SETK_VMAP);
-	nft_batch_set_add(nb, net_map_in, NFT_SETK_VMAP);
-	sets_ensure(nb, n);
-	nft_batch_chain_add(nb, NULL, n->out);
-	nft_batch_chain_add(nb, NULL, n->in);
-	nft_batch_vmap_elem(nb, net_map_out, n->veth, n->out, false);
-	nft_batch_vmap_elem(nb, net_map_in, n->veth, n->in, false);
 	nft_batch_vmap_elem(nb, net_map_out, n->veth, NULL, true);
 	nft_batch_vmap_elem(nb, net_map_in, n->veth, NULL, true);
 	nft_batch_chain_del(nb, n->out);
@@ -72,8 +76,8 @@ void net_sb_remove(struct nft_batch *nb, const struct net_names *n)
 }
 
 void net_sb_learn(struct nft_batch *nb, const struct net_names *names, uint32_t gen,
-		  const struct net_learned *allow, size_t n_allow, const struct net_learned *deny,
-		  size_t n_deny)
+                  const struct net_learned *allow, size_t n_allow, const struct net_learned *deny,
+                  size_t n_deny)
 {
 	/* the guard: deleting an element that a policy swap has replaced fails the whole batch,
 	 * so addresses learned under an old policy never reach the new one's sets */
@@ -107,7 +111,7 @@ static void range_render(const struct net_range *r, struct buf *out)
 }
 
 static void set_render(struct buf *out, const char *name, const char *flags,
-		       const struct net_range *r, size_t nr, const struct net_learned *l, size_t nl)
+                       const struct net_range *r, size_t nr, const struct net_learned *l, size_t nl)
 {
 	buf_printf(out, "set %s {\n\ttype ipv4_addr\n\tflags %s\n", name, flags);
 	if (nr + nl) {
@@ -126,8 +130,7 @@ static void set_render(struct buf *out, const char *name, const char *flags,
 	buf_adds(out, "}\n");
 }
 
-static void chain_render(struct buf *out, const char *name, const struct nr_rule *rules,
-			 size_t n)
+static void chain_render(struct buf *out, const char *name, const struct nr_rule *rules, size_t n)
 {
 	buf_printf(out, "chain %s {\n", name);
 	for (size_t i = 0; i < n; i++) {
@@ -138,7 +141,7 @@ static void chain_render(struct buf *out, const char *name, const struct nr_rule
 }
 
 void net_sb_render(const struct net_policy *p, const struct net_resolved *res,
-		   const struct net_sb *sb, struct buf *out)
+                   const struct net_sb *sb, struct buf *out)
 {
 	const struct net_names *n = sb->names;
 	struct nr_rule rules[NET_MAX_RULES];

@@ -31,7 +31,8 @@ size_t net_ranges_normalise(struct net_range *r, size_t n)
 		return 0;
 	qsort(r, n, sizeof(*r), range_cmp);
 	for (size_t i = 1; i < n; i++) {
-		/* overlapping or adjacent: merge (hi + 1 cannot wrap unless hi is the last address) */
+		/* overlapping or adjacent: merge (hi + 1 cannot wrap unless hi is the last address)
+		 */
 		if (r[out].hi == UINT32_MAX || r[i].lo <= r[out].hi + 1) {
 			if (r[i].hi > r[out].hi)
 				r[out].hi = r[i].hi;
@@ -68,7 +69,7 @@ void net_resolved_release(struct net_resolved *r)
 
 /* Splits one list of entries into ranges and host names. */
 static int list_parse(json_t *arr, const char *key, struct net_range **ret_r, size_t *ret_nr,
-		      struct net_host **ret_h, size_t *ret_nh, struct hutch_error *err)
+                      struct net_host **ret_h, size_t *ret_nh, struct hutch_error *err)
 {
 	size_t n = json_array_size(arr), nr = 0, nh = 0, i;
 	struct net_range *r = xcalloc(n ? n : 1, sizeof(*r));
@@ -116,10 +117,10 @@ static int policy_from_json(json_t *net, struct net_policy *p, struct hutch_erro
 	deny = json_object_get(net, "deny_out");
 	p->allow_listed = json_array_size(allow) > 0;
 	r = list_parse(allow, "allow_out", &p->allow, &p->n_allow, &p->allow_hosts,
-		       &p->n_allow_hosts, err);
+	               &p->n_allow_hosts, err);
 	if (r == 0)
 		r = list_parse(deny, "deny_out", &p->deny, &p->n_deny, &p->deny_hosts,
-			       &p->n_deny_hosts, err);
+		               &p->n_deny_hosts, err);
 	return r;
 }
 
@@ -136,7 +137,8 @@ int net_policy_parse(const char *json, struct net_policy *ret, struct hutch_erro
 	}
 	net = json_loads(json, JSON_REJECT_DUPLICATES, &jerr);
 	if (!net)
-		return hutch_error_api(err, 400, "INVALID_ARGUMENT", "network policy: %s", jerr.text);
+		return hutch_error_api(err, 400, "INVALID_ARGUMENT", "network policy: %s",
+		                       jerr.text);
 	r = json_is_null(net) ? 0 : policy_from_json(net, &p, err);
 	json_decref(net);
 	if (r < 0) {
@@ -165,8 +167,8 @@ bool net_policy_dns(const struct net_policy *p, uint32_t resolver)
 
 static struct nr_match m_addr(bool dst, bool neg, uint32_t addr, int prefix)
 {
-	return (struct nr_match){.kind = NRM_ADDR, .dst = dst, .neg = neg, .addr = addr,
-				 .prefix = prefix};
+	return (struct nr_match){
+	        .kind = NRM_ADDR, .dst = dst, .neg = neg, .addr = addr, .prefix = prefix};
 }
 
 static struct nr_match m_set(bool dst, const char *set)
@@ -205,7 +207,7 @@ static void rule_mark(struct nr_rule *r, uint32_t gen)
 /* The tail shared by both chains: what the mode lets through, judged on the remote address
  * (daddr going out, saddr coming in). */
 static void rules_mode(const struct net_policy *p, const struct net_sb *sb, bool out,
-		       struct nr_rule *rules, size_t *n)
+                       struct nr_rule *rules, size_t *n)
 {
 	enum nr_verdict no = out ? NRV_GOTO : NRV_DROP;
 	struct nr_rule *r;
@@ -267,7 +269,8 @@ size_t net_rules_out(const struct net_policy *p, const struct net_sb *sb, struct
 	r = rule_new(rules, &n, NRV_GOTO);
 	rule_add(r, (struct nr_match){.kind = NRM_FIB_UNICAST, .neg = true});
 	rule_add(rule_new(rules, &n, NRV_GOTO), m_addr(true, false, 0xa9fe0000, 16));
-	rule_add(rule_new(rules, &n, NRV_GOTO), m_addr(true, false, sb->pool->net, sb->pool->prefix));
+	rule_add(rule_new(rules, &n, NRV_GOTO),
+	         m_addr(true, false, sb->pool->net, sb->pool->prefix));
 	rules_mode(p, sb, true, rules, &n);
 	return n;
 }
@@ -287,7 +290,7 @@ size_t net_rules_in(const struct net_policy *p, const struct net_sb *sb, struct 
 }
 
 void net_base_chains(const struct net_config *cfg, const struct net_pool *pool,
-		     struct net_base_chain ret[NET_BASE_CHAINS])
+                     struct net_base_chain ret[NET_BASE_CHAINS])
 {
 	const char *prefix = net_cfg_prefix(cfg);
 
@@ -298,18 +301,21 @@ void net_base_chains(const struct net_config *cfg, const struct net_pool *pool,
 	ret[0].rules[0].n = 1;
 	ret[0].rules[1].verdict = NRV_REJECT_ICMPX;
 	/* every packet from a sandbox veth goes to its chain; a veth without one is dropped */
-	ret[1] = (struct net_base_chain){.name = "from_sandbox", .type = "filter",
-					 .hook = "prerouting", .priority = -150, .n = 2};
+	ret[1] = (struct net_base_chain){.name = "from_sandbox",
+	                                 .type = "filter",
+	                                 .hook = "prerouting",
+	                                 .priority = -150,
+	                                 .n = 2};
 	ret[1].rules[0] = (struct nr_rule){.verdict = NRV_VMAP, .target = net_map_out};
 	ret[1].rules[1] = (struct nr_rule){.verdict = NRV_DROP, .n = 1};
 	ret[1].rules[1].m[0] = (struct nr_match){.kind = NRM_IFNAME, .str = prefix};
-	ret[2] = (struct net_base_chain){.name = "to_sandbox", .type = "filter", .hook = "forward",
-					 .priority = 0, .n = 2};
+	ret[2] = (struct net_base_chain){
+	        .name = "to_sandbox", .type = "filter", .hook = "forward", .priority = 0, .n = 2};
 	ret[2].rules[0] = (struct nr_rule){.verdict = NRV_VMAP, .dst = true, .target = net_map_in};
 	ret[2].rules[1] = (struct nr_rule){.verdict = NRV_DROP, .n = 1};
 	ret[2].rules[1].m[0] = (struct nr_match){.kind = NRM_IFNAME, .dst = true, .str = prefix};
-	ret[3] = (struct net_base_chain){.name = "nat_out", .type = "nat", .hook = "postrouting",
-					 .priority = 100, .n = 1};
+	ret[3] = (struct net_base_chain){
+	        .name = "nat_out", .type = "nat", .hook = "postrouting", .priority = 100, .n = 1};
 	ret[3].rules[0] = (struct nr_rule){.verdict = NRV_MASQ, .n = 2};
 	ret[3].rules[0].m[0] = m_addr(false, false, pool->net, pool->prefix);
 	ret[3].rules[0].m[1] = m_addr(true, true, pool->net, pool->prefix);

@@ -23,7 +23,7 @@ struct query {
 	bool deny;
 	uint16_t id;
 	bool done;
-	int rcode;	/* of the last answer, -1 none */
+	int rcode; /* of the last answer, -1 none */
 	uint32_t addrs[MAX_ADDRS];
 	size_t n;
 	uint32_t ttl;
@@ -48,7 +48,7 @@ static void query_answer(struct query *q, const uint8_t *msg, size_t len)
 	q->rcode = dns_rcode(&m);
 	if (q->rcode == 0) {
 		q->n = dns_answer_addrs(&m, q->host->name, q->addrs, MAX_ADDRS, &q->ttl, NULL, 0,
-					NULL);
+		                        NULL);
 		q->done = true;
 	} else if (q->rcode == DNS_RCODE_NXDOMAIN) {
 		q->done = true;
@@ -126,7 +126,7 @@ static bool all_done(const struct query *qs, size_t n)
 
 /* Reads answers from upstream u until every query is done or the timeout passes. */
 static void answers_read(int fd, struct query *qs, size_t n, const struct net_upstream *u,
-			 unsigned timeout_ms)
+                         unsigned timeout_ms)
 {
 	uint64_t deadline = time_mono_ms() + timeout_ms;
 	static _Thread_local uint8_t msg[65536];
@@ -139,8 +139,8 @@ static void answers_read(int fd, struct query *qs, size_t n, const struct net_up
 
 		if (now >= deadline || poll(&p, 1, (int)(deadline - now)) <= 0)
 			return;
-		ssize_t len = recvfrom(fd, msg, sizeof(msg), MSG_DONTWAIT, (struct sockaddr *)&from,
-				       &fl);
+		ssize_t len =
+		        recvfrom(fd, msg, sizeof(msg), MSG_DONTWAIT, (struct sockaddr *)&from, &fl);
 		if (len < 12 || from.sin_addr.s_addr != htonl(u->addr) ||
 		    from.sin_port != htons(u->port))
 			continue;
@@ -159,19 +159,19 @@ static void answers_read(int fd, struct query *qs, size_t n, const struct net_up
 
 static int query_error(const struct query *q, struct hutch_error *err)
 {
-	const char *why = !q->done	  ? "no DNS server answered"
-			  : q->rcode == 3 ? "no such domain"
-					  : "no IPv4 address";
+	const char *why = !q->done        ? "no DNS server answered"
+	                  : q->rcode == 3 ? "no such domain"
+	                                  : "no IPv4 address";
 
 	return hutch_error_api(err, 400, "INVALID_ARGUMENT",
-			       "network.%s[%u]: host name '%s' does not resolve (%s)",
-			       q->deny ? "deny_out" : "allow_out", q->host->index, q->host->name,
-			       why);
+	                       "network.%s[%u]: host name '%s' does not resolve (%s)",
+	                       q->deny ? "deny_out" : "allow_out", q->host->index, q->host->name,
+	                       why);
 }
 
 /* Adds the addresses of q to a learned list, one entry per address with the longest life. */
 static void learned_add(const struct net_config *cfg, struct net_learned **v, size_t *n,
-			const struct query *q)
+                        const struct query *q)
 {
 	uint32_t t = net_cfg_ttl_clamp(cfg, q->ttl);
 
@@ -190,7 +190,7 @@ static void learned_add(const struct net_config *cfg, struct net_learned **v, si
 }
 
 int net_policy_resolve(const struct net_config *cfg, const struct net_policy *p,
-		       struct net_resolved *ret, struct hutch_error *err)
+                       struct net_resolved *ret, struct hutch_error *err)
 {
 	size_t n = p->n_allow_hosts + p->n_deny_hosts, nu = 0;
 	struct net_upstream ups[NET_MAX_UPSTREAMS];

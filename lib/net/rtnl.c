@@ -145,7 +145,7 @@ static int talk(struct rtnl *r, struct nlmsghdr *nlh, int *ret_index)
 		if (n < 0)
 			return -errno;
 		ret = mnl_cb_run(r->buf, (size_t)n, seq, mnl_socket_get_portid(r->nl), ack_cb,
-				 ret_index);
+		                 ret_index);
 	} while (ret > 0);
 	return ret < 0 ? -errno : 0;
 }
@@ -168,7 +168,7 @@ int rtnl_link_index(struct rtnl *r, const char *name, int *ret)
 }
 
 static struct ifinfomsg *link_msg(struct rtnl *r, uint16_t type, uint16_t flags,
-				  struct nlmsghdr **ret)
+                                  struct nlmsghdr **ret)
 {
 	struct nlmsghdr *nlh = msg_new(r, type, flags);
 	struct ifinfomsg *ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
@@ -178,8 +178,8 @@ static struct ifinfomsg *link_msg(struct rtnl *r, uint16_t type, uint16_t flags,
 	return ifi;
 }
 
-int rtnl_bridge_ensure(struct rtnl *r, const char *name, unsigned mtu, uint32_t addr,
-		       int prefix, struct hutch_error *err)
+int rtnl_bridge_ensure(struct rtnl *r, const char *name, unsigned mtu, uint32_t addr, int prefix,
+                       struct hutch_error *err)
 {
 	struct nlmsghdr *nlh;
 	struct ifinfomsg *ifi = link_msg(r, RTM_NEWLINK, NLM_F_CREATE, &nlh);
@@ -194,8 +194,10 @@ int rtnl_bridge_ensure(struct rtnl *r, const char *name, unsigned mtu, uint32_t 
 	mnl_attr_nest_end(nlh, li);
 	if ((e = talk(r, nlh, NULL)) < 0) {
 		errno = -e;
-		return hutch_error_errno(err, "creating bridge %s (kernel without bridge support, or "
-					      "a link of another kind with that name?)", name);
+		return hutch_error_errno(err,
+		                         "creating bridge %s (kernel without bridge support, or "
+		                         "a link of another kind with that name?)",
+		                         name);
 	}
 	if ((e = rtnl_link_index(r, name, &idx)) < 0) {
 		errno = -e;
@@ -205,7 +207,7 @@ int rtnl_bridge_ensure(struct rtnl *r, const char *name, unsigned mtu, uint32_t 
 }
 
 static void peer_put(struct nlmsghdr *nlh, const char *peer_name, const uint8_t mac[6],
-		     int netns_fd, unsigned mtu)
+                     int netns_fd, unsigned mtu)
 {
 	struct nlattr *li = mnl_attr_nest_start(nlh, IFLA_LINKINFO), *data, *peer;
 	struct ifinfomsg *pi;
@@ -225,8 +227,8 @@ static void peer_put(struct nlmsghdr *nlh, const char *peer_name, const uint8_t 
 }
 
 int rtnl_veth_create(struct rtnl *r, const char *name, const uint8_t mac[6], const char *peer_name,
-		     const uint8_t peer_mac[6], int peer_netns_fd, unsigned mtu,
-		     struct hutch_error *err)
+                     const uint8_t peer_mac[6], int peer_netns_fd, unsigned mtu,
+                     struct hutch_error *err)
 {
 	struct nlmsghdr *nlh;
 	struct ifinfomsg *ifi = link_msg(r, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, &nlh);
@@ -301,8 +303,8 @@ int rtnl_link_del(struct rtnl *r, const char *name)
 	return talk(r, nlh, NULL);
 }
 
-int rtnl_route_add(struct rtnl *r, uint32_t dst, int prefix, uint32_t gw, int ifindex,
-		   uint32_t src, struct hutch_error *err)
+int rtnl_route_add(struct rtnl *r, uint32_t dst, int prefix, uint32_t gw, int ifindex, uint32_t src,
+                   struct hutch_error *err)
 {
 	struct nlmsghdr *nlh = msg_new(r, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE);
 	struct rtmsg *rt = mnl_nlmsg_put_extra_header(nlh, sizeof(*rt));
@@ -331,7 +333,7 @@ int rtnl_route_add(struct rtnl *r, uint32_t dst, int prefix, uint32_t gw, int if
 }
 
 int rtnl_addr_add(struct rtnl *r, int ifindex, uint32_t addr, int prefix, uint32_t peer,
-		  struct hutch_error *err)
+                  struct hutch_error *err)
 {
 	struct nlmsghdr *nlh = msg_new(r, RTM_NEWADDR, NLM_F_CREATE | NLM_F_REPLACE);
 	struct ifaddrmsg *ifa = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifa));
@@ -353,7 +355,7 @@ int rtnl_addr_add(struct rtnl *r, int ifindex, uint32_t addr, int prefix, uint32
 }
 
 int rtnl_neigh_add(struct rtnl *r, int ifindex, uint32_t addr, const uint8_t mac[6],
-		   struct hutch_error *err)
+                   struct hutch_error *err)
 {
 	struct nlmsghdr *nlh = msg_new(r, RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE);
 	struct ndmsg *nd = mnl_nlmsg_put_extra_header(nlh, sizeof(*nd));
@@ -399,8 +401,8 @@ static int links_cb(const struct nlmsghdr *nlh, void *data)
 }
 
 int rtnl_links_with_prefix(struct rtnl *r, const char *prefix,
-			   int (*cb)(const char *name, void *data), void *data,
-			   struct hutch_error *err)
+                           int (*cb)(const char *name, void *data), void *data,
+                           struct hutch_error *err)
 {
 	struct nlmsghdr *nlh;
 	struct links_walk w = {prefix, cb, data, 0};
@@ -417,7 +419,8 @@ int rtnl_links_with_prefix(struct rtnl *r, const char *prefix,
 		n = mnl_socket_recvfrom(r->nl, r->buf, sizeof(r->buf));
 		if (n < 0)
 			return hutch_error_errno(err, "listing links");
-		ret = mnl_cb_run(r->buf, (size_t)n, seq, mnl_socket_get_portid(r->nl), links_cb, &w);
+		ret = mnl_cb_run(r->buf, (size_t)n, seq, mnl_socket_get_portid(r->nl), links_cb,
+		                 &w);
 	} while (ret > 0);
 	if (ret < 0)
 		return hutch_error_errno(err, "listing links");

@@ -189,7 +189,7 @@ static void e_ct(struct nftnl_rule *r, uint32_t key, bool set)
 }
 
 static void e_lookup(struct nft_batch *nb, struct nftnl_rule *r, const char *set, bool neg,
-		     bool vmap)
+                     bool vmap)
 {
 	struct nftnl_expr *e = nftnl_expr_alloc("lookup");
 	uint32_t id = nft_batch_set_id(nb, set);

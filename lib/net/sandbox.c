@@ -29,7 +29,7 @@ static void op_release(struct op *o)
 }
 
 static int op_prepare(struct op *o, const struct net_config *cfg, const char *id,
-		      const char *policy_json, struct hutch_error *err)
+                      const char *policy_json, struct hutch_error *err)
 {
 	int r;
 
@@ -45,16 +45,59 @@ static int op_prepare(struct op *o, const struct net_config *cfg, const char *id
 	return net_policy_resolve(cfg, &o->policy, &o->res, err);
 }
 
-static int op_commit_policy(struct op *o)
+/* Takes the sandbox's veth out of service and removes its nft objects; the state and address
+ * stay with the caller. Deleting a link makes the kernel wait for an RCU grace period (10-20
+ * ms), so the veth is only retired here (down, renamed, grouped) and deleted by net_reap. */
+static int teardown(const struct net_config *cfg, const struct net_names *n,
+                    struct hutch_error *err)
+{
+	struct nft_batch nb;
+	struct rtnl *hr;
+	int r;
+
+	if ((r = rtnl_open(&hr, err)) < 0)
+		return r;
+	r = rtnl_link_retire(hr, n->veth, NET_RETIRED_GROUP);
+	rtnl_close(hr);
+	if (r < 0 && r != -ENODEV) {
+		errno = -r;
+		return hutch_error_errno(err, "retiring veth %s", n->veth);
+	}
+	for (int ensure = 0; ensure < 2; ensure++) { /* the cheap batch, then the safe one */
+		hutch_error_clear(err);
+		nft_batch_begin(&nb, net_cfg_table(cfg));
+		net_sb_remove(&nb, n, ensure);
+		r = nft_batch_commit(&nb, err);
+		nft_batch_release(&nb);
+		if (r == 0)
+			return 0;
+	}
+	return hutch_error_wrap(err, "removing the network rules of %s", n->key);
+}
+
+static int apply_batch(struct op *o, enum net_apply mode)
 {
 	struct nft_batch nb;
 	struct net_sb sb = {&o->names, &o->pool, o->st.ip, o->st.gen};
 	int r;
 
 	nft_batch_begin(&nb, net_cfg_table(o->cfg));
-	net_sb_apply(&nb, &o->policy, &o->res, &sb, true);
+	net_sb_apply(&nb, &o->policy, &o->res, &sb, mode);
 	r = nft_batch_commit(&nb, o->err);
 	nft_batch_release(&nb);
+	return r;
+}
+
+/* The cheap batch for the expected case first; whatever it cannot assume (leftovers of a
+ * crash, objects removed behind our back) falls back to the batch that assumes nothing. */
+static int op_commit_policy(struct op *o, enum net_apply mode)
+{
+	int r = apply_batch(o, mode);
+
+	if (r < 0 && mode != NET_APPLY_REPLACE) {
+		hutch_error_clear(o->err);
+		r = apply_batch(o, NET_APPLY_REPLACE);
+	}
 	return r < 0 ? hutch_error_wrap(o->err, "installing the network policy") : 0;
 }
 
@@ -108,13 +151,13 @@ static int link_up(struct op *o, int netns_fd, bool *ret_created)
 		goto out;
 	if (rtnl_link_index(hr, o->names.veth, &idx) < 0) {
 		r = rtnl_veth_create(hr, o->names.veth, hmac, "eth0", pmac, netns_fd,
-				     net_cfg_mtu(o->cfg), o->err);
+		                     net_cfg_mtu(o->cfg), o->err);
 		if (r == -EEXIST) {
 			/* the namespace still holds the eth0 of a retired veth: reap, then retry */
 			hutch_error_clear(o->err);
 			if ((r = net_reap(o->cfg, o->err)) == 0)
-				r = rtnl_veth_create(hr, o->names.veth, hmac, "eth0", pmac, netns_fd,
-						     net_cfg_mtu(o->cfg), o->err);
+				r = rtnl_veth_create(hr, o->names.veth, hmac, "eth0", pmac,
+				                     netns_fd, net_cfg_mtu(o->cfg), o->err);
 		}
 		if (r < 0)
 			goto out;
@@ -134,29 +177,37 @@ out:
 	return r;
 }
 
-/* Takes the sandbox's veth out of service and removes its nft objects; the state and address
- * stay with the caller. Deleting a link makes the kernel wait for an RCU grace period (10-20
- * ms), so the veth is only retired here (down, renamed, grouped) and deleted by net_reap. */
-static int teardown(const struct net_config *cfg, const struct net_names *n,
-		    struct hutch_error *err)
-{
-	struct nft_batch nb;
-	struct rtnl *hr;
-	int r;
+struct stale_addrs {
+	const struct net_config *cfg;
+	const char *key;
+	uint32_t keep;
+};
 
-	if ((r = rtnl_open(&hr, err)) < 0)
+static int stale_cb(uint32_t ip, const char *key, void *data)
+{
+	struct stale_addrs *s = data;
+
+	if (ip != s->keep && strcmp(key, s->key) == 0)
+		net_addr_free(s->cfg, ip, key);
+	return 0;
+}
+
+/* No state but a veth of that name: a crash between the steps of an earlier attach. Its address
+ * is not trusted: retire the veth, free every other address of the key and start over. */
+static int leftovers_clear(struct op *o)
+{
+	struct stale_addrs s = {o->cfg, o->names.key, o->st.ip};
+	struct rtnl *hr;
+	int idx, r;
+
+	if ((r = rtnl_open(&hr, o->err)) < 0)
 		return r;
-	r = rtnl_link_retire(hr, n->veth, NET_RETIRED_GROUP);
+	r = rtnl_link_index(hr, o->names.veth, &idx);
 	rtnl_close(hr);
-	if (r < 0 && r != -ENODEV) {
-		errno = -r;
-		return hutch_error_errno(err, "retiring veth %s", n->veth);
-	}
-	nft_batch_begin(&nb, net_cfg_table(cfg));
-	net_sb_remove(&nb, n);
-	r = nft_batch_commit(&nb, err);
-	nft_batch_release(&nb);
-	return r < 0 ? hutch_error_wrap(err, "removing the network rules of %s", n->key) : 0;
+	if (r == 0 && (r = teardown(o->cfg, &o->names, o->err)) < 0)
+		return r;
+	net_addr_list(o->cfg, stale_cb, &s);
+	return 0;
 }
 
 static int state_load(struct op *o, const char *id, bool *ret_fresh)
@@ -174,8 +225,8 @@ static int state_load(struct op *o, const char *id, bool *ret_fresh)
 		return r;
 	if (strcmp(o->st.id, id) != 0)
 		return hutch_error_set(o->err, -EEXIST,
-				       "sandbox %s shares the network key %s with sandbox %s", id,
-				       o->names.key, o->st.id);
+		                       "sandbox %s shares the network key %s with sandbox %s", id,
+		                       o->names.key, o->st.id);
 	o->st.gen = gen_next(o->st.gen);
 	return 0;
 }
@@ -184,12 +235,12 @@ static void policy_keep(struct op *o, const char *policy_json)
 {
 	free(o->st.policy);
 	o->st.policy = policy_json && *policy_json && strcmp(policy_json, "null")
-			       ? strdup(policy_json)
-			       : NULL;
+	                       ? strdup(policy_json)
+	                       : NULL;
 }
 
 int net_sandbox_attach(const struct net_config *cfg, const char *id, const char *netns_path,
-		       const char *policy_json, char ret_ip[16], struct hutch_error *err)
+                       const char *policy_json, char ret_ip[16], struct hutch_error *err)
 {
 	struct op o;
 	_cleanup_close_ int nsfd = -1;
@@ -205,9 +256,12 @@ int net_sandbox_attach(const struct net_config *cfg, const char *id, const char 
 	}
 	if ((r = state_load(&o, id, &fresh)) < 0)
 		goto out;
+	if (fresh && (r = leftovers_clear(&o)) < 0)
+		goto fail;
 	policy_keep(&o, policy_json);
 	/* rules first: the veth must never exist without them */
-	if ((r = op_commit_policy(&o)) < 0 || (r = net_state_write(cfg, o.names.key, &o.st, err)) < 0)
+	r = op_commit_policy(&o, fresh ? NET_APPLY_NEW : NET_APPLY_REPLACE);
+	if (r < 0 || (r = net_state_write(cfg, o.names.key, &o.st, err)) < 0)
 		goto fail;
 	if ((r = link_up(&o, nsfd, &created)) < 0)
 		goto fail;
@@ -228,7 +282,7 @@ out:
 }
 
 int net_sandbox_policy_set(const struct net_config *cfg, const char *id, const char *policy_json,
-			   struct hutch_error *err)
+                           struct hutch_error *err)
 {
 	struct op o;
 	int r;
@@ -238,14 +292,14 @@ int net_sandbox_policy_set(const struct net_config *cfg, const char *id, const c
 	r = net_state_read(cfg, o.names.key, &o.st, err);
 	if (r == -ENOENT || (r == 0 && strcmp(o.st.id, id) != 0)) {
 		r = hutch_error_api(err, 404, "SANDBOX_NOT_FOUND",
-				    "sandbox %s has no network attached", id);
+		                    "sandbox %s has no network attached", id);
 		goto out;
 	}
 	if (r < 0)
 		goto out;
 	o.st.gen = gen_next(o.st.gen);
 	policy_keep(&o, policy_json);
-	if ((r = op_commit_policy(&o)) == 0)
+	if ((r = op_commit_policy(&o, NET_APPLY_SWAP)) == 0)
 		r = net_state_write(cfg, o.names.key, &o.st, err);
 out:
 	op_release(&o);
@@ -269,8 +323,7 @@ static int owner_cb(uint32_t ip, const char *key, void *data)
 }
 
 /* Tears down everything of key, whether or not its state survived. */
-int net_sandbox_detach_key(const struct net_config *cfg, const char *key,
-			   struct hutch_error *err)
+int net_sandbox_detach_key(const struct net_config *cfg, const char *key, struct hutch_error *err)
 {
 	struct net_names n;
 	struct net_state st = {0};
@@ -310,7 +363,7 @@ int net_sandbox_detach(const struct net_config *cfg, const char *id, struct hutc
 }
 
 int net_sandbox_info(const struct net_config *cfg, const char *id, struct net_sandbox_info *ret,
-		     struct hutch_error *err)
+                     struct hutch_error *err)
 {
 	struct net_names n;
 	struct net_state st = {0};

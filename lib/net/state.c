@@ -66,7 +66,7 @@ static int state_from_json(json_t *j, struct net_state *st)
 }
 
 int net_state_read(const struct net_config *cfg, const char *key, struct net_state *ret,
-		   struct hutch_error *err)
+                   struct hutch_error *err)
 {
 	_cleanup_free_ char *path = state_path(cfg, key, ".json");
 	_cleanup_buf_ struct buf b = BUF_INIT;
@@ -90,7 +90,7 @@ int net_state_read(const struct net_config *cfg, const char *key, struct net_sta
 }
 
 int net_state_write(const struct net_config *cfg, const char *key, const struct net_state *st,
-		    struct hutch_error *err)
+                    struct hutch_error *err)
 {
 	_cleanup_free_ char *path = state_path(cfg, key, ".json");
 	_cleanup_free_ char *tmp = state_path(cfg, key, ".json.tmp");
@@ -103,7 +103,7 @@ int net_state_write(const struct net_config *cfg, const char *key, const struct 
 
 	net_ip_format(st->ip, ip);
 	j = json_pack("{s:s, s:s, s:I, s:o}", "id", st->id, "ip", ip, "gen", (json_int_t)st->gen,
-		      "policy", pol ? pol : json_null());
+	              "policy", pol ? pol : json_null());
 	text = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(j);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -128,8 +128,7 @@ void net_state_remove(const struct net_config *cfg, const char *key)
 	unlink(path);
 }
 
-int net_state_list(const struct net_config *cfg, int (*cb)(const char *key, void *data),
-		   void *data)
+int net_state_list(const struct net_config *cfg, int (*cb)(const char *key, void *data), void *data)
 {
 	_cleanup_free_ char *dir = xasprintf("%s/sandboxes", cfg->state_dir);
 	_cleanup_closedir_ DIR *d = opendir(dir);
@@ -152,7 +151,7 @@ int net_state_list(const struct net_config *cfg, int (*cb)(const char *key, void
 static _Atomic uint32_t alloc_cursor;
 
 int net_addr_alloc(const struct net_config *cfg, const struct net_pool *pool, const char *key,
-		   uint32_t *ret, struct hutch_error *err)
+                   uint32_t *ret, struct hutch_error *err)
 {
 	uint32_t count = pool->last - pool->first + 1, start = atomic_load(&alloc_cursor);
 
@@ -178,7 +177,7 @@ int net_addr_alloc(const struct net_config *cfg, const struct net_pool *pool, co
 		return 0;
 	}
 	return hutch_error_api(err, 503, "NETWORK_POOL_EXHAUSTED",
-			       "no free address left in the sandbox network pool");
+	                       "no free address left in the sandbox network pool");
 }
 
 int net_addr_owner(const struct net_config *cfg, uint32_t ip, char *key)
@@ -205,8 +204,8 @@ void net_addr_free(const struct net_config *cfg, uint32_t ip, const char *key)
 		unlink(path);
 }
 
-int net_addr_list(const struct net_config *cfg,
-		  int (*cb)(uint32_t ip, const char *key, void *data), void *data)
+int net_addr_list(const struct net_config *cfg, int (*cb)(uint32_t ip, const char *key, void *data),
+                  void *data)
 {
 	_cleanup_free_ char *dir = xasprintf("%s/addrs", cfg->state_dir);
 	_cleanup_closedir_ DIR *d = opendir(dir);

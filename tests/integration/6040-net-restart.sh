@@ -53,6 +53,18 @@ expect_blocked "the sandbox that is gone reaches nothing" sbr2 203.0.113.10
 expect_reach "the live sandbox is untouched" sbr1 203.0.113.10
 expect_blocked "... policy included" sbr1 198.51.100.10
 expect_eq "a second cleanup finds nothing" "$(ctl orphans sbr1)" "ok 0"
+
+# a crash between the steps of an attach (the veth exists, its state does not)
+sb_add sbr4 || fail "creating a sandbox namespace"
+ip4=$(attach sbr4)
+rm "$NET_T/state/sandboxes/sbr4.json"
+ip4b=$(attach sbr4)
+check "attach without state but with a veth starts over" test -n "$ip4b"
+expect_eq "the sandbox has exactly one address" \
+	"$(ip -n "$(sb_ns sbr4)" -4 -o addr show eth0 | grep -c inet)" 1
+expect_reach "and reaches out" sbr4 203.0.113.10
+expect_eq "the old address is not leaked" "$(grep -l sbr4 "$NET_T"/state/addrs/* | wc -l)" 1
+check "detach" ctl detach sbr4
 check "detach" ctl detach sbr1
 expect_eq "the table holds no sandbox" "$(ip netns exec "$H" nft list table inet hutch | grep -c 'sb_')" 0
 check "net_init again is fine (idempotent)" drv init

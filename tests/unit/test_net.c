@@ -65,7 +65,7 @@ static void test_cfg(void)
 	const char *bad[] = {"nope", NULL};
 	char path[] = "/tmp/hutch-test-net-XXXXXX";
 	const char *rc = "# x\nsearch example\nnameserver 127.0.0.53\nnameserver ::1\n"
-			 "nameserver 10.255.255.53\n";
+	                 "nameserver 10.255.255.53\n";
 	size_t n = 0;
 	struct buf b = BUF_INIT;
 	char ip[16];
@@ -140,8 +140,8 @@ static void test_parse(void)
 	CHECK(parse("{\"allow_internet_access\": false}", &p) == 0 && !p.internet);
 	net_policy_release(&p);
 	CHECK(parse("{\"allow_out\": [\"1.2.3.4\", \"web.Test\", \"10.0.0.0/8:443\"],"
-		    " \"deny_out\": [\"bad.test:80\", \"10.1.0.0/16\"]}",
-		    &p) == 0);
+	            " \"deny_out\": [\"bad.test:80\", \"10.1.0.0/16\"]}",
+	            &p) == 0);
 	CHECK(p.internet && p.allow_listed);
 	CHECK(p.n_allow == 2 && p.allow[0].lo == 0x01020304 && p.allow[1].lo == 0x0a000000 &&
 	      p.allow[1].hi == 0x0affffff);
@@ -178,20 +178,20 @@ static void test_semantics(void)
 		enum net_mode mode;
 		bool dns;
 	} rows[] = {
-		{NULL, NET_MODE_ALL, true},
-		{"{\"deny_out\": [\"1.2.3.4\"]}", NET_MODE_ALL, true},
-		{"{\"allow_internet_access\": false}", NET_MODE_NONE, false},
-		{"{\"allow_internet_access\": false, \"deny_out\": [\"1.2.3.4\"]}", NET_MODE_NONE,
-		 false},
-		{"{\"allow_out\": [\"1.2.3.4\"]}", NET_MODE_LIST, true},
-		{"{\"allow_internet_access\": false, \"allow_out\": [\"1.2.3.4\"]}", NET_MODE_LIST,
-		 false},
-		{"{\"allow_internet_access\": false, \"allow_out\": [\"10.88.0.1\"]}", NET_MODE_LIST,
-		 true},
-		{"{\"allow_internet_access\": false, \"allow_out\": [\"10.88.0.0/30:53\"]}",
-		 NET_MODE_LIST, true},
-		{"{\"allow_internet_access\": false, \"allow_out\": [\"resolver.test\"]}",
-		 NET_MODE_LIST, false},
+	        {NULL, NET_MODE_ALL, true},
+	        {"{\"deny_out\": [\"1.2.3.4\"]}", NET_MODE_ALL, true},
+	        {"{\"allow_internet_access\": false}", NET_MODE_NONE, false},
+	        {"{\"allow_internet_access\": false, \"deny_out\": [\"1.2.3.4\"]}", NET_MODE_NONE,
+	         false},
+	        {"{\"allow_out\": [\"1.2.3.4\"]}", NET_MODE_LIST, true},
+	        {"{\"allow_internet_access\": false, \"allow_out\": [\"1.2.3.4\"]}", NET_MODE_LIST,
+	         false},
+	        {"{\"allow_internet_access\": false, \"allow_out\": [\"10.88.0.1\"]}",
+	         NET_MODE_LIST, true},
+	        {"{\"allow_internet_access\": false, \"allow_out\": [\"10.88.0.0/30:53\"]}",
+	         NET_MODE_LIST, true},
+	        {"{\"allow_internet_access\": false, \"allow_out\": [\"resolver.test\"]}",
+	         NET_MODE_LIST, false},
 	};
 
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
@@ -219,28 +219,27 @@ static void render(const char *json, const struct net_resolved *res, struct buf 
 }
 
 static const char chain_head[] = "chain sb_abc_out {\n"
-				 "\tmeta nfproto != ipv4 drop\n"
-				 "\tip saddr != 10.88.0.5 drop\n"
-				 "\tct state invalid drop\n"
-				 "\tct direction reply accept\n"
-				 "\tct state established,related ct mark 0x00001234 accept\n"
-				 "\tip daddr @sb_abc_deny goto deny\n"
-				 "\tip daddr @sb_abc_deny_dns goto deny\n";
-static const char dns_rules[] =
-	"\tip daddr 10.88.0.1 udp dport 53 ct mark set 0x00001234 accept\n"
-	"\tip daddr 10.88.0.1 tcp dport 53 ct mark set 0x00001234 accept\n";
+                                 "\tmeta nfproto != ipv4 drop\n"
+                                 "\tip saddr != 10.88.0.5 drop\n"
+                                 "\tct state invalid drop\n"
+                                 "\tct direction reply accept\n"
+                                 "\tct state established,related ct mark 0x00001234 accept\n"
+                                 "\tip daddr @sb_abc_deny goto deny\n"
+                                 "\tip daddr @sb_abc_deny_dns goto deny\n";
+static const char dns_rules[] = "\tip daddr 10.88.0.1 udp dport 53 ct mark set 0x00001234 accept\n"
+                                "\tip daddr 10.88.0.1 tcp dport 53 ct mark set 0x00001234 accept\n";
 static const char never[] = "\tfib daddr type != unicast goto deny\n"
-			    "\tip daddr 169.254.0.0/16 goto deny\n"
-			    "\tip daddr 10.88.0.0/16 goto deny\n";
+                            "\tip daddr 169.254.0.0/16 goto deny\n"
+                            "\tip daddr 10.88.0.0/16 goto deny\n";
 static const char in_head[] = "chain sb_abc_in {\n"
-			      "\tct state invalid drop\n"
-			      "\tct direction original drop\n"
-			      "\tct mark 0x00001234 accept\n"
-			      "\tip saddr @sb_abc_deny drop\n"
-			      "\tip saddr @sb_abc_deny_dns drop\n";
+                              "\tct state invalid drop\n"
+                              "\tct direction original drop\n"
+                              "\tct mark 0x00001234 accept\n"
+                              "\tip saddr @sb_abc_deny drop\n"
+                              "\tip saddr @sb_abc_deny_dns drop\n";
 
 static void expect_render(const struct buf *out, const char *sets, const char *out_tail,
-			  const char *in_tail, bool dns)
+                          const char *in_tail, bool dns)
 {
 	struct buf want = BUF_INIT;
 
@@ -256,12 +255,11 @@ static void expect_render(const struct buf *out, const char *sets, const char *o
 	buf_release(&want);
 }
 
-static const char empty_sets[] =
-	"set sb_abc_allow {\n\ttype ipv4_addr\n\tflags interval\n}\n"
-	"set sb_abc_deny {\n\ttype ipv4_addr\n\tflags interval\n}\n"
-	"set sb_abc_allow_dns {\n\ttype ipv4_addr\n\tflags timeout\n}\n"
-	"set sb_abc_deny_dns {\n\ttype ipv4_addr\n\tflags timeout\n}\n"
-	"set sb_abc_gen {\n\ttype mark\n\telements = { 0x00001234 }\n}\n";
+static const char empty_sets[] = "set sb_abc_allow {\n\ttype ipv4_addr\n\tflags interval\n}\n"
+                                 "set sb_abc_deny {\n\ttype ipv4_addr\n\tflags interval\n}\n"
+                                 "set sb_abc_allow_dns {\n\ttype ipv4_addr\n\tflags timeout\n}\n"
+                                 "set sb_abc_deny_dns {\n\ttype ipv4_addr\n\tflags timeout\n}\n"
+                                 "set sb_abc_gen {\n\ttype mark\n\telements = { 0x00001234 }\n}\n";
 
 static void test_compile(void)
 {
@@ -272,7 +270,7 @@ static void test_compile(void)
 	/* unrestricted */
 	render(NULL, NULL, &out);
 	expect_render(&out, empty_sets, "\tct mark set 0x00001234 accept\n}\n",
-		      "\tct mark set 0x00001234 accept\n}\n", true);
+	              "\tct mark set 0x00001234 accept\n}\n", true);
 	/* no internet */
 	render("{\"allow_internet_access\": false}", NULL, &out);
 	expect_render(&out, empty_sets, "\tgoto deny\n}\n", "\tdrop\n}\n", false);
@@ -283,22 +281,22 @@ static void test_compile(void)
 	       "\"192.0.2.8\"], \"deny_out\": [\"10.0.0.7\", \"bad.test\"]}",
 	       &res, &out);
 	expect_render(&out,
-		      "set sb_abc_allow {\n\ttype ipv4_addr\n\tflags interval\n"
-		      "\telements = { 1.2.3.4/31, 10.0.0.0/8, 192.0.2.7-192.0.2.9 }\n}\n"
-		      "set sb_abc_deny {\n\ttype ipv4_addr\n\tflags interval\n"
-		      "\telements = { 10.0.0.7 }\n}\n"
-		      "set sb_abc_allow_dns {\n\ttype ipv4_addr\n\tflags timeout\n"
-		      "\telements = { 5.6.7.8 timeout 60s }\n}\n"
-		      "set sb_abc_deny_dns {\n\ttype ipv4_addr\n\tflags timeout\n"
-		      "\telements = { 10.11.12.13 timeout 300s, 10.11.12.14 timeout 300s }\n}\n"
-		      "set sb_abc_gen {\n\ttype mark\n\telements = { 0x00001234 }\n}\n",
-		      "\tip daddr @sb_abc_allow ct mark set 0x00001234 accept\n"
-		      "\tip daddr @sb_abc_allow_dns ct mark set 0x00001234 accept\n"
-		      "\tgoto deny\n}\n",
-		      "\tip saddr @sb_abc_allow ct mark set 0x00001234 accept\n"
-		      "\tip saddr @sb_abc_allow_dns ct mark set 0x00001234 accept\n"
-		      "\tdrop\n}\n",
-		      true);
+	              "set sb_abc_allow {\n\ttype ipv4_addr\n\tflags interval\n"
+	              "\telements = { 1.2.3.4/31, 10.0.0.0/8, 192.0.2.7-192.0.2.9 }\n}\n"
+	              "set sb_abc_deny {\n\ttype ipv4_addr\n\tflags interval\n"
+	              "\telements = { 10.0.0.7 }\n}\n"
+	              "set sb_abc_allow_dns {\n\ttype ipv4_addr\n\tflags timeout\n"
+	              "\telements = { 5.6.7.8 timeout 60s }\n}\n"
+	              "set sb_abc_deny_dns {\n\ttype ipv4_addr\n\tflags timeout\n"
+	              "\telements = { 10.11.12.13 timeout 300s, 10.11.12.14 timeout 300s }\n}\n"
+	              "set sb_abc_gen {\n\ttype mark\n\telements = { 0x00001234 }\n}\n",
+	              "\tip daddr @sb_abc_allow ct mark set 0x00001234 accept\n"
+	              "\tip daddr @sb_abc_allow_dns ct mark set 0x00001234 accept\n"
+	              "\tgoto deny\n}\n",
+	              "\tip saddr @sb_abc_allow ct mark set 0x00001234 accept\n"
+	              "\tip saddr @sb_abc_allow_dns ct mark set 0x00001234 accept\n"
+	              "\tdrop\n}\n",
+	              true);
 	/* an allow list with internet: the resolver is implicitly allowed */
 	render("{\"allow_out\": [\"0.0.0.0/0\"]}", NULL, &out);
 	CHECK(strstr(buf_cstr(&out), dns_rules) != NULL);
@@ -318,12 +316,12 @@ static void test_base(void)
 		for (size_t j = 0; j < base[i].n; j++)
 			nr_render(&base[i].rules[j], &out);
 	CHECK_STR(buf_cstr(&out), "meta l4proto tcp reject with tcp reset\n"
-				  "reject with icmpx admin-prohibited\n"
-				  "iifname vmap @veth_out\n"
-				  "iifname \"hv*\" drop\n"
-				  "oifname vmap @veth_in\n"
-				  "oifname \"hv*\" drop\n"
-				  "ip saddr 10.88.0.0/20 ip daddr != 10.88.0.0/20 masquerade\n");
+	                          "reject with icmpx admin-prohibited\n"
+	                          "iifname vmap @veth_out\n"
+	                          "iifname \"hv*\" drop\n"
+	                          "oifname vmap @veth_in\n"
+	                          "oifname \"hv*\" drop\n"
+	                          "ip saddr 10.88.0.0/20 ip daddr != 10.88.0.0/20 masquerade\n");
 	CHECK(strcmp(base[1].hook, "prerouting") == 0 && base[1].priority == -150);
 	CHECK(base[0].hook == NULL);
 	buf_release(&out);

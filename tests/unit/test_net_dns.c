@@ -62,8 +62,8 @@ static int parse(const struct buf *b)
 static void test_query(void)
 {
 	struct buf b = BUF_INIT;
-	static const uint8_t want[] = {0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 1, 3, 'w', 'e',
-				       'b', 4, 't', 'e', 's', 't', 0, 0, 1, 0, 1};
+	static const uint8_t want[] = {0x12, 0x34, 0x01, 0x00, 0,   1,   0,   0,   0, 0, 0, 1, 3,
+	                               'w',  'e',  'b',  4,    't', 'e', 's', 't', 0, 0, 1, 0, 1};
 
 	CHECK(dns_query_build(&b, 0x1234, "web.test", DNS_TYPE_A) == 0);
 	CHECK(b.len == sizeof(want) + 11 && memcmp(b.data, want, sizeof(want)) == 0);

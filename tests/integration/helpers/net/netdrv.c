@@ -27,43 +27,68 @@ static uv_pipe_t ctl_server;
 static int usage(void)
 {
 	fprintf(stderr,
-		"usage: hutch-netdrv [--state DIR] [--pool CIDR] [--bridge NAME] [--prefix P]\n"
-		"         [--table T] [--upstream A:P]... [--ttl-min S] [--ttl-max S]\n"
-		"         [--dns-timeout MS] [--mtu N] COMMAND ...\n"
-		"commands: serve SOCK | ctl SOCK LINE... | init | attach ID NETNS [POLICY]\n"
-		"          policy ID [POLICY] | detach ID | orphans [LIVE_ID...] | info ID\n"
-		"          reap | render ID | resolver | bench [--policy JSON] NETNS...\n");
+	        "usage: hutch-netdrv [--state DIR] [--pool CIDR] [--bridge NAME] [--prefix P]\n"
+	        "         [--table T] [--upstream A:P]... [--ttl-min S] [--ttl-max S]\n"
+	        "         [--dns-timeout MS] [--mtu N] COMMAND ...\n"
+	        "commands: serve SOCK | ctl SOCK LINE... | init | attach ID NETNS [POLICY]\n"
+	        "          policy ID [POLICY] | detach ID | orphans [LIVE_ID...] | info ID\n"
+	        "          reap | render ID | resolver | bench [--policy JSON] NETNS...\n");
 	return 2;
 }
 
 static int parse_opts(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"state", 1, 0, 's'}, {"pool", 1, 0, 'p'},    {"bridge", 1, 0, 'b'},
-		{"prefix", 1, 0, 'x'}, {"table", 1, 0, 't'},  {"upstream", 1, 0, 'u'},
-		{"ttl-min", 1, 0, 'm'}, {"ttl-max", 1, 0, 'M'}, {"dns-timeout", 1, 0, 'd'},
-		{"mtu", 1, 0, 'T'},    {0, 0, 0, 0}};
+	static const struct option opts[] = {{"state", 1, 0, 's'},
+	                                     {"pool", 1, 0, 'p'},
+	                                     {"bridge", 1, 0, 'b'},
+	                                     {"prefix", 1, 0, 'x'},
+	                                     {"table", 1, 0, 't'},
+	                                     {"upstream", 1, 0, 'u'},
+	                                     {"ttl-min", 1, 0, 'm'},
+	                                     {"ttl-max", 1, 0, 'M'},
+	                                     {"dns-timeout", 1, 0, 'd'},
+	                                     {"mtu", 1, 0, 'T'},
+	                                     {0, 0, 0, 0}};
 	int c;
 
 	cfg.state_dir = "/tmp/hutch-netdrv";
 	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
 		switch (c) {
-		case 's': cfg.state_dir = optarg; break;
-		case 'p': cfg.pool = optarg; break;
-		case 'b': cfg.bridge = optarg; break;
-		case 'x': cfg.ifname_prefix = optarg; break;
-		case 't': cfg.table = optarg; break;
+		case 's':
+			cfg.state_dir = optarg;
+			break;
+		case 'p':
+			cfg.pool = optarg;
+			break;
+		case 'b':
+			cfg.bridge = optarg;
+			break;
+		case 'x':
+			cfg.ifname_prefix = optarg;
+			break;
+		case 't':
+			cfg.table = optarg;
+			break;
 		case 'u':
 			if (n_upstreams + 1 >= sizeof(upstreams) / sizeof(upstreams[0]))
 				return -1;
 			upstreams[n_upstreams++] = optarg;
 			cfg.dns_upstreams = upstreams;
 			break;
-		case 'm': cfg.dns_ttl_min = (uint32_t)atoi(optarg); break;
-		case 'M': cfg.dns_ttl_max = (uint32_t)atoi(optarg); break;
-		case 'd': cfg.dns_timeout_ms = (unsigned)atoi(optarg); break;
-		case 'T': cfg.mtu = (unsigned)atoi(optarg); break;
-		default: return -1;
+		case 'm':
+			cfg.dns_ttl_min = (uint32_t)atoi(optarg);
+			break;
+		case 'M':
+			cfg.dns_ttl_max = (uint32_t)atoi(optarg);
+			break;
+		case 'd':
+			cfg.dns_timeout_ms = (unsigned)atoi(optarg);
+			break;
+		case 'T':
+			cfg.mtu = (unsigned)atoi(optarg);
+			break;
+		default:
+			return -1;
 		}
 	}
 	return optind;
@@ -81,7 +106,8 @@ static int render(const char *id, struct buf *out, struct hutch_error *err)
 	struct buf text = BUF_INIT;
 	int r;
 
-	if ((r = net_names_make(&cfg, id, &n, err)) < 0 || (r = net_cfg_pool(&cfg, &pool, err)) < 0 ||
+	if ((r = net_names_make(&cfg, id, &n, err)) < 0 ||
+	    (r = net_cfg_pool(&cfg, &pool, err)) < 0 ||
 	    (r = net_state_read(&cfg, n.key, &st, err)) < 0 ||
 	    (r = net_policy_parse(st.policy, &p, err)) < 0)
 		goto out;
@@ -113,7 +139,8 @@ static int run(int argc, char **argv, struct buf *out)
 	if (strcmp(cmd, "init") == 0 && argc == 1) {
 		r = net_init(&cfg, &err);
 	} else if (strcmp(cmd, "attach") == 0 && (argc == 3 || argc == 4)) {
-		r = net_sandbox_attach(&cfg, argv[1], argv[2], argc == 4 ? argv[3] : NULL, ip, &err);
+		r = net_sandbox_attach(&cfg, argv[1], argv[2], argc == 4 ? argv[3] : NULL, ip,
+		                       &err);
 		if (r == 0)
 			buf_printf(out, "ok %s\n", ip);
 	} else if (strcmp(cmd, "policy") == 0 && (argc == 2 || argc == 3)) {
@@ -121,7 +148,8 @@ static int run(int argc, char **argv, struct buf *out)
 	} else if (strcmp(cmd, "detach") == 0 && argc == 2) {
 		r = net_sandbox_detach(&cfg, argv[1], &err);
 	} else if (strcmp(cmd, "orphans") == 0) {
-		r = net_cleanup_orphans(&cfg, (const char *const *)argv + 1, (size_t)argc - 1, &err);
+		r = net_cleanup_orphans(&cfg, (const char *const *)argv + 1, (size_t)argc - 1,
+		                        &err);
 		if (r >= 0)
 			buf_printf(out, "ok %d\n", r);
 	} else if (strcmp(cmd, "info") == 0 && argc == 2) {
@@ -140,11 +168,12 @@ static int run(int argc, char **argv, struct buf *out)
 	} else if (strcmp(cmd, "stats") == 0 && argc == 1 && dns) {
 		struct net_dns_stats s;
 		net_dns_stats_get(dns, &s);
-		buf_printf(out, "ok queries=%lu answered=%lu failed=%lu dropped=%lu learned=%lu "
-				"refreshes=%lu\n",
-			   (unsigned long)s.queries, (unsigned long)s.answered,
-			   (unsigned long)s.failed, (unsigned long)s.dropped,
-			   (unsigned long)s.learned, (unsigned long)s.refreshes);
+		buf_printf(out,
+		           "ok queries=%lu answered=%lu failed=%lu dropped=%lu learned=%lu "
+		           "refreshes=%lu\n",
+		           (unsigned long)s.queries, (unsigned long)s.answered,
+		           (unsigned long)s.failed, (unsigned long)s.dropped,
+		           (unsigned long)s.learned, (unsigned long)s.refreshes);
 		r = 0;
 	} else {
 		hutch_error_set(&err, -EINVAL, "bad command '%s'", cmd);
