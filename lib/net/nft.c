@@ -524,54 +524,64 @@ static int dump_cb(const struct nlmsghdr *nlh, void *data)
 	return MNL_CB_OK;
 }
 
-static int dump_run(uint16_t type, const char *table, const char *set, struct dump *d,
-                    struct hutch_error *err)
+static struct nlmsghdr *dump_request(char *b, uint16_t type, const char *table, const char *set,
+                                     uint32_t seq)
 {
-	static _Thread_local char b[1 << 16];
-	struct mnl_socket *nl;
-	uint32_t seq = seq_next();
 	struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(b, type, NFPROTO_INET, NLM_F_DUMP, seq);
-	int r;
 
 	if (type == NFT_MSG_GETCHAIN) {
 		struct nftnl_chain *c = nftnl_chain_alloc();
 		nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, table);
 		nftnl_chain_nlmsg_build_payload(nlh, c);
 		nftnl_chain_free(c);
-	} else {
-		struct nftnl_set *s = nftnl_set_alloc();
-		nftnl_set_set_str(s, NFTNL_SET_TABLE, table);
-		if (set)
-			nftnl_set_set_str(s, NFTNL_SET_NAME, set);
-		if (set)
-			nftnl_set_elems_nlmsg_build_payload(nlh, s);
-		else
-			nftnl_set_nlmsg_build_payload(nlh, s);
-		nftnl_set_free(s);
+		return nlh;
 	}
+	struct nftnl_set *s = nftnl_set_alloc();
+	nftnl_set_set_str(s, NFTNL_SET_TABLE, table);
+	if (set) {
+		nftnl_set_set_str(s, NFTNL_SET_NAME, set);
+		nftnl_set_elems_nlmsg_build_payload(nlh, s);
+	} else {
+		nftnl_set_nlmsg_build_payload(nlh, s);
+	}
+	nftnl_set_free(s);
+	return nlh;
+}
+
+/* Reads the dump to its end (so the shared socket is clean), feeding every message to d. */
+static int dump_read(struct mnl_socket *nl, char *b, size_t size, uint32_t seq, struct dump *d,
+                     struct hutch_error *err)
+{
+	for (;;) {
+		ssize_t n = mnl_socket_recvfrom(nl, b, size);
+		int r;
+		if (n < 0)
+			return errno == ENOENT ? -ENOENT
+			                       : hutch_error_errno(err, "reading an nftables dump");
+		r = mnl_cb_run(b, (size_t)n, seq, mnl_socket_get_portid(nl), dump_cb, d);
+		if (r < 0)
+			return errno == ENOENT ? -ENOENT : hutch_error_errno(err, "nftables dump");
+		if (r == 0)
+			return 0;
+	}
+}
+
+static int dump_run(uint16_t type, const char *table, const char *set, struct dump *d,
+                    struct hutch_error *err)
+{
+	static _Thread_local char b[1 << 16];
+	struct mnl_socket *nl;
+	uint32_t seq = seq_next();
+	struct nlmsghdr *nlh = dump_request(b, type, table, set, seq);
+	int r;
+
 	if ((r = sock_get(&nl, err)) < 0)
 		return r;
 	sock_drain(nl);
-	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
+	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0)
 		r = hutch_error_errno(err, "sending an nftables dump request");
-		goto out;
-	}
-	for (;;) {
-		ssize_t n = mnl_socket_recvfrom(nl, b, sizeof(b));
-		if (n < 0) {
-			r = errno == ENOENT ? -ENOENT
-			                    : hutch_error_errno(err, "reading an nftables dump");
-			break;
-		}
-		r = mnl_cb_run(b, (size_t)n, seq, mnl_socket_get_portid(nl), dump_cb, d);
-		if (r <= 0) {
-			r = r < 0 ? (errno == ENOENT ? -ENOENT
-			                             : hutch_error_errno(err, "nftables dump"))
-			          : 0;
-			break;
-		}
-	}
-out:
+	else
+		r = dump_read(nl, b, sizeof(b), seq, d, err);
 	sock_put(r < 0 && r != -ENOENT);
 	return r;
 }
