@@ -56,13 +56,18 @@ void buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 {
 	va_list cp;
 
+	/* one formatting pass when the text fits the room there is (the common case), a second
+	 * one into a grown buffer when it does not */
+	buf_grow(b, 64);
 	va_copy(cp, ap);
-	int n = vsnprintf(NULL, 0, fmt, cp);
+	int n = vsnprintf(b->data + b->len, b->cap - b->len, fmt, cp);
 	va_end(cp);
 	if (n < 0)
 		abort();
-	buf_grow(b, (size_t)n);
-	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+	if ((size_t)n >= b->cap - b->len) {
+		buf_grow(b, (size_t)n);
+		vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+	}
 	b->len += (size_t)n;
 }
 

@@ -34,6 +34,8 @@ struct http_server_config {
 	uint64_t idle_timeout_ms; /* keep-alive idle time (default 75 s) */
 	size_t write_high_water;  /* queued response bytes before writes report pressure
 	                           * (default 1 MiB) */
+	bool reuse_port;          /* SO_REUSEPORT on TCP listeners, for one server per thread
+	                           * on the same address (default off) */
 };
 
 /* Called once the request head is complete. The handler must eventually respond (or take over
@@ -123,6 +125,9 @@ void http_response_header(struct http_request *req, const char *name, const char
 /* Starts the response. content_length >= 0 sends Content-Length; -1 streams (chunked for
  * HTTP/1.1 clients, close-delimited for HTTP/1.0). */
 void http_response_start(struct http_request *req, int status, int64_t content_length);
+/* A Content-Length response's head is held back by http_response_start() to go out with the
+ * first body bytes; this sends it now (for a body that will not follow at once). */
+void http_response_flush(struct http_request *req);
 /* Sends an interim "100 Continue" (for a client that sent Expect: 100-continue and waits before
  * sending its body); does nothing once the response started. */
 void http_response_continue(struct http_request *req);

@@ -77,6 +77,7 @@ struct http_req_priv {
 	/* response */
 	struct buf resp_headers;
 	bool started;
+	bool head_pending; /* head built, waiting in resp_headers for the first body bytes */
 	bool chunked;
 	bool no_body;
 	bool ended;

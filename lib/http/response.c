@@ -141,28 +141,47 @@ static void conn_write_done(uv_write_t *w, int status)
 	}
 }
 
-/* Queues pre + data + post as one write. Returns 0, 1 (above high water) or -EPIPE. */
+/* Writes pre + data + post: straight to the socket when nothing is queued (no copy, and none of
+ * the epoll_ctl calls a completed uv_write costs), and whatever the socket did not take as one
+ * queued write. An error is left to the queued write, which reports it from its callback, never
+ * from inside this call. Returns 0, 1 (above high water) or -EPIPE. */
 static int conn_write3(struct http_conn *conn, const char *pre, size_t prelen, const void *data,
                        size_t len, const char *post, size_t postlen)
 {
+	const char *part[3] = {pre, data, post};
+	size_t plen[3] = {prelen, len, postlen};
+	size_t total = prelen + len + postlen, skip = 0;
+
 	if (conn->closing || !conn->stream)
 		return -EPIPE;
-	size_t total = prelen + len + postlen;
-	struct wreq *wr = xmalloc(sizeof(*wr) + total);
+	if (conn->write_queued == 0 && total) {
+		uv_buf_t b[3];
+		unsigned n = 0;
+		for (int i = 0; i < 3; i++)
+			if (plen[i])
+				b[n++] = uv_buf_init((char *)part[i], (unsigned)plen[i]);
+		int w = uv_try_write(conn->stream, b, n);
+		skip = w > 0 ? (size_t)w : 0;
+	}
+	if (skip == total)
+		return conn->pressure ? 1 : 0;
+	struct wreq *wr = xmalloc(sizeof(*wr) + total - skip);
 	wr->conn = conn;
-	wr->len = total;
-	if (prelen)
-		memcpy(wr->data, pre, prelen);
-	if (len)
-		memcpy(wr->data + prelen, data, len);
-	if (postlen)
-		memcpy(wr->data + prelen + len, post, postlen);
-	uv_buf_t b = uv_buf_init(wr->data, (unsigned)total);
-	conn->write_queued += total;
+	wr->len = total - skip;
+	char *out = wr->data;
+	for (int i = 0; i < 3; i++) {
+		size_t off = skip < plen[i] ? skip : plen[i];
+		skip -= off;
+		if (plen[i] > off)
+			memcpy(out, part[i] + off, plen[i] - off);
+		out += plen[i] - off;
+	}
+	uv_buf_t b = uv_buf_init(wr->data, (unsigned)wr->len);
+	conn->write_queued += wr->len;
 	conn->open_handles++; /* a pending write keeps the connection struct alive */
 	if (uv_write(&wr->w, conn->stream, &b, 1, conn_write_done) < 0) {
 		conn->open_handles--;
-		conn->write_queued -= total;
+		conn->write_queued -= wr->len;
 		free(wr);
 		http_conn_close(conn);
 		return -EPIPE;
@@ -220,8 +239,24 @@ void http_response_start(struct http_request *req, int status, int64_t content_l
 	else if (!http11)
 		buf_adds(&head, "Connection: keep-alive\r\n");
 	buf_adds(&head, "\r\n");
+	if (!pr->no_body && content_length > 0) {
+		/* held back to go out with the first body bytes: one write instead of two */
+		buf_release(&pr->resp_headers);
+		pr->resp_headers = head;
+		pr->head_pending = true;
+		return;
+	}
 	conn_write3(conn, head.data, head.len, NULL, 0, NULL, 0);
 	buf_release(&head);
+}
+
+void http_response_flush(struct http_request *req)
+{
+	struct http_req_priv *pr = req->priv;
+	if (!pr->head_pending)
+		return;
+	pr->head_pending = false;
+	conn_write3(req->conn, pr->resp_headers.data, pr->resp_headers.len, NULL, 0, NULL, 0);
 }
 
 void http_response_continue(struct http_request *req)
@@ -242,6 +277,11 @@ int http_response_write(struct http_request *req, const void *data, size_t len)
 		http_response_start(req, 200, -1);
 	if (pr->no_body || len == 0)
 		return req->conn->pressure ? 1 : 0;
+	if (pr->head_pending) {
+		pr->head_pending = false;
+		return conn_write3(req->conn, pr->resp_headers.data, pr->resp_headers.len, data, len,
+		                   NULL, 0);
+	}
 	if (!pr->chunked)
 		return conn_write3(req->conn, NULL, 0, data, len, NULL, 0);
 	char pre[24];
@@ -257,6 +297,7 @@ void http_response_end(struct http_request *req)
 		return;
 	if (!pr->started)
 		http_response_start(req, 200, 0);
+	http_response_flush(req);
 	if (pr->chunked && !pr->no_body && !pr->aborted)
 		conn_write3(conn, "0\r\n\r\n", 5, NULL, 0, NULL, 0);
 	pr->ended = true;
@@ -384,6 +425,7 @@ int http_sse_comment(struct http_request *req, const char *text)
 
 int http_response_write_raw(struct http_request *req, const void *data, size_t len)
 {
+	http_response_flush(req);
 	req->priv->started = true;
 	return conn_write3(req->conn, data, len, NULL, 0, NULL, 0);
 }

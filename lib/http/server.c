@@ -25,6 +25,7 @@ void http_server_config_defaults(struct http_server_config *cfg)
 	cfg->head_timeout_ms = 30000;
 	cfg->idle_timeout_ms = 75000;
 	cfg->write_high_water = 1024 * 1024;
+	cfg->reuse_port = false;
 }
 
 struct http_server *http_server_new(uv_loop_t *loop, const struct http_server_config *cfg,
@@ -675,7 +676,16 @@ static int listen_tcp(struct http_server *srv, struct http_listener *l, const ch
 	}
 	if (r < 0)
 		return r;
-	uv_tcp_init(srv->loop, &l->h.tcp);
+	uv_tcp_init_ex(srv->loop, &l->h.tcp, ss.ss_family);
+	if (srv->cfg.reuse_port) {
+		/* several loops (threads) each listen on the address; the kernel spreads
+		 * connections between them */
+		int one = 1;
+		uv_os_fd_t fd;
+		if (uv_fileno(&l->h.handle, &fd) == 0 &&
+		    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+			return uv_translate_sys_error(errno);
+	}
 	r = uv_tcp_bind(&l->h.tcp, (struct sockaddr *)&ss, 0);
 	if (r == 0 && ret_port) {
 		int len = sizeof(ss);

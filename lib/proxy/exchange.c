@@ -29,7 +29,9 @@ struct proxy_exchange {
 	struct proxy *px;
 	struct http_request *req; /* NULL once the client side is finished or gone */
 	struct proxy_upstream *up;
-	uv_timer_t timer; /* wake polling, connect and first-byte timeouts */
+	uint64_t deadline;	/* connect / first-byte timeout (loop time), 0 = none; checked by
+				 * proxy_exchange_sweep() */
+	uv_timer_t *wake_timer; /* store polling while the sandbox wakes */
 	http_parser parser;
 	enum ex_state state;
 	struct proxy_target t;
@@ -62,13 +64,22 @@ static const struct proxy_upstream_ops ex_up_ops;
 
 /* ---- lifetime ---- */
 
-static void ex_timer_closed(uv_handle_t *h)
+static void ex_free(struct proxy_exchange *ex)
 {
-	struct proxy_exchange *ex = h->data;
 	buf_release(&ex->head);
 	buf_release(&ex->rh);
 	free(ex->key);
 	free(ex);
+}
+
+static void ex_wake_timer_closed(uv_handle_t *h)
+{
+	free(h);
+}
+
+static void ex_deadline(struct proxy_exchange *ex, uint64_t ms)
+{
+	ex->deadline = ms ? uv_now(ex->px->loop) + ms : 0;
 }
 
 static void ex_hold(struct proxy_exchange *ex)
@@ -79,7 +90,7 @@ static void ex_hold(struct proxy_exchange *ex)
 static void ex_release(struct proxy_exchange *ex)
 {
 	if (--ex->holds == 0 && ex->dead)
-		uv_close((uv_handle_t *)&ex->timer, ex_timer_closed);
+		ex_free(ex);
 }
 
 /* Ends the exchange: the upstream connection (if still held) is closed, the client side must
@@ -91,7 +102,11 @@ static void ex_kill(struct proxy_exchange *ex)
 	struct proxy *px = ex->px;
 	ex->dead = true;
 	ex->state = EX_DONE;
-	uv_timer_stop(&ex->timer);
+	ex->deadline = 0;
+	if (ex->wake_timer) {
+		uv_close((uv_handle_t *)ex->wake_timer, ex_wake_timer_closed);
+		ex->wake_timer = NULL;
+	}
 	if (ex->up) {
 		proxy_upstream_release(ex->up, false);
 		ex->up = NULL;
@@ -292,7 +307,7 @@ static void ex_response_begin(struct proxy_exchange *ex)
 			     ? (int64_t)ex->parser.content_length
 			     : -1;
 	ex->state = EX_RESPONDING;
-	uv_timer_stop(&ex->timer);
+	ex->deadline = 0;
 	http_response_start(req, ex->parser.status_code, cl);
 }
 
@@ -404,6 +419,8 @@ static void ex_parse(struct proxy_exchange *ex, const char *data, size_t len)
 		ex_finish(ex, n == len);
 		return;
 	}
+	if (e == HPE_OK && ex->state == EX_RESPONDING && ex->req)
+		http_response_flush(ex->req); /* a head whose body is not here yet goes out now */
 	if (e != HPE_OK) {
 		struct hutch_error err = HUTCH_ERROR_INIT;
 		hutch_error_api(&err, 502, "PROXY_ERROR", "malformed response from the sandbox (%s)",
@@ -466,7 +483,7 @@ static void ex_on_connect(struct proxy_upstream *up, int status)
 {
 	struct proxy_exchange *ex = up->owner;
 	ex_hold(ex);
-	uv_timer_stop(&ex->timer);
+	ex->deadline = 0;
 	if (status == 0)
 		ex_send_head(ex);
 	else if (status == UV_ECONNREFUSED || status == UV_ENOENT || status == UV_ECONNRESET)
@@ -497,8 +514,6 @@ static const struct proxy_upstream_ops ex_up_ops = {
 
 /* ---- client events ---- */
 
-static void ex_timeout(uv_timer_t *t);
-
 static void ex_on_body(struct http_request *req, const char *data, size_t len)
 {
 	struct proxy_exchange *ex = req->data;
@@ -519,7 +534,7 @@ static void ex_on_body(struct http_request *req, const char *data, size_t len)
 		http_request_pause(ex->req);
 	}
 	if (!ex->dead && ex->state == EX_WAITING)
-		uv_timer_start(&ex->timer, ex_timeout, ex->px->cfg.first_byte_timeout_ms, 0);
+		ex_deadline(ex, ex->px->cfg.first_byte_timeout_ms);
 	ex_release(ex);
 }
 
@@ -545,7 +560,7 @@ static void ex_on_abort(struct http_request *req)
 static void ex_on_client_drain(struct http_request *req)
 {
 	struct proxy_exchange *ex = req->data;
-	if (ex->upstream_paused && ex->up) {
+	if (ex->upstream_paused && ex->up) { /* uv_read_start: no callback from inside */
 		ex->upstream_paused = false;
 		proxy_upstream_read(ex->up, true);
 	}
@@ -564,7 +579,7 @@ static void ex_send_head(struct proxy_exchange *ex)
 		return;
 	ex->px->stats.forwarded++;
 	proxy_upstream_read(ex->up, true);
-	uv_timer_start(&ex->timer, ex_timeout, ex->px->cfg.first_byte_timeout_ms, 0);
+	ex_deadline(ex, ex->px->cfg.first_byte_timeout_ms);
 	if (!ex->is_upgrade && ex->req) {
 		/* Expect is not passed on: the proxy answers it once the upstream is ready */
 		if (!ex->body_done &&
@@ -589,22 +604,27 @@ static void ex_connect(struct proxy_exchange *ex, bool fresh)
 		return;
 	}
 	ex->state = EX_CONNECTING;
-	uv_timer_start(&ex->timer, ex_timeout, ex->px->cfg.connect_timeout_ms, 0);
+	ex_deadline(ex, ex->px->cfg.connect_timeout_ms);
 }
 
 static void ex_wake_tick(struct proxy_exchange *ex);
 
-static void ex_timeout(uv_timer_t *t)
+static void ex_wake_timer(uv_timer_t *t)
 {
 	struct proxy_exchange *ex = t->data;
 	ex_hold(ex);
-	if (ex->state == EX_WAKING)
-		ex_wake_tick(ex);
-	else if (ex->state == EX_CONNECTING)
+	ex_wake_tick(ex);
+	ex_release(ex);
+}
+
+/* A deadline passed; the caller holds ex. */
+static void ex_timeout(struct proxy_exchange *ex)
+{
+	ex->deadline = 0;
+	if (ex->state == EX_CONNECTING)
 		ex_fail_api(ex, 504, "CONNECTION_TIMEOUT", "connecting to the sandbox timed out");
 	else if (ex->state == EX_WAITING)
 		ex_fail_api(ex, 504, "READ_TIMEOUT", "the sandbox did not answer in time");
-	ex_release(ex);
 }
 
 /* Connects once the woken sandbox runs; gives up on a state that cannot become running, on a
@@ -620,7 +640,8 @@ static void ex_wake_tick(struct proxy_exchange *ex)
 	if (store_sandbox_get_id(px->store, ex->t.id, &rec, &err) < 0) {
 		ex_fail(ex, &err);
 	} else if (strcmp(rec.status, "running") == 0) {
-		uv_timer_stop(&ex->timer);
+		uv_close((uv_handle_t *)ex->wake_timer, ex_wake_timer_closed);
+		ex->wake_timer = NULL;
 		free(ex->key);
 		ex->key = proxy_target_key(&rec, ex->t.port, &err);
 		if (ex->key)
@@ -668,13 +689,12 @@ void proxy_exchange_start(struct proxy *px, struct http_request *req, const stru
 	ex->px = px;
 	ex->req = req;
 	ex->t = *t;
-	ex->holds = 1;
+	ex->holds = 2; /* one until killed, one for this call */
 	ex->is_head = req->method == HTTP_HEAD;
 	ex->is_upgrade = req->upgrade;
 	ex->chunked_up = req->chunked && !req->upgrade;
 	ex->activity_ms = uv_now(px->loop);
-	uv_timer_init(px->loop, &ex->timer);
-	ex->timer.data = ex;
+	buf_grow(&ex->rh, 1024);
 	ex->next = px->exchanges;
 	if (px->exchanges)
 		px->exchanges->prev = ex;
@@ -685,7 +705,10 @@ void proxy_exchange_start(struct proxy *px, struct http_request *req, const stru
 	req->on_body_end = ex_on_body_end;
 	req->on_abort = ex_on_abort;
 	req->on_drain = ex_on_client_drain;
-	http_request_pause(req);
+	/* a body must wait for the upstream; a request without one needs no pause (which would
+	 * cost two epoll_ctl calls) */
+	if (req->has_content_length || req->chunked)
+		http_request_pause(req);
 
 	struct proxy_fwd f = {
 		.peer = http_request_peer(req),
@@ -699,15 +722,16 @@ void proxy_exchange_start(struct proxy *px, struct http_request *req, const stru
 	if (t->wake) {
 		ex->state = EX_WAKING;
 		ex->wake_deadline = uv_now(px->loop) + px->cfg.wake_timeout_ms;
-		uv_timer_start(&ex->timer, ex_timeout, 0, px->cfg.wake_poll_ms);
-		return;
-	}
-	ex->key = proxy_target_key(rec, t->port, &err);
-	if (!ex->key) {
+		ex->wake_timer = xmalloc(sizeof(*ex->wake_timer));
+		uv_timer_init(px->loop, ex->wake_timer);
+		ex->wake_timer->data = ex;
+		uv_timer_start(ex->wake_timer, ex_wake_timer, 0, px->cfg.wake_poll_ms);
+	} else if ((ex->key = proxy_target_key(rec, t->port, &err))) {
+		ex_connect(ex, false);
+	} else {
 		ex_fail(ex, &err);
-		return;
 	}
-	ex_connect(ex, false);
+	ex_release(ex);
 }
 
 void proxy_exchange_abort_all(struct proxy *px)
@@ -719,5 +743,21 @@ void proxy_exchange_abort_all(struct proxy *px)
 		ex_kill(ex);
 		if (req)
 			proxy_client_abort(req);
+	}
+}
+
+void proxy_exchange_sweep(struct proxy *px)
+{
+	uint64_t now = uv_now(px->loop);
+restart:
+	for (struct proxy_exchange *ex = px->exchanges; ex; ex = ex->next) {
+		if (!ex->deadline || now < ex->deadline)
+			continue;
+		/* a timeout answers a client, which may end or start other requests: the list may
+		 * change under us, so start over (timeouts are rare) */
+		ex_hold(ex);
+		ex_timeout(ex);
+		ex_release(ex);
+		goto restart;
 	}
 }

@@ -77,27 +77,39 @@ static struct sv peer_ip(const char *peer)
 	return ip;
 }
 
+static void add_header(struct buf *out, struct sv name, struct sv value)
+{
+	buf_add(out, name.p, name.len);
+	buf_add(out, ": ", 2);
+	buf_add(out, value.p, value.len);
+	buf_add(out, "\r\n", 2);
+}
+
 void proxy_head_build(const struct http_request *req, const struct proxy_fwd *f, struct buf *out)
 {
 	struct sv connection = http_request_header(req, "connection");
 	struct sv host = http_request_header(req, "host");
+	const char *method = http_method_str(req->method);
 
-	buf_printf(out, "%s %.*s HTTP/1.1\r\n", http_method_str(req->method), SV_FMT(req->url));
+	buf_grow(out, 512 + req->url.len);
+	buf_adds(out, method);
+	buf_addch(out, ' ');
+	buf_add(out, req->url.p, req->url.len);
+	buf_adds(out, " HTTP/1.1\r\n");
 	if (!host.p)
 		buf_adds(out, "Host: localhost\r\n");
 	for (size_t i = 0; i < req->nheaders; i++) {
 		const struct http_header *h = &req->headers[i];
-		if (!request_keeps(req, f, h->name, connection))
-			continue;
-		buf_printf(out, "%.*s: %.*s\r\n", SV_FMT(h->name), SV_FMT(h->value));
+		if (request_keeps(req, f, h->name, connection))
+			add_header(out, h->name, h->value);
 	}
-	buf_printf(out, "X-Forwarded-For: %.*s\r\n", SV_FMT(peer_ip(f->peer)));
+	add_header(out, SV("X-Forwarded-For"), peer_ip(f->peer));
 	buf_adds(out, "X-Forwarded-Proto: http\r\n");
 	if (host.p)
-		buf_printf(out, "X-Forwarded-Host: %.*s\r\n", SV_FMT(host));
+		add_header(out, SV("X-Forwarded-Host"), host);
 	if (f->upgrade) {
-		struct sv up = http_request_header(req, "upgrade");
-		buf_printf(out, "Connection: Upgrade\r\nUpgrade: %.*s\r\n", SV_FMT(up));
+		buf_adds(out, "Connection: Upgrade\r\n");
+		add_header(out, SV("Upgrade"), http_request_header(req, "upgrade"));
 	}
 	if (f->chunked)
 		buf_adds(out, "Transfer-Encoding: chunked\r\n");

@@ -96,6 +96,36 @@ void proxy_upstream_read(struct proxy_upstream *up, bool on);
 void proxy_upstream_adopt(struct proxy_upstream *up, const struct proxy_upstream_ops *ops,
 			  void *owner);
 
+/* ---- the lookup cache (cache.c) ---- */
+
+struct proxy_cache {
+	int64_t version;	    /* the store's data version of the entries; -1 = not caching */
+	struct proxy_map keys;	    /* Authorization value -> verification */
+	struct proxy_map sandboxes; /* "ns/target" -> lookup result */
+	char *shm_path;		    /* the SQLite -shm file, or NULL */
+	const volatile unsigned char *shm; /* its WAL-index header, mapped read-only */
+	unsigned char hdr[48];	    /* the header at the last full check */
+	bool hdr_valid;
+	uint64_t checked_ms;
+};
+
+/* db_path is the SQLite file (NULL: no -shm shortcut). */
+void proxy_cache_init(struct proxy_cache *c, const char *db_path);
+/* Empties the cache if the store changed since the last call (see cache.c for how). */
+void proxy_cache_validate(struct proxy_cache *c, struct store *store, uint64_t now_ms);
+/* 0 with ns, -EACCES for a cached invalid key, -ENOENT when not cached. */
+int proxy_cache_key_get(struct proxy_cache *c, struct sv header, char ns[64]);
+/* ns NULL records an invalid key. */
+void proxy_cache_key_put(struct proxy_cache *c, struct sv header, const char *ns);
+/* 0 with *ret_found (and ret filled when found), -ENOENT when not cached. ns is the caller's
+ * namespace ("" when anonymous), part of the key because names resolve per namespace. */
+int proxy_cache_sandbox_get(struct proxy_cache *c, const char *target, const char *ns,
+			    struct sandbox_rec *ret, bool *ret_found);
+/* rec NULL records "not found". */
+void proxy_cache_sandbox_put(struct proxy_cache *c, const char *target, const char *ns,
+			     const struct sandbox_rec *rec);
+void proxy_cache_release(struct proxy_cache *c);
+
 /* ---- the proxy (proxy.c) ---- */
 
 struct proxy_exchange;
@@ -112,25 +142,23 @@ struct proxy {
 	uv_loop_t *loop;
 	struct proxy_config cfg; /* strings owned (copies) */
 	struct store *store;
+	struct proxy_cache cache;
 	struct http_server *srv;
 	struct http_client *client;
 	struct proxy_pool pool;
 	struct proxy_exchange *exchanges;
 	struct proxy_tunnel *tunnels;
 	size_t nexchanges, ntunnels;
-	/* activity.c */
-	uv_timer_t activity_timer;
-	struct proxy_map activity;	/* sandbox id -> (void *)1 */
-	bool activity_in_flight;
+	struct proxy_activity *activity; /* shared, or own_activity */
+	bool own_activity;
 	/* wake.c */
-	struct proxy_map wakes;		/* sandbox id -> struct proxy_wake */
-	uv_timer_t close_timer;
+	struct proxy_map wakes; /* sandbox id -> struct proxy_wake */
+	uv_timer_t tick;	/* housekeeping: forgets old wake records */
+	uv_timer_t deadlines;	/* every 100 ms: connect and first-byte timeouts */
 	bool closing;
 	struct proxy_stats stats;
 };
 
-/* During proxy_close(): the last activity batch was delivered, finish now. */
-void proxy_close_soon(struct proxy *px);
 /* Answers req with err's status, code and message as JSON, plus CORS headers. */
 void proxy_respond_error(struct http_request *req, const struct hutch_error *err);
 /* Aborts the client connection of req (a response already started cannot carry an error);
@@ -177,6 +205,8 @@ struct proxy_target {
 /* Forwards req to the sandbox rec (already authorized). Takes over req's callbacks. */
 void proxy_exchange_start(struct proxy *px, struct http_request *req, const struct sandbox_rec *rec,
 			  const struct proxy_target *t);
+/* Fails the exchanges whose connect or first-byte deadline passed (from a periodic timer). */
+void proxy_exchange_sweep(struct proxy *px);
 /* Aborts every exchange (shutdown). */
 void proxy_exchange_abort_all(struct proxy *px);
 /* The upstream key for a sandbox and port, or NULL with err set. Caller frees. */
@@ -191,17 +221,17 @@ void proxy_tunnel_close_all(struct proxy *px);
 
 /* ---- activity and wake (activity.c, wake.c) ---- */
 
-void proxy_activity_init(struct proxy *px);
-/* Counts traffic for sandbox id in the current batch. */
+/* Counts traffic for sandbox id (the proxy's loop). */
 void proxy_activity_mark(struct proxy *px, const char *id);
-/* Posts what is pending and stops the timer (shutdown). */
-void proxy_activity_close(struct proxy *px);
+/* Counts traffic for sandbox id in the current batch (any thread). */
+void proxy_activity_add(struct proxy_activity *a, const char *id);
+void proxy_activity_counts(struct proxy_activity *a, uint64_t *ret_posts, uint64_t *ret_dropped);
 
 /* Asks the api to wake sandbox id, unless that was done less than a second ago. */
 void proxy_wake_post(struct proxy *px, const char *id);
 /* The api's refusal of a wake for id posted less than a second ago, or NULL. */
 const struct proxy_wake *proxy_wake_failure(struct proxy *px, const char *id);
-/* Forgets wake records older than a few seconds (called from the activity timer). */
+/* Forgets wake records older than a few seconds (called from the housekeeping timer). */
 void proxy_wake_sweep(struct proxy *px);
 void proxy_wake_release(struct proxy *px);
 

@@ -1,3 +1,3 @@
 libs += proxy
 proxy_srcs := $(wildcard lib/proxy/*.c)
-proxy_ldlibs :=
+proxy_ldlibs := -lpthread

@@ -64,8 +64,15 @@ static int proxy_caller(struct proxy *px, struct http_request *req, char ns[64],
 		*ret = PROXY_CRED_NONE;
 		return 0;
 	}
-	int r = auth_verify(px->store, h.p, h.len, ns, NULL, err);
-	if (r == -EACCES || (r < 0 && hutch_error_http_status(err) == 401)) {
+	int r = proxy_cache_key_get(&px->cache, h, ns);
+	if (r == -ENOENT) {
+		r = auth_verify(px->store, h.p, h.len, ns, NULL, err);
+		if (r == -EACCES || (r < 0 && hutch_error_http_status(err) == 401))
+			r = -EACCES;
+		if (r == 0 || r == -EACCES)
+			proxy_cache_key_put(&px->cache, h, r == 0 ? ns : NULL);
+	}
+	if (r == -EACCES) {
 		ns[0] = '\0';
 		*ret = PROXY_CRED_INVALID;
 		return 0;
@@ -90,8 +97,8 @@ static int lookup_result(int r, bool *found, struct hutch_error *err)
 
 /* Finds the sandbox: an id anywhere; a name in the caller's namespace first, then (for public
  * ports) as a name unique across namespaces. */
-static int proxy_lookup(struct proxy *px, const struct proxy_route *rt, const char *ns,
-			struct sandbox_rec *ret, bool *found, struct hutch_error *err)
+static int proxy_lookup_store(struct proxy *px, const struct proxy_route *rt, const char *ns,
+			      struct sandbox_rec *ret, bool *found, struct hutch_error *err)
 {
 	struct hutch_error e = HUTCH_ERROR_INIT;
 	int r;
@@ -112,9 +119,20 @@ static int proxy_lookup(struct proxy *px, const struct proxy_route *rt, const ch
 	return lookup_result(store_sandbox_get_name_any(px->store, rt->target, ret, &e), found, err);
 }
 
-/* Authorizes the request; on success rec holds the sandbox. */
-static int proxy_authorize(struct proxy *px, struct http_request *req, const struct proxy_route *rt,
-			   struct sandbox_rec *rec, struct hutch_error *err)
+static int proxy_lookup(struct proxy *px, const struct proxy_route *rt, const char *ns,
+			struct sandbox_rec *ret, bool *found, struct hutch_error *err)
+{
+	if (proxy_cache_sandbox_get(&px->cache, rt->target, ns, ret, found) == 0)
+		return 0;
+	int r = proxy_lookup_store(px, rt, ns, ret, found, err);
+	if (r == 0)
+		proxy_cache_sandbox_put(&px->cache, rt->target, ns, *found ? ret : NULL);
+	return r;
+}
+
+static int proxy_authorize_read(struct proxy *px, struct http_request *req,
+				const struct proxy_route *rt, struct sandbox_rec *rec,
+				struct hutch_error *err)
 {
 	char ns[64];
 	struct proxy_access a = {.port = rt->port};
@@ -134,6 +152,16 @@ static int proxy_authorize(struct proxy *px, struct http_request *req, const str
 		a.allow_unauth = rec->allow_unauth;
 	}
 	return proxy_policy_decide(&a, rt->target, err);
+}
+
+/* Authorizes the request; on success rec holds the sandbox. The cache is validated against the
+ * store's data version first; a lookup that reads a newer version than the one validated only
+ * makes the next request empty the cache again, so nothing stale is ever served. */
+static int proxy_authorize(struct proxy *px, struct http_request *req, const struct proxy_route *rt,
+			   struct sandbox_rec *rec, struct hutch_error *err)
+{
+	proxy_cache_validate(&px->cache, px->store, uv_now(px->loop));
+	return proxy_authorize_read(px, req, rt, rec, err);
 }
 
 /* Checks the state: returns 0 to forward now, 1 to wake first, or an error. */
@@ -210,6 +238,18 @@ static void config_copy(struct proxy_config *dst, const struct proxy_config *src
 	dst->node_id = xstrdup(src->node_id ? src->node_id : "");
 }
 
+static void proxy_tick(uv_timer_t *t)
+{
+	proxy_wake_sweep(t->data);
+}
+
+/* One timer for every exchange's deadlines instead of a timer each: arming and stopping a timer
+ * per request costs more than a scan of the requests in flight ten times a second. */
+static void proxy_deadlines(uv_timer_t *t)
+{
+	proxy_exchange_sweep(t->data);
+}
+
 int proxy_new(uv_loop_t *loop, const struct proxy_config *cfg, struct store *store,
 	      struct proxy **ret, struct hutch_error *err)
 {
@@ -218,17 +258,26 @@ int proxy_new(uv_loop_t *loop, const struct proxy_config *cfg, struct store *sto
 	struct proxy *px = xcalloc(1, sizeof(*px));
 	px->loop = loop;
 	px->store = store;
+	proxy_cache_init(&px->cache, cfg->store_path);
 	config_copy(&px->cfg, cfg);
 	if (px->cfg.wake_poll_ms == 0)
 		px->cfg.wake_poll_ms = 50;
-	if (px->cfg.activity_interval_ms == 0)
-		px->cfg.activity_interval_ms = 1000;
 	px->srv = http_server_new(loop, &px->cfg.http, proxy_handle, px);
 	px->client = http_client_new(loop);
 	proxy_pool_init(&px->pool, loop, &px->cfg);
-	proxy_activity_init(px);
-	uv_timer_init(loop, &px->close_timer);
-	px->close_timer.data = px;
+	px->activity = cfg->activity;
+	if (!px->activity) {
+		px->activity = proxy_activity_new(loop, &px->cfg);
+		px->own_activity = true;
+	}
+	uv_timer_init(loop, &px->tick);
+	px->tick.data = px;
+	uv_timer_start(&px->tick, proxy_tick, 1000, 1000);
+	uv_unref((uv_handle_t *)&px->tick);
+	uv_timer_init(loop, &px->deadlines);
+	px->deadlines.data = px;
+	uv_timer_start(&px->deadlines, proxy_deadlines, 100, 100);
+	uv_unref((uv_handle_t *)&px->deadlines);
 	*ret = px;
 	return 0;
 }
@@ -241,35 +290,30 @@ int proxy_listen(struct proxy *px, const char *addr, int *ret_port, struct hutch
 	return 0;
 }
 
-static void proxy_close_client(uv_timer_t *t)
+void proxy_activity_mark(struct proxy *px, const char *id)
 {
-	struct proxy *px = t->data;
-	if (px->client) {
-		http_client_free(px->client);
-		px->client = NULL;
-	}
-	uv_close((uv_handle_t *)&px->close_timer, NULL);
-}
-
-void proxy_close_soon(struct proxy *px)
-{
-	if (px->client)
-		uv_timer_start(&px->close_timer, proxy_close_client, 0, 0);
+	if (!px->closing)
+		proxy_activity_add(px->activity, id);
 }
 
 void proxy_close(struct proxy *px)
 {
 	if (px->closing)
 		return;
-	/* the last activity batch goes out first; the client gets a second to deliver it */
-	proxy_activity_close(px);
 	px->closing = true;
 	http_server_close(px->srv);
 	px->srv = NULL;
 	proxy_exchange_abort_all(px);
 	proxy_tunnel_close_all(px);
 	proxy_pool_close(&px->pool);
-	uv_timer_start(&px->close_timer, proxy_close_client, px->activity_in_flight ? 1000 : 0, 0);
+	http_client_free(px->client);
+	px->client = NULL;
+	uv_close((uv_handle_t *)&px->tick, NULL);
+	uv_close((uv_handle_t *)&px->deadlines, NULL);
+	proxy_activity_counts(px->activity, &px->stats.activity_posts, &px->stats.activity_dropped);
+	if (px->own_activity)
+		proxy_activity_close(px->activity); /* posts the last batch */
+	px->activity = NULL;
 }
 
 void proxy_free(struct proxy *px)
@@ -277,6 +321,7 @@ void proxy_free(struct proxy *px)
 	if (!px)
 		return;
 	proxy_wake_release(px);
+	proxy_cache_release(&px->cache);
 	free((char *)px->cfg.domain);
 	free((char *)px->cfg.api_url);
 	free((char *)px->cfg.node_token);
@@ -293,4 +338,6 @@ void proxy_stats_get(const struct proxy *px, struct proxy_stats *ret)
 	ret->tunnels_open = px->ntunnels;
 	ret->upstreams_open = px->pool.open;
 	ret->upstreams_idle = px->pool.idle;
+	if (px->activity)
+		proxy_activity_counts(px->activity, &ret->activity_posts, &ret->activity_dropped);
 }

@@ -20,6 +20,7 @@
 #include "store/store.h"
 
 struct proxy;
+struct proxy_activity;
 
 struct proxy_config {
 	const char *domain;	       /* --proxy-domain: {label}.DOMAIN hosts ("" = none) */
@@ -27,6 +28,8 @@ struct proxy_config {
 	const char *node_token;	       /* Bearer token for the api's /internal/v1 routes */
 	const char *node_id;	       /* this node; sandboxes of other executors are remote */
 	bool auth_none;		       /* --auth none: every request acts as namespace default */
+	const char *store_path;	       /* the SQLite file behind store (NULL = unknown), to notice
+					* commits without a query */
 	uint64_t connect_timeout_ms;   /* upstream connect (default 5 s) */
 	uint64_t first_byte_timeout_ms; /* request sent to first response byte (default 300 s) */
 	uint64_t wake_timeout_ms;      /* waiting for a suspended sandbox to run (default 30 s) */
@@ -38,6 +41,9 @@ struct proxy_config {
 	size_t upstream_high_water;    /* bytes queued towards one peer before pausing the other
 					* side (default 1 MiB) */
 	struct http_server_config http; /* the client-facing server's limits */
+	/* a traffic batcher shared by several proxies of one process (one per worker thread);
+	 * NULL: the proxy makes its own */
+	struct proxy_activity *activity;
 };
 
 struct proxy_stats {
@@ -76,5 +82,13 @@ void proxy_close(struct proxy *p);
 void proxy_free(struct proxy *p);
 
 void proxy_stats_get(const struct proxy *p, struct proxy_stats *ret);
+
+/* A traffic batcher that posts from loop every cfg->activity_interval_ms to cfg->api_url, for
+ * several proxies to share (proxy_config.activity): proxies on any thread mark traffic, the
+ * loop's thread posts. */
+struct proxy_activity *proxy_activity_new(uv_loop_t *loop, const struct proxy_config *cfg);
+/* Posts what is pending and frees the batcher once the api answered (at most a second later);
+ * keep running its loop. Call from its loop's thread, after the proxies using it are closed. */
+void proxy_activity_close(struct proxy_activity *a);
 
 #endif

@@ -196,26 +196,43 @@ static void up_write_done(uv_write_t *w, int status)
 int proxy_upstream_write(struct proxy_upstream *up, const void *a, size_t alen, const void *b,
 			 size_t blen, const void *c, size_t clen)
 {
+	const char *part[3] = {a, b, c};
+	size_t plen[3] = {alen, blen, clen};
+	size_t total = alen + blen + clen, skip = 0;
+
 	if (up->closing || up->failed)
 		return -EPIPE;
-	size_t total = alen + blen + clen;
-	struct up_write *wr = xmalloc(sizeof(*wr) + total);
+	if (up->write_queued == 0 && total) {
+		/* straight to the socket when nothing is queued: no copy, no epoll_ctl */
+		uv_buf_t bufs[3];
+		unsigned n = 0;
+		for (int i = 0; i < 3; i++)
+			if (plen[i])
+				bufs[n++] = uv_buf_init((char *)part[i], (unsigned)plen[i]);
+		int w = uv_try_write(&up->h.stream, bufs, n);
+		skip = w > 0 ? (size_t)w : 0;
+	}
+	if (skip == total)
+		return 0;
+	struct up_write *wr = xmalloc(sizeof(*wr) + total - skip);
 	wr->up = up;
-	wr->len = total;
-	if (alen)
-		memcpy(wr->data, a, alen);
-	if (blen)
-		memcpy(wr->data + alen, b, blen);
-	if (clen)
-		memcpy(wr->data + alen + blen, c, clen);
-	uv_buf_t buf = uv_buf_init(wr->data, (unsigned)total);
+	wr->len = total - skip;
+	char *out = wr->data;
+	for (int i = 0; i < 3; i++) {
+		size_t off = skip < plen[i] ? skip : plen[i];
+		skip -= off;
+		if (plen[i] > off)
+			memcpy(out, part[i] + off, plen[i] - off);
+		out += plen[i] - off;
+	}
+	uv_buf_t buf = uv_buf_init(wr->data, (unsigned)wr->len);
 	int r = uv_write(&wr->w, &up->h.stream, &buf, 1, up_write_done);
 	if (r < 0) {
 		free(wr);
 		up_fail(up, r);
 		return -EPIPE;
 	}
-	up->write_queued += total;
+	up->write_queued += wr->len;
 	if (up->write_queued > up->pool->cfg->upstream_high_water) {
 		up->pressure = true;
 		return 1;
@@ -273,9 +290,8 @@ int proxy_pool_acquire(struct proxy_pool *pool, const char *key, bool fresh,
 	struct proxy_bucket *b = fresh ? NULL : proxy_map_get(&pool->buckets, key);
 	if (b && b->idle) {
 		struct proxy_upstream *up = b->idle;
+		/* it keeps reading: stopping and restarting would cost two epoll_ctl calls */
 		idle_unlink(up);
-		uv_read_stop(&up->h.stream);
-		up->reading = false;
 		up->reused = true;
 		up->ops = ops;
 		up->owner = owner;

@@ -101,9 +101,14 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: store_tool DB init|key|put|set|get ...\n");
 		return 2;
 	}
-	if (store_open_sqlite(argv[1], &s, &err) < 0) {
-		fprintf(stderr, "store_tool: %s\n", err.msg);
-		return 1;
+	/* Opening retries: a failed migration is rolled back and the next open goes on from there
+	 * (works around lib/store caching migration statements by the address of a freed copy,
+	 * which can re-run an earlier statement; reported to the store's owner). */
+	for (int attempt = 0; store_open_sqlite(argv[1], &s, &err) < 0; attempt++) {
+		if (attempt == 20) {
+			fprintf(stderr, "store_tool: %s\n", err.msg);
+			return 1;
+		}
 	}
 	const char *cmd = argv[2];
 	if (strcmp(cmd, "init") == 0) {
