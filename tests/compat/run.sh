@@ -52,12 +52,39 @@ if [ -n "${HUTCH_COMPAT_WIRELOG:-}" ]; then
 	"$node22" "$here/tools/wirelog.mjs" "$HUTCH_COMPAT_WIRELOG" \
 		"$wl_api=${API#http://}" "$wl_port=${PROXY#http://}" &
 	wl_pid=$!
-	trap 'kill $wl_pid 2>/dev/null; hutchd_cleanup' EXIT
 	wait_for curl -s "http://127.0.0.1:$wl_api/health"
 	sdk_api=http://127.0.0.1:$wl_api
 else
 	sdk_api=$API
 fi
+
+# A peer outside the host for the network-policy scenario: sandboxes may never reach the host
+# itself, so a TCP listener in its own network namespace, routed from the host, stands in for
+# "the internet" (HUTCH_COMPAT_PEER=ADDR:PORT; the scenario SKIPs without it).
+peer_ns=hutch-compat-$$ peer_oct=$(( $$ % 250 + 1 )) peer_pid=
+peer_setup() {
+	local h=hcp$$a p=hcp$$b
+	ip netns add "$peer_ns" &&
+	ip link add "$h" type veth peer name "$p" netns "$peer_ns" &&
+	ip addr add "100.77.$peer_oct.1/30" dev "$h" && ip link set "$h" up &&
+	ip -n "$peer_ns" addr add "100.77.$peer_oct.2/30" dev "$p" &&
+	ip -n "$peer_ns" link set "$p" up && ip -n "$peer_ns" link set lo up &&
+	ip -n "$peer_ns" route add default via "100.77.$peer_oct.1" || return 1
+	ip netns exec "$peer_ns" python3 -c '
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 7777)); s.listen(64)
+while True:
+    c, _ = s.accept(); c.close()' &
+	peer_pid=$!
+	export HUTCH_COMPAT_PEER=100.77.$peer_oct.2:7777
+}
+peer_cleanup() {
+	[ -n "$peer_pid" ] && kill "$peer_pid" 2>/dev/null
+	ip netns del "$peer_ns" 2>/dev/null
+}
+command -v ip >/dev/null && command -v python3 >/dev/null && { peer_setup || peer_cleanup; }
+trap 'peer_cleanup; [ -n "${wl_pid:-}" ] && kill "$wl_pid" 2>/dev/null; hutchd_cleanup' EXIT
 
 # Only ever 127.0.0.1: a non-localhost API URL that does not start with "api." makes the SDK
 # talk to the real Tensorlake cloud.
