@@ -19,8 +19,10 @@
  *             resolv.conf must name net_resolver_addr() (net_resolv_conf() renders it).
  *   PATCH:    net_sandbox_policy_set(id, network_json); an error with status 400 means the new
  *             policy was rejected (a host name does not resolve) and the old one stays.
- *   delete:   net_sandbox_detach(id), before or after rt_sandbox_destroy().
- *   stop:     net_dns_stop().
+ *   delete:   net_sandbox_detach(id), before or after rt_sandbox_destroy(). The veth it retires
+ *             is deleted by net_reap(), which the forwarder runs every few seconds.
+ *   proxy:    net_sandbox_info(id) gives the address to reach a user port on.
+ *   stop:     net_dns_stop(). cfg must stay valid while the forwarder runs.
  * Thread safety: every function but the net_dns_* ones may be called from any thread; calls for
  * the same sandbox id must not overlap. net_dns_* belong to the loop's thread. */
 #ifndef HUTCH_NET_H
