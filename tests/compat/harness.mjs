@@ -31,27 +31,25 @@ function describe(err) {
 	return inspect(err, { depth: 4 });
 }
 
-// An error nobody listens for (the SDK's tunnel relay can raise one) fails the running scenario
-// instead of killing the whole run.
-let failCurrent = null;
-process.on("uncaughtException", (err) => {
-	if (failCurrent) failCurrent(new Error(`uncaught exception: ${err?.stack || err}`));
-	else console.log(`uncaught exception outside a scenario: ${err?.stack || err}`);
-});
-process.on("unhandledRejection", (err) => {
-	if (failCurrent) failCurrent(new Error(`unhandled rejection: ${err?.stack || err}`));
-});
+// An error nobody listens for (the SDK's tunnel relay raises one when a WebSocket upgrade is
+// refused) would kill the whole run. It is counted as a failure of its own, named after the
+// scenario that was running, and the scenario goes on.
+let current = null;
+let stray = 0;
+function onStray(kind, err) {
+	stray++;
+	console.log(`FAIL: ${kind} while "${current ?? "no scenario"}" ran`);
+	console.log(String(err?.stack || err).split("\n").slice(0, 4).join("\n").replace(/^/gm, "    | "));
+}
+process.on("uncaughtException", (err) => onStray("uncaught exception", err));
+process.on("unhandledRejection", (err) => onStray("unhandled rejection", err));
 
 function withTimeout(promise, ms, name) {
 	let timer;
 	const t = new Promise((_, reject) => {
-		failCurrent = reject;
 		timer = setTimeout(() => reject(new Error(`${name}: timed out after ${ms} ms`)), ms);
 	});
-	return Promise.race([promise, t]).finally(() => {
-		clearTimeout(timer);
-		failCurrent = null;
-	});
+	return Promise.race([promise, t]).finally(() => clearTimeout(timer));
 }
 
 /** Runs the scenarios whose name contains filter (all when empty); resolves to the fail count. */
@@ -60,6 +58,7 @@ export async function run(filter = "") {
 	for (const t of tests) {
 		if (filter && !t.name.includes(filter)) continue;
 		const started = Date.now();
+		current = t.name;
 		try {
 			await withTimeout(Promise.resolve().then(t.fn), t.timeout, t.name);
 			passed++;
@@ -82,6 +81,8 @@ export async function run(filter = "") {
 			/* best effort */
 		}
 	}
+	current = null;
+	failed += stray;
 	if (skipped) console.log(`(${skipped} skipped)`);
 	console.log(`${passed} passed, ${failed} failed`);
 	return failed;

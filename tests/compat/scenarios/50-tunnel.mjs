@@ -3,7 +3,7 @@
 import net from "node:net";
 import { randomBytes } from "node:crypto";
 import { test } from "../harness.mjs";
-import { assert, createSandbox, eventually } from "../lib.mjs";
+import { assert, createSandbox, eventually, forget, sleep } from "../lib.mjs";
 
 const ECHO = `
 import socket, threading
@@ -120,6 +120,29 @@ test("tunnel: a port where nothing listens ends the local connection without cra
 			s.on("error", () => {});
 		});
 		assert.equal(again, "closed");
+	} finally {
+		await tunnel.close();
+	}
+});
+
+test("tunnel: once the sandbox is terminated, local connections end without crashing the client", async () => {
+	const sbx = await createSandbox();
+	const tunnel = await sbx.createTunnel(8080, { localPort: 0 });
+	try {
+		await sbx.terminate();
+		forget(sbx.sandboxId);
+		const { port } = tunnel.address();
+		const outcome = await new Promise((resolve) => {
+			const s = net.connect(port, "127.0.0.1");
+			s.on("error", (e) => resolve(`error ${e.code}`));
+			s.on("close", () => resolve("closed"));
+			s.setTimeout(15_000, () => {
+				s.destroy();
+				resolve("timeout");
+			});
+		});
+		assert.notEqual(outcome, "timeout", "the local connection should end");
+		await sleep(500); // an unhandled error from the relay shows up as a stray FAIL
 	} finally {
 		await tunnel.close();
 	}
