@@ -122,6 +122,9 @@ void http_request_resume(struct http_request *req);
  * chosen by http_response_start. */
 void http_response_header(struct http_request *req, const char *name, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
+/* Adds header lines already formatted as "Name: value\r\n" (a proxy passing headers on); the
+ * caller guarantees the format. */
+void http_response_header_block(struct http_request *req, const char *block, size_t len);
 /* Starts the response. content_length >= 0 sends Content-Length; -1 streams (chunked for
  * HTTP/1.1 clients, close-delimited for HTTP/1.0). */
 void http_response_start(struct http_request *req, int status, int64_t content_length);

@@ -207,6 +207,11 @@ void http_response_header(struct http_request *req, const char *name, const char
 	buf_adds(h, "\r\n");
 }
 
+void http_response_header_block(struct http_request *req, const char *block, size_t len)
+{
+	buf_add(&req->priv->resp_headers, block, len);
+}
+
 void http_response_start(struct http_request *req, int status, int64_t content_length)
 {
 	struct http_req_priv *pr = req->priv;

@@ -175,7 +175,7 @@ static void rec_copy(struct sandbox_rec *dst, const struct sandbox_rec *src)
 }
 
 int proxy_cache_sandbox_get(struct proxy_cache *c, const char *target, const char *ns,
-			    struct sandbox_rec *ret, bool *ret_found)
+			    const struct sandbox_rec **ret)
 {
 	char key[160];
 	if (c->version < 0)
@@ -184,18 +184,16 @@ int proxy_cache_sandbox_get(struct proxy_cache *c, const char *target, const cha
 	struct cache_sb *e = proxy_map_get(&c->sandboxes, key);
 	if (!e)
 		return -ENOENT;
-	*ret_found = e->found;
-	if (e->found)
-		rec_copy(ret, &e->rec);
+	*ret = e->found ? &e->rec : NULL;
 	return 0;
 }
 
-void proxy_cache_sandbox_put(struct proxy_cache *c, const char *target, const char *ns,
-			     const struct sandbox_rec *rec)
+const struct sandbox_rec *proxy_cache_sandbox_put(struct proxy_cache *c, const char *target,
+						  const char *ns, const struct sandbox_rec *rec)
 {
 	char key[160];
 	if (c->version < 0)
-		return;
+		return NULL;
 	sb_key(key, sizeof(key), target, ns);
 	struct cache_sb *e = xcalloc(1, sizeof(*e));
 	e->found = rec != NULL;
@@ -205,4 +203,5 @@ void proxy_cache_sandbox_put(struct proxy_cache *c, const char *target, const ch
 	if (old)
 		cache_sb_free(old);
 	proxy_map_put(&c->sandboxes, key, e);
+	return e->found ? &e->rec : NULL;
 }

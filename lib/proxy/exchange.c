@@ -35,7 +35,7 @@ struct proxy_exchange {
 	http_parser parser;
 	enum ex_state state;
 	struct proxy_target t;
-	char *key;	 /* upstream key */
+	char key[PROXY_KEY_MAX]; /* upstream key */
 	struct buf head; /* the upstream request head, kept for one retry */
 	/* response head being parsed */
 	struct buf rh;
@@ -68,7 +68,6 @@ static void ex_free(struct proxy_exchange *ex)
 {
 	buf_release(&ex->head);
 	buf_release(&ex->rh);
-	free(ex->key);
 	free(ex);
 }
 
@@ -296,11 +295,19 @@ static void ex_response_begin(struct proxy_exchange *ex)
 {
 	struct http_request *req = ex->req;
 	struct sv connection = rh_get(ex, "connection");
+	struct buf *block = &ex->px->scratch; /* names are tokens and values have no CR/LF */
+	buf_reset(block);
 	for (size_t i = 0; i < ex->nhdrs; i++) {
-		const char *name = rh_str(ex, ex->hdrs[i].name);
-		if (!proxy_header_is_hop(sv_from(name), connection))
-			http_response_header(req, name, "%s", rh_str(ex, ex->hdrs[i].value));
+		struct sv name = sv_from(rh_str(ex, ex->hdrs[i].name));
+		struct sv value = sv_from(rh_str(ex, ex->hdrs[i].value));
+		if (proxy_header_is_hop(name, connection))
+			continue;
+		buf_add(block, name.p, name.len);
+		buf_add(block, ": ", 2);
+		buf_add(block, value.p, value.len);
+		buf_add(block, "\r\n", 2);
 	}
+	http_response_header_block(req, block->data ? block->data : "", block->len);
 	if (!rh_get(ex, "access-control-allow-origin").p)
 		proxy_cors_headers(req);
 	int64_t cl = ex->ncl == 1 && !(ex->parser.flags & F_CHUNKED)
@@ -642,9 +649,7 @@ static void ex_wake_tick(struct proxy_exchange *ex)
 	} else if (strcmp(rec.status, "running") == 0) {
 		uv_close((uv_handle_t *)ex->wake_timer, ex_wake_timer_closed);
 		ex->wake_timer = NULL;
-		free(ex->key);
-		ex->key = proxy_target_key(&rec, ex->t.port, &err);
-		if (ex->key)
+		if (proxy_target_key(&rec, ex->t.port, ex->key, &err) == 0)
 			ex_connect(ex, false);
 		else
 			ex_fail(ex, &err);
@@ -666,19 +671,24 @@ static void ex_wake_tick(struct proxy_exchange *ex)
 	sandbox_rec_release(&rec);
 }
 
-char *proxy_target_key(const struct sandbox_rec *rec, uint16_t port, struct hutch_error *err)
+int proxy_target_key(const struct sandbox_rec *rec, uint16_t port, char key[PROXY_KEY_MAX],
+		     struct hutch_error *err)
 {
+	int n;
 	if (port == PROXY_AGENT_PORT) {
-		if (rec->agent_socket && rec->agent_socket[0])
-			return xasprintf("unix:%s", rec->agent_socket);
-		hutch_error_api(err, 503, "SANDBOX_NOT_RUNNING", "the agent of sandbox %s is not "
-				"reachable yet", rec->id);
-		return NULL;
+		if (!rec->agent_socket || !rec->agent_socket[0])
+			return hutch_error_api(err, 503, "SANDBOX_NOT_RUNNING",
+					       "the agent of sandbox %s is not reachable yet", rec->id);
+		n = snprintf(key, PROXY_KEY_MAX, "unix:%s", rec->agent_socket);
+	} else {
+		if (!rec->ip || !rec->ip[0])
+			return hutch_error_api(err, 502, "PROXY_ERROR",
+					       "sandbox %s has no network address", rec->id);
+		n = snprintf(key, PROXY_KEY_MAX, "tcp:%s:%u", rec->ip, port);
 	}
-	if (rec->ip && rec->ip[0])
-		return xasprintf("tcp:%s:%u", rec->ip, port);
-	hutch_error_api(err, 502, "PROXY_ERROR", "sandbox %s has no network address", rec->id);
-	return NULL;
+	if (n < 0 || n >= PROXY_KEY_MAX)
+		return hutch_error_api(err, 502, "PROXY_ERROR", "sandbox %s: address too long", rec->id);
+	return 0;
 }
 
 void proxy_exchange_start(struct proxy *px, struct http_request *req, const struct sandbox_rec *rec,
@@ -726,7 +736,7 @@ void proxy_exchange_start(struct proxy *px, struct http_request *req, const stru
 		uv_timer_init(px->loop, ex->wake_timer);
 		ex->wake_timer->data = ex;
 		uv_timer_start(ex->wake_timer, ex_wake_timer, 0, px->cfg.wake_poll_ms);
-	} else if ((ex->key = proxy_target_key(rec, t->port, &err))) {
+	} else if (proxy_target_key(rec, t->port, ex->key, &err) == 0) {
 		ex_connect(ex, false);
 	} else {
 		ex_fail(ex, &err);

@@ -15,6 +15,7 @@
 #define PROXY_READ_BUF (64 * 1024)
 #define PROXY_RESP_HEAD_MAX (64 * 1024)
 #define PROXY_RESP_HEADERS_MAX 100
+#define PROXY_KEY_MAX 160 /* "unix:" + a socket path (at most 107) or "tcp:" + ip:port */
 
 /* ---- upstream connections (upstream.c) ---- */
 
@@ -117,13 +118,14 @@ void proxy_cache_validate(struct proxy_cache *c, struct store *store, uint64_t n
 int proxy_cache_key_get(struct proxy_cache *c, struct sv header, char ns[64]);
 /* ns NULL records an invalid key. */
 void proxy_cache_key_put(struct proxy_cache *c, struct sv header, const char *ns);
-/* 0 with *ret_found (and ret filled when found), -ENOENT when not cached. ns is the caller's
- * namespace ("" when anonymous), part of the key because names resolve per namespace. */
+/* 0 with *ret (NULL: cached as not found), -ENOENT when not cached. ns is the caller's
+ * namespace ("" when anonymous), part of the key because names resolve per namespace. The record
+ * stays the cache's, valid until the next proxy_cache_validate() or put of the same key. */
 int proxy_cache_sandbox_get(struct proxy_cache *c, const char *target, const char *ns,
-			    struct sandbox_rec *ret, bool *ret_found);
-/* rec NULL records "not found". */
-void proxy_cache_sandbox_put(struct proxy_cache *c, const char *target, const char *ns,
-			     const struct sandbox_rec *rec);
+			    const struct sandbox_rec **ret);
+/* Records rec (NULL: "not found") and returns the cached copy (NULL when not caching). */
+const struct sandbox_rec *proxy_cache_sandbox_put(struct proxy_cache *c, const char *target,
+						  const char *ns, const struct sandbox_rec *rec);
 void proxy_cache_release(struct proxy_cache *c);
 
 /* ---- the proxy (proxy.c) ---- */
@@ -143,6 +145,7 @@ struct proxy {
 	struct proxy_config cfg; /* strings owned (copies) */
 	struct store *store;
 	struct proxy_cache cache;
+	struct buf scratch; /* reused for response header blocks */
 	struct http_server *srv;
 	struct http_client *client;
 	struct proxy_pool pool;
@@ -209,8 +212,9 @@ void proxy_exchange_start(struct proxy *px, struct http_request *req, const stru
 void proxy_exchange_sweep(struct proxy *px);
 /* Aborts every exchange (shutdown). */
 void proxy_exchange_abort_all(struct proxy *px);
-/* The upstream key for a sandbox and port, or NULL with err set. Caller frees. */
-char *proxy_target_key(const struct sandbox_rec *rec, uint16_t port, struct hutch_error *err);
+/* The upstream key for a sandbox and port into key; 0 or a negative errno with err set. */
+int proxy_target_key(const struct sandbox_rec *rec, uint16_t port, char key[PROXY_KEY_MAX],
+		     struct hutch_error *err);
 
 /* Splices client (taken over after the upstream's 101) and up both ways until either ends.
  * client_left / up_left are bytes already read from each side, to deliver first. */

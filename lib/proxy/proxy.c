@@ -119,19 +119,30 @@ static int proxy_lookup_store(struct proxy *px, const struct proxy_route *rt, co
 	return lookup_result(store_sandbox_get_name_any(px->store, rt->target, ret, &e), found, err);
 }
 
+/* The sandbox a request names: a cache entry (valid until the next request validates the
+ * cache), or own when the cache is off. */
+struct proxy_found {
+	const struct sandbox_rec *rec; /* NULL: not found */
+	struct sandbox_rec own;
+};
+
 static int proxy_lookup(struct proxy *px, const struct proxy_route *rt, const char *ns,
-			struct sandbox_rec *ret, bool *found, struct hutch_error *err)
+			struct proxy_found *f, struct hutch_error *err)
 {
-	if (proxy_cache_sandbox_get(&px->cache, rt->target, ns, ret, found) == 0)
+	bool found;
+	if (proxy_cache_sandbox_get(&px->cache, rt->target, ns, &f->rec) == 0)
 		return 0;
-	int r = proxy_lookup_store(px, rt, ns, ret, found, err);
-	if (r == 0)
-		proxy_cache_sandbox_put(&px->cache, rt->target, ns, *found ? ret : NULL);
-	return r;
+	int r = proxy_lookup_store(px, rt, ns, &f->own, &found, err);
+	if (r < 0)
+		return r;
+	const struct sandbox_rec *c =
+		proxy_cache_sandbox_put(&px->cache, rt->target, ns, found ? &f->own : NULL);
+	f->rec = !found ? NULL : c ? c : &f->own;
+	return 0;
 }
 
 static int proxy_authorize_read(struct proxy *px, struct http_request *req,
-				const struct proxy_route *rt, struct sandbox_rec *rec,
+				const struct proxy_route *rt, struct proxy_found *f,
 				struct hutch_error *err)
 {
 	char ns[64];
@@ -142,26 +153,27 @@ static int proxy_authorize_read(struct proxy *px, struct http_request *req,
 	/* the agent never answers anonymous callers, not even "not found" */
 	if (rt->port == PROXY_AGENT_PORT && (a.cred == PROXY_CRED_NONE || a.cred == PROXY_CRED_INVALID))
 		return proxy_policy_decide(&a, rt->target, err);
-	r = proxy_lookup(px, rt, ns, rec, &a.found, err);
+	r = proxy_lookup(px, rt, ns, f, err);
 	if (r < 0)
 		return r;
+	a.found = f->rec != NULL;
 	if (a.found) {
-		if (a.cred == PROXY_CRED_OWNER && strcmp(rec->ns, ns) != 0)
+		if (a.cred == PROXY_CRED_OWNER && strcmp(f->rec->ns, ns) != 0)
 			a.cred = PROXY_CRED_OTHER;
-		a.exposed = proxy_ports_contains(rec->exposed_ports, rt->port);
-		a.allow_unauth = rec->allow_unauth;
+		a.exposed = proxy_ports_contains(f->rec->exposed_ports, rt->port);
+		a.allow_unauth = f->rec->allow_unauth;
 	}
 	return proxy_policy_decide(&a, rt->target, err);
 }
 
-/* Authorizes the request; on success rec holds the sandbox. The cache is validated against the
+/* Authorizes the request; on success f->rec is the sandbox. The cache is validated against the
  * store's data version first; a lookup that reads a newer version than the one validated only
  * makes the next request empty the cache again, so nothing stale is ever served. */
 static int proxy_authorize(struct proxy *px, struct http_request *req, const struct proxy_route *rt,
-			   struct sandbox_rec *rec, struct hutch_error *err)
+			   struct proxy_found *f, struct hutch_error *err)
 {
 	proxy_cache_validate(&px->cache, px->store, uv_now(px->loop));
-	return proxy_authorize_read(px, req, rt, rec, err);
+	return proxy_authorize_read(px, req, rt, f, err);
 }
 
 /* Checks the state: returns 0 to forward now, 1 to wake first, or an error. */
@@ -192,7 +204,7 @@ static void proxy_handle(struct http_request *req, void *data)
 	struct proxy *px = data;
 	struct hutch_error err = HUTCH_ERROR_INIT;
 	struct proxy_route rt;
-	struct sandbox_rec rec = {0};
+	struct proxy_found f = {0};
 	struct proxy_target t = {0};
 	int r;
 
@@ -206,25 +218,25 @@ static void proxy_handle(struct http_request *req, void *data)
 			      http_request_header(req, "x-tensorlake-sandbox-port"), px->cfg.domain,
 			      &rt, &err);
 	if (r == 0)
-		r = proxy_authorize(px, req, &rt, &rec, &err);
+		r = proxy_authorize(px, req, &rt, &f, &err);
 	if (r == 0)
-		r = proxy_state(&rec, &err);
-	if (r >= 0 && proxy_placement(px, &rec, &err) < 0)
+		r = proxy_state(f.rec, &err);
+	if (r >= 0 && proxy_placement(px, f.rec, &err) < 0)
 		r = -1;
 	if (r < 0) {
-		proxy_respond_error(req, &err);
-		sandbox_rec_release(&rec);
+		proxy_respond_error(req, &err); /* may start the next request: f.rec is stale after */
+		sandbox_rec_release(&f.own);
 		return;
 	}
-	snprintf(t.id, sizeof(t.id), "%s", rec.id);
+	snprintf(t.id, sizeof(t.id), "%s", f.rec->id);
 	t.port = rt.port;
 	t.wake = r == 1;
 	/* cookies belong to the origin of a user port's own host name; elsewhere they would leak
 	 * between sandboxes sharing the proxy's origin */
 	t.keep_cookies = rt.via == PROXY_VIA_DOMAIN_HOST && rt.port != PROXY_AGENT_PORT;
-	proxy_activity_mark(px, rec.id);
-	proxy_exchange_start(px, req, &rec, &t);
-	sandbox_rec_release(&rec);
+	proxy_activity_mark(px, t.id);
+	proxy_exchange_start(px, req, f.rec, &t);
+	sandbox_rec_release(&f.own);
 }
 
 /* ---- lifecycle ---- */
@@ -322,6 +334,7 @@ void proxy_free(struct proxy *px)
 		return;
 	proxy_wake_release(px);
 	proxy_cache_release(&px->cache);
+	buf_release(&px->scratch);
 	free((char *)px->cfg.domain);
 	free((char *)px->cfg.api_url);
 	free((char *)px->cfg.node_token);
