@@ -2,27 +2,96 @@
  * sandbox id, and the upstream resolvers. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "base/cleanup.h"
 #include "base/sv.h"
 #include "base/util.h"
+#include "base/xalloc.h"
 #include "net/internal.h"
+
+#define DEFAULT_POOL "10.88.0.0/16"
+
+/* Names for a pool other than the default: derived from it, so that executors with different
+ * pools on one host never share a bridge, a table or a veth prefix (each table's fail-closed
+ * rule drops every veth with its prefix). Kept for the life of the process: callers hold the
+ * pointers. */
+struct derived {
+	struct derived *next;
+	char pool[32];
+	char bridge[16], table[32], prefix[4];
+};
+
+static pthread_mutex_t derived_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct derived *derived_list;
+
+static uint32_t fnv1a(const char *s)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *s; s++)
+		h = (h ^ (uint8_t)*s) * 16777619u;
+	return h;
+}
+
+static const struct derived *derived_names(const char *pool)
+{
+	static const char second[] = "abcdefgijklmnopqrstuwxy"; /* not h (hh..), v (hv), z (hz) */
+	static const char third[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+	struct derived *d;
+	uint32_t h = fnv1a(pool);
+
+	pthread_mutex_lock(&derived_mu);
+	for (d = derived_list; d && strcmp(d->pool, pool) != 0; d = d->next)
+		;
+	if (!d) {
+		d = xcalloc(1, sizeof(*d));
+		snprintf(d->pool, sizeof(d->pool), "%s", pool);
+		snprintf(d->bridge, sizeof(d->bridge), "hutch%08x", h);
+		snprintf(d->table, sizeof(d->table), "hutch_%08x", h);
+		snprintf(d->prefix, sizeof(d->prefix), "h%c%c", second[h % (sizeof(second) - 1)],
+		         third[(h >> 8) % (sizeof(third) - 1)]);
+		d->next = derived_list;
+		derived_list = d;
+	}
+	pthread_mutex_unlock(&derived_mu);
+	return d;
+}
+
+static const struct derived *cfg_derived(const struct net_config *cfg)
+{
+	if (!cfg->pool || !*cfg->pool || strcmp(cfg->pool, DEFAULT_POOL) == 0)
+		return NULL;
+	return derived_names(cfg->pool);
+}
 
 const char *net_cfg_bridge(const struct net_config *cfg)
 {
-	return cfg->bridge && *cfg->bridge ? cfg->bridge : "hutch0";
+	const struct derived *d;
+
+	if (cfg->bridge && *cfg->bridge)
+		return cfg->bridge;
+	return (d = cfg_derived(cfg)) ? d->bridge : "hutch0";
 }
 
 const char *net_cfg_prefix(const struct net_config *cfg)
 {
-	return cfg->ifname_prefix && *cfg->ifname_prefix ? cfg->ifname_prefix : "hv";
+	const struct derived *d;
+
+	if (cfg->ifname_prefix && *cfg->ifname_prefix)
+		return cfg->ifname_prefix;
+	return (d = cfg_derived(cfg)) ? d->prefix : "hv";
 }
 
 const char *net_cfg_table(const struct net_config *cfg)
 {
-	return cfg->table && *cfg->table ? cfg->table : "hutch";
+	const struct derived *d;
+
+	if (cfg->table && *cfg->table)
+		return cfg->table;
+	return (d = cfg_derived(cfg)) ? d->table : "hutch";
 }
 
 unsigned net_cfg_mtu(const struct net_config *cfg)
@@ -87,7 +156,7 @@ int net_pool_parse(const char *s, struct net_pool *ret)
 
 int net_cfg_pool(const struct net_config *cfg, struct net_pool *ret, struct hutch_error *err)
 {
-	const char *s = cfg->pool && *cfg->pool ? cfg->pool : "10.88.0.0/16";
+	const char *s = cfg->pool && *cfg->pool ? cfg->pool : DEFAULT_POOL;
 
 	if (net_pool_parse(s, ret) < 0)
 		return hutch_error_set(err, -EINVAL,

@@ -2,6 +2,7 @@
  * net_cleanup_orphans (whatever belongs to no live sandbox after a crash or restart). */
 #include <errno.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -76,6 +77,25 @@ static int veth_probe(struct rtnl *hr, struct hutch_error *err)
 	return 0;
 }
 
+/* Refuses a pool whose gateway address another device already holds: another executor's
+ * network (same pool, other bridge) or anything else. Two executors must not share one. */
+static int pool_free_check(const struct net_config *cfg, struct rtnl *hr,
+                           const struct net_pool *pool, struct hutch_error *err)
+{
+	char name[IF_NAMESIZE] = "?", gw[16];
+	int idx, r;
+
+	if ((r = rtnl_addr_owner(hr, pool->gw, &idx, err)) < 0 || idx == 0)
+		return r;
+	if (if_indextoname((unsigned)idx, name) && strcmp(name, net_cfg_bridge(cfg)) == 0)
+		return 0;
+	net_ip_format(pool->gw, gw);
+	return hutch_error_api(err, 409, "NETWORK_POOL_IN_USE",
+	                       "the network pool's gateway address %s is already on %s (another "
+	                       "executor's network?): give this one its own pool (network-cidr)",
+	                       gw, name);
+}
+
 int net_init(const struct net_config *cfg, struct hutch_error *err)
 {
 	struct net_pool pool;
@@ -86,8 +106,10 @@ int net_init(const struct net_config *cfg, struct hutch_error *err)
 		return r;
 	if ((r = rtnl_open(&hr, err)) < 0)
 		return r;
-	r = rtnl_bridge_ensure(hr, net_cfg_bridge(cfg), net_cfg_mtu(cfg), pool.gw, pool.prefix,
-	                       err);
+	r = pool_free_check(cfg, hr, &pool, err);
+	if (r == 0)
+		r = rtnl_bridge_ensure(hr, net_cfg_bridge(cfg), net_cfg_mtu(cfg), pool.gw,
+		                       pool.prefix, err);
 	if (r == 0)
 		r = veth_probe(hr, err);
 	rtnl_close(hr);

@@ -345,6 +345,8 @@ int rtnl_addr_add(struct rtnl *r, int ifindex, uint32_t addr, int prefix, uint32
                   struct hutch_error *err);
 int rtnl_neigh_add(struct rtnl *r, int ifindex, uint32_t addr, const uint8_t mac[6],
                    struct hutch_error *err);
+/* The index of the link holding the IPv4 address addr, 0 if none. */
+int rtnl_addr_owner(struct rtnl *r, uint32_t addr, int *ret_index, struct hutch_error *err);
 /* Calls cb for every link whose name starts with prefix. */
 int rtnl_links_with_prefix(struct rtnl *r, const char *prefix,
                            int (*cb)(const char *name, void *data), void *data,

@@ -39,14 +39,17 @@ struct uv_loop_s;
 
 /* Zero or NULL fields take the default named in the comment. */
 struct net_config {
-	const char *state_dir;     /* lib/net's own state directory (required), e.g.
-	                            * /var/lib/hutch/net */
-	const char *pool;          /* sandbox addresses, an IPv4 CIDR /8../28 ("10.88.0.0/16"); the
-	                            * first address is the gateway and DNS resolver */
-	const char *bridge;        /* host device holding the gateway address ("hutch0") */
-	const char *ifname_prefix; /* host veth name prefix, 1-3 characters ("hv") */
-	const char *table;         /* nftables table name, inet family ("hutch") */
-	unsigned mtu;              /* MTU of the bridge and every veth (1500) */
+	const char *state_dir; /* lib/net's own state directory (required), e.g.
+	                        * /var/lib/hutch/net */
+	const char *pool;      /* sandbox addresses, an IPv4 CIDR /8../28 ("10.88.0.0/16"); the
+	                        * first address is the gateway and DNS resolver */
+	/* The next three default to "hutch0", "hv" and "hutch" for the default pool, and to names
+	 * derived from the pool otherwise ("hutch1a2b3c4d", "hXY", "hutch_1a2b3c4d"), so that
+	 * executors with different pools share nothing on one host. */
+	const char *bridge;               /* host device holding the gateway address */
+	const char *ifname_prefix;        /* host veth name prefix, 1-3 characters */
+	const char *table;                /* nftables table name, inet family */
+	unsigned mtu;                     /* MTU of the bridge and every veth (1500) */
 	const char *const *dns_upstreams; /* NULL-terminated "A.B.C.D" or "A.B.C.D:PORT" the
 	                                   * forwarder and the resolver ask; NULL = the
 	                                   * nameservers of resolv_conf */
@@ -80,6 +83,12 @@ int net_sandbox_attach(const struct net_config *cfg, const char *id, const char 
  * is not attached. */
 int net_sandbox_policy_set(const struct net_config *cfg, const char *id, const char *policy_json,
                            struct hutch_error *err);
+
+/* Checks a policy as attach and policy_set would (its syntax, and that every host name in it
+ * resolves) and changes nothing: lets the api answer 400 before it places a sandbox. Blocks for
+ * the DNS answers (at most dns_timeout_ms per upstream); returns at once without host names. */
+int net_policy_check(const struct net_config *cfg, const char *policy_json,
+                     struct hutch_error *err);
 
 /* Disconnects a sandbox: afterwards its chains, sets and map entries, its route, its address and
  * its state are gone, and its veth is down, renamed ("hz...") and waiting for net_reap (deleting

@@ -426,3 +426,55 @@ int rtnl_links_with_prefix(struct rtnl *r, const char *prefix,
 		return hutch_error_errno(err, "listing links");
 	return 0;
 }
+
+struct addr_walk {
+	uint32_t addr; /* network byte order */
+	int index;
+};
+
+static int addr_attr_cb(const struct nlattr *a, void *data)
+{
+	uint32_t *local = data;
+
+	if (mnl_attr_get_type(a) == IFA_LOCAL && mnl_attr_validate(a, MNL_TYPE_U32) == 0)
+		*local = mnl_attr_get_u32(a);
+	return MNL_CB_OK;
+}
+
+static int addrs_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct addr_walk *w = data;
+	const struct ifaddrmsg *ifa = mnl_nlmsg_get_payload(nlh);
+	uint32_t local = 0;
+
+	mnl_attr_parse(nlh, sizeof(*ifa), addr_attr_cb, &local);
+	if (ifa->ifa_family == AF_INET && local == w->addr && !w->index)
+		w->index = (int)ifa->ifa_index;
+	return MNL_CB_OK;
+}
+
+int rtnl_addr_owner(struct rtnl *r, uint32_t addr, int *ret_index, struct hutch_error *err)
+{
+	struct nlmsghdr *nlh = msg_new(r, RTM_GETADDR, NLM_F_DUMP);
+	struct ifaddrmsg *ifa = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifa));
+	struct addr_walk w = {htonl(addr), 0};
+	uint32_t seq = nlh->nlmsg_seq;
+	ssize_t n;
+	int ret;
+
+	nlh->nlmsg_flags &= ~NLM_F_ACK;
+	ifa->ifa_family = AF_INET;
+	if (mnl_socket_sendto(r->nl, nlh, nlh->nlmsg_len) < 0)
+		return hutch_error_errno(err, "listing addresses");
+	do {
+		n = mnl_socket_recvfrom(r->nl, r->buf, sizeof(r->buf));
+		if (n < 0)
+			return hutch_error_errno(err, "listing addresses");
+		ret = mnl_cb_run(r->buf, (size_t)n, seq, mnl_socket_get_portid(r->nl), addrs_cb,
+		                 &w);
+	} while (ret > 0);
+	if (ret < 0)
+		return hutch_error_errno(err, "listing addresses");
+	*ret_index = w.index;
+	return 0;
+}

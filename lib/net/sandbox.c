@@ -401,3 +401,16 @@ int net_reap(const struct net_config *cfg, struct hutch_error *err)
 	}
 	return 0;
 }
+
+int net_policy_check(const struct net_config *cfg, const char *policy_json, struct hutch_error *err)
+{
+	struct net_policy p = {0};
+	struct net_resolved res = {0};
+	int r = net_policy_parse(policy_json, &p, err);
+
+	if (r == 0)
+		r = net_policy_resolve(cfg, &p, &res, err);
+	net_resolved_release(&res);
+	net_policy_release(&p);
+	return r;
+}

@@ -84,6 +84,11 @@ expect_match "... the message names the entry" "$out" "allow_out\[1\].*nope\.tes
 expect_reach "the old policy stays: its allowed address" sbp 203.0.113.10
 expect_blocked "the old policy stays: still an allow list" sbp 203.0.113.11
 
+expect_status "net_policy_check refuses the unresolvable name without changing anything" 400 \
+	ctl check '{"allow_out": ["nope.test"]}'
+check "net_policy_check accepts a resolvable one" ctl check '{"allow_out": ["web.test"], "deny_out": ["1.2.3.4"]}'
+expect_reach "... and changed nothing" sbp 203.0.113.10
+
 check "null clears the policy" ctl policy sbp null
 expect_reach "cleared: 198.51.100.10" sbp 198.51.100.10
 expect_reach "cleared: 203.0.113.11" sbp 203.0.113.11

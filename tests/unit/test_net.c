@@ -96,6 +96,20 @@ static void test_cfg(void)
 	c.pool = "192.168.50.0/24";
 	CHECK(net_resolver_addr(&c, ip) == 0);
 	CHECK_STR(ip, "192.168.50.1");
+	/* another pool: names of its own, stable, never the default prefixes */
+	const char *br = net_cfg_bridge(&c), *tb = net_cfg_table(&c), *px = net_cfg_prefix(&c);
+	CHECK(strlen(br) == 13 && strncmp(br, "hutch", 5) == 0 && strcmp(br, "hutch0") != 0);
+	CHECK(strlen(tb) == 14 && strncmp(tb, "hutch_", 6) == 0);
+	CHECK(strlen(px) == 3 && px[0] == 'h' && px[1] != 'v' && px[1] != 'z');
+	CHECK(net_cfg_bridge(&c) == br && net_cfg_table(&c) == tb); /* same pointers: kept */
+	c.pool = "192.168.51.0/24";
+	CHECK(strcmp(net_cfg_table(&c), tb) != 0);
+	c.table = "mine";
+	CHECK_STR(net_cfg_table(&c), "mine");
+	c.pool = "10.88.0.0/16";
+	c.table = NULL;
+	CHECK_STR(net_cfg_table(&c), "hutch");
+	CHECK_STR(net_cfg_prefix(&c), "hv");
 	buf_release(&b);
 }
 
@@ -168,6 +182,12 @@ static void test_parse(void)
 	CHECK(net_policy_parse("{\"allow_out\": \"x\"}", &p, &err) < 0);
 	hutch_error_clear(&err);
 	CHECK(net_policy_parse("{bad json", &p, &err) < 0 && hutch_error_http_status(&err) == 400);
+	hutch_error_clear(&err);
+	/* without host names, net_policy_check needs no DNS at all */
+	CHECK(net_policy_check(&cfg0, "{\"allow_out\": [\"1.2.3.4\"]}", &err) == 0);
+	CHECK(net_policy_check(&cfg0, NULL, &err) == 0);
+	CHECK(net_policy_check(&cfg0, "{\"deny_out\": [\"1.2.3.4/40\"]}", &err) < 0 &&
+	      hutch_error_http_status(&err) == 400);
 }
 
 /* Every row of §7: mode and whether DNS to the resolver is allowed (before deny rules). */

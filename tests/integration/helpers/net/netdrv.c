@@ -32,7 +32,7 @@ static int usage(void)
 	        "         [--dns-timeout MS] [--mtu N] COMMAND ...\n"
 	        "commands: serve SOCK | ctl SOCK LINE... | init | attach ID NETNS [POLICY]\n"
 	        "          policy ID [POLICY] | detach ID | orphans [LIVE_ID...] | info ID\n"
-	        "          reap | render ID | resolver | bench [--policy JSON] NETNS...\n");
+	        "          check [POLICY] | reap | render ID | resolver | bench [--policy JSON] NETNS...\n");
 	return 2;
 }
 
@@ -157,6 +157,8 @@ static int run(int argc, char **argv, struct buf *out)
 		r = net_sandbox_info(&cfg, argv[1], &info, &err);
 		if (r == 0)
 			buf_printf(out, "ok %s %s %u\n", info.ip, info.veth, info.gen);
+	} else if (strcmp(cmd, "check") == 0 && (argc == 1 || argc == 2)) {
+		r = net_policy_check(&cfg, argc == 2 ? argv[1] : NULL, &err);
 	} else if (strcmp(cmd, "reap") == 0 && argc == 1) {
 		r = net_reap(&cfg, &err);
 	} else if (strcmp(cmd, "render") == 0 && argc == 2) {
@@ -212,7 +214,10 @@ static void on_written(uv_write_t *w, int status)
 
 static int fixed_words(const char *cmd)
 {
-	return strcmp(cmd, "attach") == 0 ? 3 : strcmp(cmd, "policy") == 0 ? 2 : 1 << 20;
+	return strcmp(cmd, "attach") == 0   ? 3
+	       : strcmp(cmd, "policy") == 0 ? 2
+	       : strcmp(cmd, "check") == 0  ? 1
+	                                    : 1 << 20;
 }
 
 static void line_run(struct conn *c, char *line)
