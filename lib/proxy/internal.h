@@ -157,7 +157,9 @@ struct proxy {
 	/* wake.c */
 	struct proxy_map wakes; /* sandbox id -> struct proxy_wake */
 	uv_timer_t tick;	/* housekeeping: forgets old wake records */
-	uv_timer_t deadlines;	/* every 100 ms: connect and first-byte timeouts */
+	uv_timer_t deadlines;	/* every 100 ms: connect and first-byte timeouts, draining */
+	bool draining;		/* proxy_shutdown(): finishing requests in flight */
+	uint64_t drain_deadline;
 	bool closing;
 	struct proxy_stats stats;
 };

@@ -209,6 +209,11 @@ static void proxy_handle(struct http_request *req, void *data)
 	int r;
 
 	px->stats.requests++;
+	if (px->draining) {
+		hutch_error_api(&err, 503, "PROXY_ERROR", "the proxy is shutting down");
+		proxy_respond_error(req, &err);
+		return;
+	}
 	if (proxy_cors_is_preflight(req)) {
 		proxy_cors_preflight(req);
 		return;
@@ -259,7 +264,10 @@ static void proxy_tick(uv_timer_t *t)
  * per request costs more than a scan of the requests in flight ten times a second. */
 static void proxy_deadlines(uv_timer_t *t)
 {
-	proxy_exchange_sweep(t->data);
+	struct proxy *px = t->data;
+	proxy_exchange_sweep(px);
+	if (px->draining && (px->nexchanges == 0 || uv_now(px->loop) >= px->drain_deadline))
+		proxy_close(px);
 }
 
 int proxy_new(uv_loop_t *loop, const struct proxy_config *cfg, struct store *store,
@@ -306,6 +314,17 @@ void proxy_activity_mark(struct proxy *px, const char *id)
 {
 	if (!px->closing)
 		proxy_activity_add(px->activity, id);
+}
+
+void proxy_shutdown(struct proxy *px, uint64_t drain_ms)
+{
+	if (px->closing || px->draining)
+		return;
+	px->draining = true;
+	px->drain_deadline = uv_now(px->loop) + drain_ms;
+	proxy_tunnel_close_all(px); /* long-lived by nature: not worth waiting for */
+	if (px->nexchanges == 0)
+		proxy_close(px);
 }
 
 void proxy_close(struct proxy *px)

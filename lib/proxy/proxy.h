@@ -78,6 +78,10 @@ int proxy_listen(struct proxy *p, const char *addr, int *ret_port, struct hutch_
  * has no more work, then call proxy_free(). */
 void proxy_close(struct proxy *p);
 
+/* Graceful shutdown: tunnels are closed, new requests are answered 503, and requests in flight
+ * get up to drain_ms to finish before proxy_close() runs. */
+void proxy_shutdown(struct proxy *p, uint64_t drain_ms);
+
 /* Frees a proxy after proxy_close() and the loop run that followed it. Accepts NULL. */
 void proxy_free(struct proxy *p);
 

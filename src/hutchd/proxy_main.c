@@ -20,6 +20,7 @@
 
 #define STORE_WAIT_MS 10000
 #define MAX_WORKERS 16
+#define DRAIN_MS 5000
 
 struct proxy_role;
 
@@ -97,7 +98,10 @@ static void worker_stop(uv_async_t *a)
 {
 	struct proxy_worker *w = a->data;
 	uv_close((uv_handle_t *)a, NULL);
-	proxy_close(w->px);
+	if (w->rc == 0)
+		proxy_shutdown(w->px, DRAIN_MS); /* hutchd waits 10 s before SIGKILL */
+	else
+		proxy_close(w->px);
 }
 
 static void close_leftover(uv_handle_t *h, void *arg)

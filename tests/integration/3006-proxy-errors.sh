@@ -55,5 +55,17 @@ out=$(curl -s --max-time 10 "${A[@]}" -H "Host: $S.local" "$P:$PPORT/echo?drop_n
 expect_match "... but not a request whose body was already sent: 502" "$out" 'CONNECTION_CLOSED.* 502$'
 
 expect_eq "the proxy still serves" "$(code "${A[@]}" -H "Host: $S.local" "$P:$PPORT/echo")" 200
+
+# graceful shutdown: a request in flight finishes, new ones are turned away meanwhile
+curl -s -o "$T/inflight" -w '%{http_code}' --max-time 10 "${A[@]}" -H "Host: $S.local" \
+	"$P:$PPORT/slow?delay=0.8" >"$T/inflight.code" &
+INFLIGHT=$!
+sleep 0.3
+kill -TERM "$PROXY_PID"
+sleep 0.2
+out=$(curl -s -w ' %{http_code}' --max-time 5 "${A[@]}" -H "Host: $S.local" "$P:$PPORT/echo")
+expect_match "shutting down: new requests get 503" "$out" 'shutting down.* 503$'
+wait "$INFLIGHT"
+expect_eq "shutting down: the request in flight completes" "$(cat "$T/inflight.code")" 200
 proxy_stop
 t_done
