@@ -236,3 +236,32 @@ int net_cleanup_orphans(const struct net_config *cfg, const char *const *live_id
 		r = net_reap(cfg, err);
 	return r < 0 ? r : removed;
 }
+
+int net_host_remove(const struct net_config *cfg, struct hutch_error *err)
+{
+	struct keys all = {0};
+	struct nft_batch nb;
+	struct rtnl *hr;
+	int r = 0;
+
+	net_state_list(cfg, state_key_cb, &all);
+	for (size_t i = 0; r == 0 && i < all.n; i++)
+		r = net_sandbox_detach_key(cfg, all.v[i], err);
+	free(all.v);
+	if (r < 0)
+		return r;
+	nft_batch_begin(&nb, net_cfg_table(cfg));
+	nft_batch_table_add(&nb); /* so that deleting it cannot fail */
+	nft_batch_table_del(&nb);
+	r = nft_batch_commit(&nb, err);
+	nft_batch_release(&nb);
+	if (r < 0 || (r = rtnl_open(&hr, err)) < 0)
+		return r;
+	r = rtnl_link_del(hr, net_cfg_bridge(cfg));
+	rtnl_close(hr);
+	if (r < 0 && r != -ENODEV) {
+		errno = -r;
+		return hutch_error_errno(err, "deleting bridge %s", net_cfg_bridge(cfg));
+	}
+	return net_reap(cfg, err);
+}

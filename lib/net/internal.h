@@ -253,6 +253,8 @@ uint32_t nft_batch_set_id(const struct nft_batch *nb, const char *name);
 void nft_batch_begin(struct nft_batch *nb, const char *table);
 void nft_batch_release(struct nft_batch *nb);
 void nft_batch_table_add(struct nft_batch *nb);
+/* Deletes the table and everything in it. */
+void nft_batch_table_del(struct nft_batch *nb);
 void nft_batch_set_add(struct nft_batch *nb, const char *name, enum nft_set_kind kind);
 void nft_batch_set_flush(struct nft_batch *nb, const char *name);
 void nft_batch_set_del(struct nft_batch *nb, const char *name);

@@ -65,6 +65,11 @@ struct net_config {
  * Errors name the missing feature. */
 int net_init(const struct net_config *cfg, struct hutch_error *err);
 
+/* Undoes net_init: detaches every sandbox with state, deletes the nftables table and the
+ * bridge, and reaps. IPv4 forwarding stays on (other things may rely on it). For uninstalling,
+ * and for tests that give each server its own network. */
+int net_host_remove(const struct net_config *cfg, struct hutch_error *err);
+
 /* Connects a sandbox: allocates an address, installs the policy, creates the veth pair with its
  * peer inside the network namespace at netns_path as eth0 (address, default route via the
  * gateway, IPv6 off), in that order so the veth never exists without its rules. policy_json is

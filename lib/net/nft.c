@@ -112,6 +112,19 @@ void nft_batch_table_add(struct nft_batch *nb)
 	msg_end(nb, nlh);
 }
 
+void nft_batch_table_del(struct nft_batch *nb)
+{
+	struct nftnl_table *t = nftnl_table_alloc();
+	struct nlmsghdr *nlh =
+	        msg_start(nb, NFT_MSG_DELTABLE, 0, 256, "delete table %s", nb->table);
+
+	nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, NFPROTO_INET);
+	nftnl_table_set_str(t, NFTNL_TABLE_NAME, nb->table);
+	nftnl_table_nlmsg_build_payload(nlh, t);
+	nftnl_table_free(t);
+	msg_end(nb, nlh);
+}
+
 static struct nftnl_set *set_new(const struct nft_batch *nb, const char *name)
 {
 	struct nftnl_set *s = nftnl_set_alloc();

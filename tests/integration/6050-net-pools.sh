@@ -39,5 +39,13 @@ expect_blocked "... which is gone" pb 203.0.113.10
 expect_reach "the first pool's sandbox still works" pa 203.0.113.10
 check "... and its rules are still there" \
 	grep -q sb_pa_out <<<"$(ip netns exec "$H" nft list table inet hutch)"
+ipb2=$(drvb attach pb "$(sb_path pb)" | awk '{print $2}')
+check "the second network attaches again" test -n "$ipb2"
+check "net_host_remove undoes the second network" drvb uninstall
+expect_eq "its table is gone" "$(ip netns exec "$H" nft list tables | grep -c '^table inet hutch_')" 0
+check "its bridge is gone" test -z "$(ip -n "$H" -4 -br addr | grep 10.77.0.1/24)"
+check "its sandbox's state is gone" test -z "$(ls "$NET_T/stateb/sandboxes")"
+expect_blocked "its sandbox has no network" pb 203.0.113.10
+expect_reach "the first network is untouched" pa 203.0.113.10
 check "detach" ctl detach pa
 net_done

@@ -32,7 +32,7 @@ static int usage(void)
 	        "         [--dns-timeout MS] [--mtu N] COMMAND ...\n"
 	        "commands: serve SOCK | ctl SOCK LINE... | init | attach ID NETNS [POLICY]\n"
 	        "          policy ID [POLICY] | detach ID | orphans [LIVE_ID...] | info ID\n"
-	        "          check [POLICY] | reap | render ID | resolver | bench [--policy JSON] NETNS...\n");
+	        "          uninstall | check [POLICY] | reap | render ID | resolver | bench [--policy JSON] NETNS...\n");
 	return 2;
 }
 
@@ -157,6 +157,8 @@ static int run(int argc, char **argv, struct buf *out)
 		r = net_sandbox_info(&cfg, argv[1], &info, &err);
 		if (r == 0)
 			buf_printf(out, "ok %s %s %u\n", info.ip, info.veth, info.gen);
+	} else if (strcmp(cmd, "uninstall") == 0 && argc == 1) {
+		r = net_host_remove(&cfg, &err);
 	} else if (strcmp(cmd, "check") == 0 && (argc == 1 || argc == 2)) {
 		r = net_policy_check(&cfg, argc == 2 ? argv[1] : NULL, &err);
 	} else if (strcmp(cmd, "reap") == 0 && argc == 1) {
