@@ -284,8 +284,8 @@ int http_response_write(struct http_request *req, const void *data, size_t len)
 		return req->conn->pressure ? 1 : 0;
 	if (pr->head_pending) {
 		pr->head_pending = false;
-		return conn_write3(req->conn, pr->resp_headers.data, pr->resp_headers.len, data, len,
-		                   NULL, 0);
+		return conn_write3(req->conn, pr->resp_headers.data, pr->resp_headers.len, data,
+		                   len, NULL, 0);
 	}
 	if (!pr->chunked)
 		return conn_write3(req->conn, NULL, 0, data, len, NULL, 0);

@@ -70,10 +70,10 @@ static void activity_flush(struct proxy_activity *a)
 	if (activity_take(a, &body) == 0 || !a->api_url[0])
 		goto out;
 	buf_printf(&hdr, "Authorization: Bearer %s\r\nContent-Type: application/json\r\n",
-		   a->node_token);
+	           a->node_token);
 	if (http_client_request(a->client, a->api_url, "POST", "/internal/v1/activity", hdr.data,
-				body.data, body.len, ACTIVITY_TIMEOUT_MS, 64 * 1024, activity_posted,
-				a) == 0) {
+	                        body.data, body.len, ACTIVITY_TIMEOUT_MS, 64 * 1024,
+	                        activity_posted, a) == 0) {
 		a->in_flight = true;
 		a->posts++;
 	} else {

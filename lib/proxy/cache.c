@@ -20,9 +20,9 @@
 #include "base/xalloc.h"
 #include "proxy/internal.h"
 
-#define CACHE_MAX 4096
+#define CACHE_MAX        4096
 #define CACHE_RECHECK_MS 50
-#define WAL_HDR 48 /* one copy of the WAL-index header */
+#define WAL_HDR          48 /* one copy of the WAL-index header */
 
 struct cache_key {
 	bool valid;
@@ -175,7 +175,7 @@ static void rec_copy(struct sandbox_rec *dst, const struct sandbox_rec *src)
 }
 
 int proxy_cache_sandbox_get(struct proxy_cache *c, const char *target, const char *ns,
-			    const struct sandbox_rec **ret)
+                            const struct sandbox_rec **ret)
 {
 	char key[160];
 	if (c->version < 0)
@@ -189,7 +189,7 @@ int proxy_cache_sandbox_get(struct proxy_cache *c, const char *target, const cha
 }
 
 const struct sandbox_rec *proxy_cache_sandbox_put(struct proxy_cache *c, const char *target,
-						  const char *ns, const struct sandbox_rec *rec)
+                                                  const char *ns, const struct sandbox_rec *rec)
 {
 	char key[160];
 	if (c->version < 0)

@@ -29,14 +29,14 @@ struct proxy_exchange {
 	struct proxy *px;
 	struct http_request *req; /* NULL once the client side is finished or gone */
 	struct proxy_upstream *up;
-	uint64_t deadline;	/* connect / first-byte timeout (loop time), 0 = none; checked by
-				 * proxy_exchange_sweep() */
+	uint64_t deadline;      /* connect / first-byte timeout (loop time), 0 = none; checked by
+	                         * proxy_exchange_sweep() */
 	uv_timer_t *wake_timer; /* store polling while the sandbox wakes */
 	http_parser parser;
 	enum ex_state state;
 	struct proxy_target t;
 	char key[PROXY_KEY_MAX]; /* upstream key */
-	struct buf head; /* the upstream request head, kept for one retry */
+	struct buf head;         /* the upstream request head, kept for one retry */
 	/* response head being parsed */
 	struct buf rh;
 	struct rh_hdr hdrs[PROXY_RESP_HEADERS_MAX];
@@ -170,7 +170,8 @@ static void ex_finish(struct proxy_exchange *ex, bool reusable)
 	bool complete;
 	struct proxy_upstream *up = ex->up;
 	ex->up = NULL;
-	reusable = reusable && ex->body_done && !ex->is_upgrade && http_should_keep_alive(&ex->parser);
+	reusable =
+	        reusable && ex->body_done && !ex->is_upgrade && http_should_keep_alive(&ex->parser);
 	proxy_upstream_release(up, reusable);
 	struct http_request *req = ex_detach_client(ex, &complete);
 	ex_kill(ex);
@@ -274,7 +275,8 @@ static bool rh_framing_ok(struct proxy_exchange *ex)
 			ex->ncl++;
 		} else if (strcasecmp(name, "transfer-encoding") == 0) {
 			ex->nte++;
-			if (!sv_case_eq(sv_trim(sv_from(rh_str(ex, ex->hdrs[i].value))), SV("chunked")))
+			if (!sv_case_eq(sv_trim(sv_from(rh_str(ex, ex->hdrs[i].value))),
+			                SV("chunked")))
 				ex->te_bad = true;
 		}
 	}
@@ -311,8 +313,8 @@ static void ex_response_begin(struct proxy_exchange *ex)
 	if (!rh_get(ex, "access-control-allow-origin").p)
 		proxy_cors_headers(req);
 	int64_t cl = ex->ncl == 1 && !(ex->parser.flags & F_CHUNKED)
-			     ? (int64_t)ex->parser.content_length
-			     : -1;
+	                     ? (int64_t)ex->parser.content_length
+	                     : -1;
 	ex->state = EX_RESPONDING;
 	ex->deadline = 0;
 	http_response_start(req, ex->parser.status_code, cl);
@@ -370,12 +372,12 @@ static int on_r_message_complete(http_parser *p)
 }
 
 static const http_parser_settings resp_settings = {
-	.on_message_begin = on_r_begin,
-	.on_header_field = on_r_field,
-	.on_header_value = on_r_value,
-	.on_headers_complete = on_r_headers_complete,
-	.on_body = on_r_body,
-	.on_message_complete = on_r_message_complete,
+        .on_message_begin = on_r_begin,
+        .on_header_field = on_r_field,
+        .on_header_value = on_r_value,
+        .on_headers_complete = on_r_headers_complete,
+        .on_body = on_r_body,
+        .on_message_complete = on_r_message_complete,
 };
 
 /* ---- upstream events ---- */
@@ -391,7 +393,7 @@ static void ex_upgrade(struct proxy_exchange *ex, const char *rest, size_t rest_
 	buf_adds(&head, "HTTP/1.1 101 Switching Protocols\r\n");
 	for (size_t i = 0; i < ex->nhdrs; i++)
 		buf_printf(&head, "%s: %s\r\n", rh_str(ex, ex->hdrs[i].name),
-			   rh_str(ex, ex->hdrs[i].value));
+		           rh_str(ex, ex->hdrs[i].value));
 	buf_adds(&head, "\r\n");
 	struct http_request *req = ex_detach_client(ex, &complete);
 	struct proxy_upstream *up = ex->up;
@@ -402,7 +404,8 @@ static void ex_upgrade(struct proxy_exchange *ex, const char *rest, size_t rest_
 		client = http_conn_takeover(req, &left);
 	}
 	if (client)
-		proxy_tunnel_start(ex->px, ex->t.id, client, up, left.data, left.len, rest, rest_len);
+		proxy_tunnel_start(ex->px, ex->t.id, client, up, left.data, left.len, rest,
+		                   rest_len);
 	else
 		proxy_upstream_release(up, false);
 	ex_kill(ex);
@@ -430,8 +433,9 @@ static void ex_parse(struct proxy_exchange *ex, const char *data, size_t len)
 		http_response_flush(ex->req); /* a head whose body is not here yet goes out now */
 	if (e != HPE_OK) {
 		struct hutch_error err = HUTCH_ERROR_INIT;
-		hutch_error_api(&err, 502, "PROXY_ERROR", "malformed response from the sandbox (%s)",
-				http_errno_description(e));
+		hutch_error_api(&err, 502, "PROXY_ERROR",
+		                "malformed response from the sandbox (%s)",
+		                http_errno_description(e));
 		ex_fail(ex, &err);
 	}
 }
@@ -466,8 +470,8 @@ static void ex_upstream_ended(struct proxy_exchange *ex, ssize_t status)
 		return;
 	if (status == UV_EOF || status == UV_ECONNRESET || status == UV_EPIPE)
 		ex_fail_api(ex, 502, "CONNECTION_CLOSED",
-			    ex->got_bytes ? "the sandbox closed the connection mid-response"
-					  : "the sandbox closed the connection without responding");
+		            ex->got_bytes ? "the sandbox closed the connection mid-response"
+		                          : "the sandbox closed the connection without responding");
 	else
 		ex_fail_api(ex, 502, "PROXY_ERROR", uv_strerror((int)status));
 }
@@ -514,9 +518,9 @@ static void ex_on_up_drain(struct proxy_upstream *up)
 }
 
 static const struct proxy_upstream_ops ex_up_ops = {
-	.on_connect = ex_on_connect,
-	.on_read = ex_on_read,
-	.on_drain = ex_on_up_drain,
+        .on_connect = ex_on_connect,
+        .on_read = ex_on_read,
+        .on_drain = ex_on_up_drain,
 };
 
 /* ---- client events ---- */
@@ -654,8 +658,9 @@ static void ex_wake_tick(struct proxy_exchange *ex)
 		else
 			ex_fail(ex, &err);
 	} else if (strcmp(rec.status, "suspended") != 0 && strcmp(rec.status, "suspending") != 0 &&
-		   strcmp(rec.status, "pending") != 0 && strcmp(rec.status, "snapshotting") != 0) {
-		snprintf(msg, sizeof(msg), "sandbox %s is not running (state: %s)", rec.id, rec.status);
+	           strcmp(rec.status, "pending") != 0 && strcmp(rec.status, "snapshotting") != 0) {
+		snprintf(msg, sizeof(msg), "sandbox %s is not running (state: %s)", rec.id,
+		         rec.status);
 		ex_fail_api(ex, 503, "SANDBOX_NOT_RUNNING", msg);
 	} else {
 		if (strcmp(rec.status, "suspended") == 0)
@@ -664,7 +669,7 @@ static void ex_wake_tick(struct proxy_exchange *ex)
 			ex_fail_api(ex, 503, "SANDBOX_NOT_RUNNING", w->failed_msg);
 		} else if (uv_now(px->loop) >= ex->wake_deadline) {
 			snprintf(msg, sizeof(msg), "sandbox %s did not resume in time (state: %s)",
-				 rec.id, rec.status);
+			         rec.id, rec.status);
 			ex_fail_api(ex, 504, "SANDBOX_NOT_RUNNING", msg);
 		}
 	}
@@ -672,34 +677,36 @@ static void ex_wake_tick(struct proxy_exchange *ex)
 }
 
 int proxy_target_key(const struct sandbox_rec *rec, uint16_t port, char key[PROXY_KEY_MAX],
-		     struct hutch_error *err)
+                     struct hutch_error *err)
 {
 	int n;
 	if (port == PROXY_AGENT_PORT) {
 		if (!rec->agent_socket || !rec->agent_socket[0])
 			return hutch_error_api(err, 503, "SANDBOX_NOT_RUNNING",
-					       "the agent of sandbox %s is not reachable yet", rec->id);
+			                       "the agent of sandbox %s is not reachable yet",
+			                       rec->id);
 		n = snprintf(key, PROXY_KEY_MAX, "unix:%s", rec->agent_socket);
 	} else {
 		if (!rec->ip || !rec->ip[0])
 			return hutch_error_api(err, 502, "PROXY_ERROR",
-					       "sandbox %s has no network address", rec->id);
+			                       "sandbox %s has no network address", rec->id);
 		n = snprintf(key, PROXY_KEY_MAX, "tcp:%s:%u", rec->ip, port);
 	}
 	if (n < 0 || n >= PROXY_KEY_MAX)
-		return hutch_error_api(err, 502, "PROXY_ERROR", "sandbox %s: address too long", rec->id);
+		return hutch_error_api(err, 502, "PROXY_ERROR", "sandbox %s: address too long",
+		                       rec->id);
 	return 0;
 }
 
-void proxy_exchange_start(struct proxy *px, struct http_request *req, const struct sandbox_rec *rec,
-			  const struct proxy_target *t)
+/* A new exchange for req, linked into the proxy and owning req's callbacks. */
+static struct proxy_exchange *ex_new(struct proxy *px, struct http_request *req,
+                                     const struct proxy_target *t)
 {
 	struct proxy_exchange *ex = xcalloc(1, sizeof(*ex));
-	struct hutch_error err = HUTCH_ERROR_INIT;
 	ex->px = px;
 	ex->req = req;
 	ex->t = *t;
-	ex->holds = 2; /* one until killed, one for this call */
+	ex->holds = 1; /* until killed */
 	ex->is_head = req->method == HTTP_HEAD;
 	ex->is_upgrade = req->upgrade;
 	ex->chunked_up = req->chunked && !req->upgrade;
@@ -715,32 +722,46 @@ void proxy_exchange_start(struct proxy *px, struct http_request *req, const stru
 	req->on_body_end = ex_on_body_end;
 	req->on_abort = ex_on_abort;
 	req->on_drain = ex_on_client_drain;
+	return ex;
+}
+
+static void ex_wake_start(struct proxy_exchange *ex)
+{
+	struct proxy *px = ex->px;
+	ex->state = EX_WAKING;
+	ex->wake_deadline = uv_now(px->loop) + px->cfg.wake_timeout_ms;
+	ex->wake_timer = xmalloc(sizeof(*ex->wake_timer));
+	uv_timer_init(px->loop, ex->wake_timer);
+	ex->wake_timer->data = ex;
+	uv_timer_start(ex->wake_timer, ex_wake_timer, 0, px->cfg.wake_poll_ms);
+}
+
+void proxy_exchange_start(struct proxy *px, struct http_request *req, const struct sandbox_rec *rec,
+                          const struct proxy_target *t)
+{
+	struct hutch_error err = HUTCH_ERROR_INIT;
+	struct proxy_exchange *ex = ex_new(px, req, t);
+	struct proxy_fwd f = {
+	        .peer = http_request_peer(req),
+	        .keep_cookies = t->keep_cookies,
+	        .upgrade = req->upgrade,
+	        .chunked = ex->chunked_up,
+	        .has_length = req->has_content_length && !req->upgrade,
+	        .length = req->content_length,
+	};
+
+	ex_hold(ex); /* for this call */
 	/* a body must wait for the upstream; a request without one needs no pause (which would
 	 * cost two epoll_ctl calls) */
 	if (req->has_content_length || req->chunked)
 		http_request_pause(req);
-
-	struct proxy_fwd f = {
-		.peer = http_request_peer(req),
-		.keep_cookies = t->keep_cookies,
-		.upgrade = req->upgrade,
-		.chunked = ex->chunked_up,
-		.has_length = req->has_content_length && !req->upgrade,
-		.length = req->content_length,
-	};
 	proxy_head_build(req, &f, &ex->head);
-	if (t->wake) {
-		ex->state = EX_WAKING;
-		ex->wake_deadline = uv_now(px->loop) + px->cfg.wake_timeout_ms;
-		ex->wake_timer = xmalloc(sizeof(*ex->wake_timer));
-		uv_timer_init(px->loop, ex->wake_timer);
-		ex->wake_timer->data = ex;
-		uv_timer_start(ex->wake_timer, ex_wake_timer, 0, px->cfg.wake_poll_ms);
-	} else if (proxy_target_key(rec, t->port, ex->key, &err) == 0) {
+	if (t->wake)
+		ex_wake_start(ex);
+	else if (proxy_target_key(rec, t->port, ex->key, &err) == 0)
 		ex_connect(ex, false);
-	} else {
+	else
 		ex_fail(ex, &err);
-	}
 	ex_release(ex);
 }
 

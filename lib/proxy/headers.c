@@ -27,16 +27,27 @@ static bool name_in(struct sv name, const char *const *names)
 /* Dropped from every request: hop-by-hop and framing headers (re-made here), credentials meant
  * for the proxy, and forwarding headers the client must not be able to forge. */
 static const char *const request_drop[] = {
-	"connection",	   "keep-alive",      "proxy-connection", "te",
-	"trailer",	   "transfer-encoding", "content-length", "upgrade",
-	"expect",	   "authorization",   "proxy-authorization", "x-forwarded-for",
-	"x-forwarded-proto", "x-forwarded-host", "forwarded",	   NULL,
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "content-length",
+        "upgrade",
+        "expect",
+        "authorization",
+        "proxy-authorization",
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+        "forwarded",
+        NULL,
 };
 
 static const char *const response_drop[] = {
-	"connection", "keep-alive",	  "proxy-connection", "te",
-	"trailer",    "transfer-encoding", "content-length",  "upgrade",
-	NULL,
+        "connection",        "keep-alive",     "proxy-connection", "te", "trailer",
+        "transfer-encoding", "content-length", "upgrade",          NULL,
 };
 
 bool proxy_header_name_valid(const char *name)
@@ -46,7 +57,7 @@ bool proxy_header_name_valid(const char *name)
 		return false;
 	for (const char *c = name; *c; c++) {
 		bool ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
-			  (*c >= '0' && *c <= '9') || strchr(extra, *c);
+		          (*c >= '0' && *c <= '9') || strchr(extra, *c);
 		if (!ok)
 			return false;
 	}
@@ -58,8 +69,8 @@ bool proxy_header_is_hop(struct sv name, struct sv connection)
 	return name_in(name, response_drop) || (connection.len && token_listed(connection, name));
 }
 
-static bool request_keeps(const struct http_request *req, const struct proxy_fwd *f,
-			  struct sv name, struct sv connection)
+static bool request_keeps(const struct http_request *req, const struct proxy_fwd *f, struct sv name,
+                          struct sv connection)
 {
 	if (name_in(name, request_drop))
 		return false;
@@ -140,10 +151,10 @@ void proxy_cors_preflight(struct http_request *req)
 {
 	proxy_cors_headers(req);
 	http_response_header(req, "Access-Control-Allow-Methods",
-			     "GET, POST, PUT, DELETE, OPTIONS, PATCH");
+	                     "GET, POST, PUT, DELETE, OPTIONS, PATCH");
 	http_response_header(req, "Access-Control-Allow-Headers",
-			     "content-type, authorization, x-tensorlake-sandbox-id, "
-			     "x-tensorlake-sandbox-port, x-pty-token");
+	                     "content-type, authorization, x-tensorlake-sandbox-id, "
+	                     "x-tensorlake-sandbox-port, x-pty-token");
 	http_response_header(req, "Access-Control-Max-Age", "86400");
 	http_respond(req, 204, NULL, NULL, 0);
 }

@@ -12,10 +12,10 @@
 #include "proxy/proxy.h"
 #include "proxy/route.h"
 
-#define PROXY_READ_BUF (64 * 1024)
-#define PROXY_RESP_HEAD_MAX (64 * 1024)
+#define PROXY_READ_BUF         (64 * 1024)
+#define PROXY_RESP_HEAD_MAX    (64 * 1024)
 #define PROXY_RESP_HEADERS_MAX 100
-#define PROXY_KEY_MAX 160 /* "unix:" + a socket path (at most 107) or "tcp:" + ip:port */
+#define PROXY_KEY_MAX          160 /* "unix:" + a socket path (at most 107) or "tcp:" + ip:port */
 
 /* ---- upstream connections (upstream.c) ---- */
 
@@ -40,8 +40,8 @@ struct proxy_bucket {
 struct proxy_pool {
 	uv_loop_t *loop;
 	const struct proxy_config *cfg;
-	struct proxy_map buckets;     /* key -> struct proxy_bucket */
-	struct proxy_upstream *lru;   /* every idle connection, oldest first */
+	struct proxy_map buckets;   /* key -> struct proxy_bucket */
+	struct proxy_upstream *lru; /* every idle connection, oldest first */
 	struct proxy_upstream *lru_tail;
 	uv_timer_t sweep;
 	size_t open;
@@ -67,8 +67,8 @@ struct proxy_upstream {
 	void *owner; /* NULL while idle or closing */
 	size_t write_queued;
 	uint64_t idle_since;
-	struct proxy_upstream *bnext, *bprev;	/* in the bucket's idle list */
-	struct proxy_upstream *lnext, *lprev;	/* in the pool's LRU list */
+	struct proxy_upstream *bnext, *bprev; /* in the bucket's idle list */
+	struct proxy_upstream *lnext, *lprev; /* in the pool's LRU list */
 	bool connected;
 	bool reused;
 	bool reading;
@@ -85,27 +85,27 @@ void proxy_pool_close(struct proxy_pool *pool);
  * ops->on_connect follows). fresh skips the idle ones. Negative libuv code on a bad key or an
  * immediate failure. */
 int proxy_pool_acquire(struct proxy_pool *pool, const char *key, bool fresh,
-		       const struct proxy_upstream_ops *ops, void *owner,
-		       struct proxy_upstream **ret);
+                       const struct proxy_upstream_ops *ops, void *owner,
+                       struct proxy_upstream **ret);
 /* The owner is done: reusable connections go back to the pool, others are closed. */
 void proxy_upstream_release(struct proxy_upstream *up, bool reusable);
 /* Queues a + b + c as one write (copied). Returns 0, 1 above the high-water mark, or -EPIPE. */
 int proxy_upstream_write(struct proxy_upstream *up, const void *a, size_t alen, const void *b,
-			 size_t blen, const void *c, size_t clen);
+                         size_t blen, const void *c, size_t clen);
 void proxy_upstream_read(struct proxy_upstream *up, bool on);
 /* Hands the connection to a new owner (the tunnel after an upgrade). */
 void proxy_upstream_adopt(struct proxy_upstream *up, const struct proxy_upstream_ops *ops,
-			  void *owner);
+                          void *owner);
 
 /* ---- the lookup cache (cache.c) ---- */
 
 struct proxy_cache {
-	int64_t version;	    /* the store's data version of the entries; -1 = not caching */
-	struct proxy_map keys;	    /* Authorization value -> verification */
+	int64_t version;            /* the store's data version of the entries; -1 = not caching */
+	struct proxy_map keys;      /* Authorization value -> verification */
 	struct proxy_map sandboxes; /* "ns/target" -> lookup result */
-	char *shm_path;		    /* the SQLite -shm file, or NULL */
+	char *shm_path;             /* the SQLite -shm file, or NULL */
 	const volatile unsigned char *shm; /* its WAL-index header, mapped read-only */
-	unsigned char hdr[48];	    /* the header at the last full check */
+	unsigned char hdr[48];             /* the header at the last full check */
 	bool hdr_valid;
 	uint64_t checked_ms;
 };
@@ -122,10 +122,10 @@ void proxy_cache_key_put(struct proxy_cache *c, struct sv header, const char *ns
  * namespace ("" when anonymous), part of the key because names resolve per namespace. The record
  * stays the cache's, valid until the next proxy_cache_validate() or put of the same key. */
 int proxy_cache_sandbox_get(struct proxy_cache *c, const char *target, const char *ns,
-			    const struct sandbox_rec **ret);
+                            const struct sandbox_rec **ret);
 /* Records rec (NULL: "not found") and returns the cached copy (NULL when not caching). */
 const struct sandbox_rec *proxy_cache_sandbox_put(struct proxy_cache *c, const char *target,
-						  const char *ns, const struct sandbox_rec *rec);
+                                                  const char *ns, const struct sandbox_rec *rec);
 void proxy_cache_release(struct proxy_cache *c);
 
 /* ---- the proxy (proxy.c) ---- */
@@ -136,7 +136,7 @@ struct proxy_tunnel;
 struct proxy_wake {
 	uint64_t posted_ms; /* last wake POST */
 	bool in_flight;
-	int failed_status;  /* the api's answer when the wake was refused; 0 = none */
+	int failed_status; /* the api's answer when the wake was refused; 0 = none */
 	char failed_msg[160];
 };
 
@@ -156,9 +156,9 @@ struct proxy {
 	bool own_activity;
 	/* wake.c */
 	struct proxy_map wakes; /* sandbox id -> struct proxy_wake */
-	uv_timer_t tick;	/* housekeeping: forgets old wake records */
-	uv_timer_t deadlines;	/* every 100 ms: connect and first-byte timeouts, draining */
-	bool draining;		/* proxy_shutdown(): finishing requests in flight */
+	uv_timer_t tick;        /* housekeeping: forgets old wake records */
+	uv_timer_t deadlines;   /* every 100 ms: connect and first-byte timeouts, draining */
+	bool draining;          /* proxy_shutdown(): finishing requests in flight */
 	uint64_t drain_deadline;
 	bool closing;
 	struct proxy_stats stats;
@@ -173,11 +173,11 @@ void proxy_client_abort(struct http_request *req);
 /* ---- headers and CORS (headers.c) ---- */
 
 struct proxy_fwd {
-	const char *peer;    /* client address as "ip:port" (or "unix") */
-	bool keep_cookies;   /* pass Cookie on (user ports addressed by their own host name) */
-	bool upgrade;	     /* keep Connection: upgrade / Upgrade */
-	bool chunked;	     /* the body is re-framed as chunked */
-	bool has_length;     /* the body has this Content-Length */
+	const char *peer;  /* client address as "ip:port" (or "unix") */
+	bool keep_cookies; /* pass Cookie on (user ports addressed by their own host name) */
+	bool upgrade;      /* keep Connection: upgrade / Upgrade */
+	bool chunked;      /* the body is re-framed as chunked */
+	bool has_length;   /* the body has this Content-Length */
 	uint64_t length;
 };
 
@@ -209,20 +209,20 @@ struct proxy_target {
 
 /* Forwards req to the sandbox rec (already authorized). Takes over req's callbacks. */
 void proxy_exchange_start(struct proxy *px, struct http_request *req, const struct sandbox_rec *rec,
-			  const struct proxy_target *t);
+                          const struct proxy_target *t);
 /* Fails the exchanges whose connect or first-byte deadline passed (from a periodic timer). */
 void proxy_exchange_sweep(struct proxy *px);
 /* Aborts every exchange (shutdown). */
 void proxy_exchange_abort_all(struct proxy *px);
 /* The upstream key for a sandbox and port into key; 0 or a negative errno with err set. */
 int proxy_target_key(const struct sandbox_rec *rec, uint16_t port, char key[PROXY_KEY_MAX],
-		     struct hutch_error *err);
+                     struct hutch_error *err);
 
 /* Splices client (taken over after the upstream's 101) and up both ways until either ends.
  * client_left / up_left are bytes already read from each side, to deliver first. */
 void proxy_tunnel_start(struct proxy *px, const char *sandbox_id, uv_stream_t *client,
-			struct proxy_upstream *up, const char *client_left, size_t client_left_len,
-			const char *up_left, size_t up_left_len);
+                        struct proxy_upstream *up, const char *client_left, size_t client_left_len,
+                        const char *up_left, size_t up_left_len);
 void proxy_tunnel_close_all(struct proxy *px);
 
 /* ---- activity and wake (activity.c, wake.c) ---- */

@@ -17,7 +17,10 @@ struct proxy_map {
 	size_t used; /* live entries plus tombstones */
 };
 
-#define PROXY_MAP_INIT {NULL, 0, 0, 0}
+#define PROXY_MAP_INIT        \
+	{                     \
+		NULL, 0, 0, 0 \
+	}
 
 /* The value stored under key, or NULL. */
 void *proxy_map_get(const struct proxy_map *m, const char *key);

@@ -12,9 +12,9 @@ static int not_found(struct hutch_error *err, const char *target)
 static int unauthenticated(struct hutch_error *err, enum proxy_cred cred)
 {
 	return hutch_error_api(err, 401, "UNAUTHENTICATED", "%s",
-			       cred == PROXY_CRED_NONE
-				       ? "missing API key (Authorization: Bearer <key>)"
-				       : "invalid API key");
+	                       cred == PROXY_CRED_NONE
+	                               ? "missing API key (Authorization: Bearer <key>)"
+	                               : "invalid API key");
 }
 
 static bool anonymous(enum proxy_cred cred)
@@ -42,6 +42,6 @@ int proxy_policy_decide(const struct proxy_access *a, const char *target, struct
 		return unauthenticated(err, a->cred);
 	if (!a->exposed)
 		return hutch_error_api(err, 403, "PORT_NOT_EXPOSED",
-				       "port %u of sandbox %s is not exposed", a->port, target);
+		                       "port %u of sandbox %s is not exposed", a->port, target);
 	return 0;
 }

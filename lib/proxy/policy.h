@@ -16,9 +16,9 @@ enum proxy_cred {
 };
 
 struct proxy_access {
-	uint16_t port;	   /* the port asked for; PROXY_AGENT_PORT = the agent */
-	bool found;	   /* the sandbox exists (as far as this caller may look it up) */
-	bool exposed;	   /* port is listed in the sandbox's exposed_ports */
+	uint16_t port;     /* the port asked for; PROXY_AGENT_PORT = the agent */
+	bool found;        /* the sandbox exists (as far as this caller may look it up) */
+	bool exposed;      /* port is listed in the sandbox's exposed_ports */
 	bool allow_unauth; /* the sandbox's allow_unauthenticated_access */
 	enum proxy_cred cred;
 };

@@ -34,7 +34,8 @@ void proxy_config_defaults(struct proxy_config *cfg)
 void proxy_respond_error(struct http_request *req, const struct hutch_error *err)
 {
 	proxy_cors_headers(req);
-	http_respond_error(req, hutch_error_http_status(err), hutch_error_kind(err), "%s", err->msg);
+	http_respond_error(req, hutch_error_http_status(err), hutch_error_kind(err), "%s",
+	                   err->msg);
 }
 
 void proxy_client_abort(struct http_request *req)
@@ -51,7 +52,7 @@ void proxy_client_abort(struct http_request *req)
 /* Who is calling: fills ns (empty when anonymous) and the credential class as far as it is known
  * before the lookup (OWNER means "valid key" until the sandbox's namespace is compared). */
 static int proxy_caller(struct proxy *px, struct http_request *req, char ns[64],
-			enum proxy_cred *ret, struct hutch_error *err)
+                        enum proxy_cred *ret, struct hutch_error *err)
 {
 	ns[0] = '\0';
 	if (px->cfg.auth_none) {
@@ -79,7 +80,7 @@ static int proxy_caller(struct proxy *px, struct http_request *req, char ns[64],
 	}
 	if (r < 0)
 		return hutch_error_api(err, 503, "PROXY_ERROR", "checking the API key failed: %s",
-				       err->msg);
+		                       err->msg);
 	*ret = PROXY_CRED_OWNER;
 	return 0;
 }
@@ -98,7 +99,7 @@ static int lookup_result(int r, bool *found, struct hutch_error *err)
 /* Finds the sandbox: an id anywhere; a name in the caller's namespace first, then (for public
  * ports) as a name unique across namespaces. */
 static int proxy_lookup_store(struct proxy *px, const struct proxy_route *rt, const char *ns,
-			      struct sandbox_rec *ret, bool *found, struct hutch_error *err)
+                              struct sandbox_rec *ret, bool *found, struct hutch_error *err)
 {
 	struct hutch_error e = HUTCH_ERROR_INIT;
 	int r;
@@ -112,11 +113,13 @@ static int proxy_lookup_store(struct proxy *px, const struct proxy_route *rt, co
 		return r;
 	}
 	if (ns[0]) {
-		r = lookup_result(store_sandbox_get(px->store, ns, rt->target, 0, ret, &e), found, err);
+		r = lookup_result(store_sandbox_get(px->store, ns, rt->target, 0, ret, &e), found,
+		                  err);
 		if (r < 0 || *found)
 			return r;
 	}
-	return lookup_result(store_sandbox_get_name_any(px->store, rt->target, ret, &e), found, err);
+	return lookup_result(store_sandbox_get_name_any(px->store, rt->target, ret, &e), found,
+	                     err);
 }
 
 /* The sandbox a request names: a cache entry (valid until the next request validates the
@@ -127,7 +130,7 @@ struct proxy_found {
 };
 
 static int proxy_lookup(struct proxy *px, const struct proxy_route *rt, const char *ns,
-			struct proxy_found *f, struct hutch_error *err)
+                        struct proxy_found *f, struct hutch_error *err)
 {
 	bool found;
 	if (proxy_cache_sandbox_get(&px->cache, rt->target, ns, &f->rec) == 0)
@@ -136,14 +139,14 @@ static int proxy_lookup(struct proxy *px, const struct proxy_route *rt, const ch
 	if (r < 0)
 		return r;
 	const struct sandbox_rec *c =
-		proxy_cache_sandbox_put(&px->cache, rt->target, ns, found ? &f->own : NULL);
+	        proxy_cache_sandbox_put(&px->cache, rt->target, ns, found ? &f->own : NULL);
 	f->rec = !found ? NULL : c ? c : &f->own;
 	return 0;
 }
 
 static int proxy_authorize_read(struct proxy *px, struct http_request *req,
-				const struct proxy_route *rt, struct proxy_found *f,
-				struct hutch_error *err)
+                                const struct proxy_route *rt, struct proxy_found *f,
+                                struct hutch_error *err)
 {
 	char ns[64];
 	struct proxy_access a = {.port = rt->port};
@@ -151,7 +154,8 @@ static int proxy_authorize_read(struct proxy *px, struct http_request *req,
 	if (r < 0)
 		return r;
 	/* the agent never answers anonymous callers, not even "not found" */
-	if (rt->port == PROXY_AGENT_PORT && (a.cred == PROXY_CRED_NONE || a.cred == PROXY_CRED_INVALID))
+	if (rt->port == PROXY_AGENT_PORT &&
+	    (a.cred == PROXY_CRED_NONE || a.cred == PROXY_CRED_INVALID))
 		return proxy_policy_decide(&a, rt->target, err);
 	r = proxy_lookup(px, rt, ns, f, err);
 	if (r < 0)
@@ -170,7 +174,7 @@ static int proxy_authorize_read(struct proxy *px, struct http_request *req,
  * store's data version first; a lookup that reads a newer version than the one validated only
  * makes the next request empty the cache again, so nothing stale is ever served. */
 static int proxy_authorize(struct proxy *px, struct http_request *req, const struct proxy_route *rt,
-			   struct proxy_found *f, struct hutch_error *err)
+                           struct proxy_found *f, struct hutch_error *err)
 {
 	proxy_cache_validate(&px->cache, px->store, uv_now(px->loop));
 	return proxy_authorize_read(px, req, rt, f, err);
@@ -183,8 +187,8 @@ static int proxy_state(const struct sandbox_rec *rec, struct hutch_error *err)
 		return 0;
 	if (strcmp(rec->status, "suspended") == 0 || strcmp(rec->status, "suspending") == 0)
 		return 1;
-	return hutch_error_api(err, 503, "SANDBOX_NOT_RUNNING", "sandbox %s is not running (state: %s)",
-			       rec->id, rec->status);
+	return hutch_error_api(err, 503, "SANDBOX_NOT_RUNNING",
+	                       "sandbox %s is not running (state: %s)", rec->id, rec->status);
 }
 
 /* Sandboxes run on the node of their executor. Only local ones are served for now; forwarding
@@ -194,9 +198,10 @@ static int proxy_placement(struct proxy *px, const struct sandbox_rec *rec, stru
 	if (!rec->executor_id || !rec->executor_id[0] || !px->cfg.node_id[0] ||
 	    strcmp(rec->executor_id, px->cfg.node_id) == 0)
 		return 0;
-	return hutch_error_api(err, 502, "PROXY_ERROR",
-			       "sandbox %s runs on node %s; forwarding between nodes is not supported",
-			       rec->id, rec->executor_id);
+	return hutch_error_api(
+	        err, 502, "PROXY_ERROR",
+	        "sandbox %s runs on node %s; forwarding between nodes is not supported", rec->id,
+	        rec->executor_id);
 }
 
 static void proxy_handle(struct http_request *req, void *data)
@@ -209,19 +214,15 @@ static void proxy_handle(struct http_request *req, void *data)
 	int r;
 
 	px->stats.requests++;
-	if (px->draining) {
-		hutch_error_api(&err, 503, "PROXY_ERROR", "the proxy is shutting down");
-		proxy_respond_error(req, &err);
-		return;
-	}
 	if (proxy_cors_is_preflight(req)) {
 		proxy_cors_preflight(req);
 		return;
 	}
-	r = proxy_route_parse(http_request_header(req, "host"),
-			      http_request_header(req, "x-tensorlake-sandbox-id"),
-			      http_request_header(req, "x-tensorlake-sandbox-port"), px->cfg.domain,
-			      &rt, &err);
+	r = px->draining ? hutch_error_api(&err, 503, "PROXY_ERROR", "the proxy is shutting down")
+	                 : proxy_route_parse(http_request_header(req, "host"),
+	                                     http_request_header(req, "x-tensorlake-sandbox-id"),
+	                                     http_request_header(req, "x-tensorlake-sandbox-port"),
+	                                     px->cfg.domain, &rt, &err);
 	if (r == 0)
 		r = proxy_authorize(px, req, &rt, &f, &err);
 	if (r == 0)
@@ -229,7 +230,8 @@ static void proxy_handle(struct http_request *req, void *data)
 	if (r >= 0 && proxy_placement(px, f.rec, &err) < 0)
 		r = -1;
 	if (r < 0) {
-		proxy_respond_error(req, &err); /* may start the next request: f.rec is stale after */
+		proxy_respond_error(req,
+		                    &err); /* may start the next request: f.rec is stale after */
 		sandbox_rec_release(&f.own);
 		return;
 	}
@@ -271,7 +273,7 @@ static void proxy_deadlines(uv_timer_t *t)
 }
 
 int proxy_new(uv_loop_t *loop, const struct proxy_config *cfg, struct store *store,
-	      struct proxy **ret, struct hutch_error *err)
+              struct proxy **ret, struct hutch_error *err)
 {
 	if (!store)
 		return hutch_error_set(err, -EINVAL, "the proxy needs a store");

@@ -23,23 +23,23 @@ struct proxy;
 struct proxy_activity;
 
 struct proxy_config {
-	const char *domain;	       /* --proxy-domain: {label}.DOMAIN hosts ("" = none) */
-	const char *api_url;	       /* the api for wake and activity ("" = none) */
-	const char *node_token;	       /* Bearer token for the api's /internal/v1 routes */
-	const char *node_id;	       /* this node; sandboxes of other executors are remote */
-	bool auth_none;		       /* --auth none: every request acts as namespace default */
-	const char *store_path;	       /* the SQLite file behind store (NULL = unknown), to notice
-					* commits without a query */
-	uint64_t connect_timeout_ms;   /* upstream connect (default 5 s) */
+	const char *domain;             /* --proxy-domain: {label}.DOMAIN hosts ("" = none) */
+	const char *api_url;            /* the api for wake and activity ("" = none) */
+	const char *node_token;         /* Bearer token for the api's /internal/v1 routes */
+	const char *node_id;            /* this node; sandboxes of other executors are remote */
+	bool auth_none;                 /* --auth none: every request acts as namespace default */
+	const char *store_path;         /* the SQLite file behind store (NULL = unknown), to notice
+	                                 * commits without a query */
+	uint64_t connect_timeout_ms;    /* upstream connect (default 5 s) */
 	uint64_t first_byte_timeout_ms; /* request sent to first response byte (default 300 s) */
-	uint64_t wake_timeout_ms;      /* waiting for a suspended sandbox to run (default 30 s) */
-	uint64_t wake_poll_ms;	       /* store re-read interval while waiting (default 50 ms) */
-	uint64_t activity_interval_ms; /* activity batch period (default 1 s) */
-	size_t activity_max_ids;       /* distinct sandboxes per batch; more are dropped (10000) */
-	uint64_t upstream_idle_ms;     /* pooled upstream connections closed after (default 20 s) */
-	size_t upstream_idle_max;      /* idle pooled connections per target (default 64) */
-	size_t upstream_high_water;    /* bytes queued towards one peer before pausing the other
-					* side (default 1 MiB) */
+	uint64_t wake_timeout_ms;       /* waiting for a suspended sandbox to run (default 30 s) */
+	uint64_t wake_poll_ms;          /* store re-read interval while waiting (default 50 ms) */
+	uint64_t activity_interval_ms;  /* activity batch period (default 1 s) */
+	size_t activity_max_ids;        /* distinct sandboxes per batch; more are dropped (10000) */
+	uint64_t upstream_idle_ms;  /* pooled upstream connections closed after (default 20 s) */
+	size_t upstream_idle_max;   /* idle pooled connections per target (default 64) */
+	size_t upstream_high_water; /* bytes queued towards one peer before pausing the other
+	                             * side (default 1 MiB) */
 	struct http_server_config http; /* the client-facing server's limits */
 	/* a traffic batcher shared by several proxies of one process (one per worker thread);
 	 * NULL: the proxy makes its own */
@@ -47,18 +47,18 @@ struct proxy_config {
 };
 
 struct proxy_stats {
-	uint64_t requests;	    /* requests received */
-	uint64_t forwarded;	    /* requests that reached an upstream */
+	uint64_t requests;          /* requests received */
+	uint64_t forwarded;         /* requests that reached an upstream */
 	uint64_t upstream_connects; /* new upstream connections */
 	uint64_t upstream_reuses;   /* requests sent on a pooled connection */
-	uint64_t tunnels;	    /* upgraded connections spliced */
-	uint64_t wakes_posted;	    /* wake requests sent to the api */
+	uint64_t tunnels;           /* upgraded connections spliced */
+	uint64_t wakes_posted;      /* wake requests sent to the api */
 	uint64_t activity_posts;    /* activity batches posted */
 	uint64_t activity_dropped;  /* sandbox ids dropped (batch full or api failure) */
-	size_t exchanges_open;	    /* requests in flight */
-	size_t tunnels_open;	    /* upgraded connections open */
-	size_t upstreams_open;	    /* upstream connections open (busy and idle) */
-	size_t upstreams_idle;	    /* pooled idle upstream connections */
+	size_t exchanges_open;      /* requests in flight */
+	size_t tunnels_open;        /* upgraded connections open */
+	size_t upstreams_open;      /* upstream connections open (busy and idle) */
+	size_t upstreams_idle;      /* pooled idle upstream connections */
 };
 
 /* Fills cfg with the defaults listed above (strings "" and auth by key). */
@@ -67,7 +67,7 @@ void proxy_config_defaults(struct proxy_config *cfg);
 /* Creates a proxy on loop reading sandboxes and keys from store (not owned; it must outlive the
  * proxy). cfg's strings are copied. Returns 0 or a negative errno with err set. */
 int proxy_new(uv_loop_t *loop, const struct proxy_config *cfg, struct store *store,
-	      struct proxy **ret, struct hutch_error *err);
+              struct proxy **ret, struct hutch_error *err);
 
 /* Listens on "ADDR:PORT" or "unix:/path" (see http_server_listen); ret_port (may be NULL)
  * receives the bound TCP port. Returns 0 or a negative errno with err set. */

@@ -54,12 +54,13 @@ static int target_set(struct proxy_route *r, struct sv t, struct hutch_error *er
 {
 	char tmp[PROXY_TARGET_MAX + 1];
 	if (t.len > PROXY_TARGET_MAX)
-		return hutch_error_api(err, 400, "INVALID_SANDBOX_ID", "sandbox id or name too long");
+		return hutch_error_api(err, 400, "INVALID_SANDBOX_ID",
+		                       "sandbox id or name too long");
 	for (size_t i = 0; i < t.len; i++)
 		tmp[i] = lower(t.p[i]);
 	if (!target_valid(sv_make(tmp, t.len)))
 		return hutch_error_api(err, 400, "INVALID_SANDBOX_ID",
-				       "'%.*s' is not a sandbox id or name", SV_FMT(t));
+		                       "'%.*s' is not a sandbox id or name", SV_FMT(t));
 	memcpy(r->target, tmp, t.len);
 	r->target[t.len] = '\0';
 	return 0;
@@ -74,7 +75,8 @@ static int label_parse(struct sv label, struct proxy_route *r, struct hutch_erro
 	if (sv_split(label, '-', &head, &tail) && all_digits(head)) {
 		if (port_parse(head, &r->port) < 0)
 			return hutch_error_api(err, 400, "INVALID_PORT",
-					       "'%.*s' is not a port number (1-65535)", SV_FMT(head));
+			                       "'%.*s' is not a port number (1-65535)",
+			                       SV_FMT(head));
 		label = tail;
 	}
 	return target_set(r, label, err);
@@ -129,7 +131,7 @@ static struct sv domain_normalize(const char *domain, char out[PROXY_HOST_MAX + 
 }
 
 static int route_from_host(struct sv host, const char *domain, struct proxy_route *r,
-			   struct hutch_error *err)
+                           struct hutch_error *err)
 {
 	char hbuf[PROXY_HOST_MAX + 1], dbuf[PROXY_HOST_MAX + 1];
 	struct sv name, label, dom = domain ? domain_normalize(domain, dbuf) : SV_NULL;
@@ -143,14 +145,15 @@ static int route_from_host(struct sv host, const char *domain, struct proxy_rout
 	else
 		return -ENOENT;
 	if (sv_index(label, '.') >= 0)
-		return hutch_error_api(err, 400, "INVALID_SANDBOX_ID",
-				       "host '%.*s' has more than one label before the proxy domain",
-				       SV_FMT(name));
+		return hutch_error_api(
+		        err, 400, "INVALID_SANDBOX_ID",
+		        "host '%.*s' has more than one label before the proxy domain",
+		        SV_FMT(name));
 	return label_parse(label, r, err);
 }
 
-int proxy_route_parse(struct sv host, struct sv id_header, struct sv port_header, const char *domain,
-		      struct proxy_route *ret, struct hutch_error *err)
+int proxy_route_parse(struct sv host, struct sv id_header, struct sv port_header,
+                      const char *domain, struct proxy_route *ret, struct hutch_error *err)
 {
 	struct proxy_route r = {.port = PROXY_AGENT_PORT};
 	int rc;
@@ -163,16 +166,18 @@ int proxy_route_parse(struct sv host, struct sv id_header, struct sv port_header
 	} else {
 		rc = route_from_host(host, domain, &r, err);
 		if (rc == -ENOENT)
-			return hutch_error_api(err, 400, "MISSING_SANDBOX_ID",
-					       "no sandbox named: use the X-Tensorlake-Sandbox-Id "
-					       "header or a {sandbox}.local / {sandbox}.<domain> host");
+			return hutch_error_api(
+			        err, 400, "MISSING_SANDBOX_ID",
+			        "no sandbox named: use the X-Tensorlake-Sandbox-Id "
+			        "header or a {sandbox}.local / {sandbox}.<domain> host");
 	}
 	if (rc < 0)
 		return rc;
 	if (port_header.len && port_parse(port_header, &r.port) < 0)
-		return hutch_error_api(err, 400, "INVALID_PORT",
-				       "X-Tensorlake-Sandbox-Port '%.*s' is not a port number (1-65535)",
-				       SV_FMT(port_header));
+		return hutch_error_api(
+		        err, 400, "INVALID_PORT",
+		        "X-Tensorlake-Sandbox-Port '%.*s' is not a port number (1-65535)",
+		        SV_FMT(port_header));
 	*ret = r;
 	return 0;
 }

@@ -12,7 +12,7 @@
 
 #define PROXY_AGENT_PORT 9501
 #define PROXY_TARGET_MAX 63
-#define PROXY_HOST_MAX 255
+#define PROXY_HOST_MAX   255
 
 enum proxy_route_via {
 	PROXY_VIA_HEADER,      /* X-Tensorlake-Sandbox-Id */
@@ -22,7 +22,7 @@ enum proxy_route_via {
 
 struct proxy_route {
 	char target[PROXY_TARGET_MAX + 1]; /* sandbox id or name, lowercase */
-	uint16_t port;			   /* PROXY_AGENT_PORT = the agent */
+	uint16_t port;                     /* PROXY_AGENT_PORT = the agent */
 	enum proxy_route_via via;
 };
 
@@ -31,8 +31,8 @@ struct proxy_route {
  * none). The id header wins over the host; the port header wins over a port label and defaults to
  * 9501. Returns 0 and fills ret, or a negative errno with err holding the API answer:
  * 400 MISSING_SANDBOX_ID (nothing names a sandbox), 400 INVALID_SANDBOX_ID, 400 INVALID_PORT. */
-int proxy_route_parse(struct sv host, struct sv id_header, struct sv port_header, const char *domain,
-		      struct proxy_route *ret, struct hutch_error *err);
+int proxy_route_parse(struct sv host, struct sv id_header, struct sv port_header,
+                      const char *domain, struct proxy_route *ret, struct hutch_error *err);
 
 /* True when target has the shape of a sandbox id (21 lowercase alphanumerics) rather than a
  * name. */

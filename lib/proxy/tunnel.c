@@ -21,7 +21,7 @@ struct proxy_tunnel {
 	int refs; /* client stream, timer, shutdown requests in flight */
 	bool client_reading;
 	bool client_paused; /* stopped because the upstream's queue is full */
-	bool up_paused;	    /* stopped because the client's queue is full */
+	bool up_paused;     /* stopped because the client's queue is full */
 	bool ending;
 	bool closed;
 	struct proxy_tunnel *prev, *next;
@@ -222,13 +222,13 @@ static void tunnel_on_up_read(struct proxy_upstream *up, const char *data, ssize
 }
 
 static const struct proxy_upstream_ops tunnel_up_ops = {
-	.on_read = tunnel_on_up_read,
-	.on_drain = tunnel_on_up_drain,
+        .on_read = tunnel_on_up_read,
+        .on_drain = tunnel_on_up_drain,
 };
 
 void proxy_tunnel_start(struct proxy *px, const char *sandbox_id, uv_stream_t *client,
-			struct proxy_upstream *up, const char *client_left, size_t client_left_len,
-			const char *up_left, size_t up_left_len)
+                        struct proxy_upstream *up, const char *client_left, size_t client_left_len,
+                        const char *up_left, size_t up_left_len)
 {
 	struct proxy_tunnel *t = xcalloc(1, sizeof(*t));
 	t->px = px;

@@ -193,8 +193,20 @@ static void up_write_done(uv_write_t *w, int status)
 	}
 }
 
+/* Copies the three parts, less their first skip bytes, to out. */
+static void copy_tail(char *out, const char *part[3], const size_t plen[3], size_t skip)
+{
+	for (int i = 0; i < 3; i++) {
+		size_t off = skip < plen[i] ? skip : plen[i];
+		skip -= off;
+		if (plen[i] > off)
+			memcpy(out, part[i] + off, plen[i] - off);
+		out += plen[i] - off;
+	}
+}
+
 int proxy_upstream_write(struct proxy_upstream *up, const void *a, size_t alen, const void *b,
-			 size_t blen, const void *c, size_t clen)
+                         size_t blen, const void *c, size_t clen)
 {
 	const char *part[3] = {a, b, c};
 	size_t plen[3] = {alen, blen, clen};
@@ -217,14 +229,7 @@ int proxy_upstream_write(struct proxy_upstream *up, const void *a, size_t alen, 
 	struct up_write *wr = xmalloc(sizeof(*wr) + total - skip);
 	wr->up = up;
 	wr->len = total - skip;
-	char *out = wr->data;
-	for (int i = 0; i < 3; i++) {
-		size_t off = skip < plen[i] ? skip : plen[i];
-		skip -= off;
-		if (plen[i] > off)
-			memcpy(out, part[i] + off, plen[i] - off);
-		out += plen[i] - off;
-	}
+	copy_tail(wr->data, part, plen, skip);
 	uv_buf_t buf = uv_buf_init(wr->data, (unsigned)wr->len);
 	int r = uv_write(&wr->w, &up->h.stream, &buf, 1, up_write_done);
 	if (r < 0) {
@@ -284,8 +289,8 @@ static int up_open(struct proxy_pool *pool, struct proxy_upstream *up)
 }
 
 int proxy_pool_acquire(struct proxy_pool *pool, const char *key, bool fresh,
-		       const struct proxy_upstream_ops *ops, void *owner,
-		       struct proxy_upstream **ret)
+                       const struct proxy_upstream_ops *ops, void *owner,
+                       struct proxy_upstream **ret)
 {
 	struct proxy_bucket *b = fresh ? NULL : proxy_map_get(&pool->buckets, key);
 	if (b && b->idle) {
@@ -339,7 +344,7 @@ void proxy_upstream_release(struct proxy_upstream *up, bool reusable)
 }
 
 void proxy_upstream_adopt(struct proxy_upstream *up, const struct proxy_upstream_ops *ops,
-			  void *owner)
+                          void *owner)
 {
 	up->ops = ops;
 	up->owner = owner;

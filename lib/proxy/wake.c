@@ -9,8 +9,8 @@
 #include "base/xalloc.h"
 #include "proxy/internal.h"
 
-#define WAKE_REPOST_MS 1000
-#define WAKE_FORGET_MS 5000
+#define WAKE_REPOST_MS  1000
+#define WAKE_FORGET_MS  5000
 #define WAKE_TIMEOUT_MS 5000
 
 struct wake_call {
@@ -28,13 +28,13 @@ static void wake_answered(int err, struct http_client_response *resp, void *data
 		if (err) {
 			w->failed_status = 503;
 			snprintf(w->failed_msg, sizeof(w->failed_msg),
-				 "could not reach the api to wake sandbox %s: %s", c->id,
-				 strerror(-err));
+			         "could not reach the api to wake sandbox %s: %s", c->id,
+			         strerror(-err));
 		} else if (resp->status / 100 != 2 && resp->status != 409) {
 			w->failed_status = resp->status;
 			snprintf(w->failed_msg, sizeof(w->failed_msg),
-				 "the api refused to wake sandbox %s (status %d)", c->id,
-				 resp->status);
+			         "the api refused to wake sandbox %s (status %d)", c->id,
+			         resp->status);
 		}
 	}
 	free(c);
@@ -55,7 +55,7 @@ void proxy_wake_post(struct proxy *px, const char *id)
 	if (!px->cfg.api_url[0]) {
 		w->failed_status = 503;
 		snprintf(w->failed_msg, sizeof(w->failed_msg),
-			 "sandbox %s is suspended and no api is configured to wake it", id);
+		         "sandbox %s is suspended and no api is configured to wake it", id);
 		return;
 	}
 	struct wake_call *c = xcalloc(1, sizeof(*c));
@@ -64,7 +64,7 @@ void proxy_wake_post(struct proxy *px, const char *id)
 	char *path = xasprintf("/internal/v1/sandboxes/%s/wake", id);
 	char *hdr = xasprintf("Authorization: Bearer %s\r\n", px->cfg.node_token);
 	if (http_client_request(px->client, px->cfg.api_url, "POST", path, hdr, NULL, 0,
-				WAKE_TIMEOUT_MS, 64 * 1024, wake_answered, c) == 0) {
+	                        WAKE_TIMEOUT_MS, 64 * 1024, wake_answered, c) == 0) {
 		w->in_flight = true;
 		px->stats.wakes_posted++;
 	} else {

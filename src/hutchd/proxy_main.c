@@ -19,8 +19,8 @@
 #endif
 
 #define STORE_WAIT_MS 10000
-#define MAX_WORKERS 16
-#define DRAIN_MS 5000
+#define MAX_WORKERS   16
+#define DRAIN_MS      5000
 
 struct proxy_role;
 
@@ -79,7 +79,7 @@ static void role_config(const struct hutchd_config *cfg, struct proxy_config *pc
 	pc->auth_none = strcmp(cfg->auth, "none") == 0;
 	pc->store_path = cfg->store_path;
 	pc->first_byte_timeout_ms =
-		env_u64("HUTCH_PROXY_FIRST_BYTE_TIMEOUT_MS", pc->first_byte_timeout_ms);
+	        env_u64("HUTCH_PROXY_FIRST_BYTE_TIMEOUT_MS", pc->first_byte_timeout_ms);
 	pc->connect_timeout_ms = env_u64("HUTCH_PROXY_CONNECT_TIMEOUT_MS", pc->connect_timeout_ms);
 	pc->wake_timeout_ms = env_u64("HUTCH_PROXY_WAKE_TIMEOUT_MS", pc->wake_timeout_ms);
 }
@@ -213,7 +213,7 @@ static int role_run(uv_loop_t *loop, const struct hutchd_config *cfg)
 	int rc = role_start_workers(&r, n);
 	if (rc == 0) {
 		log_info("proxy listening on %s (%zu workers, domain '%s', auth %s)",
-			 cfg->proxy_listen, n, cfg->proxy_domain, r.pc.auth_none ? "none" : "key");
+		         cfg->proxy_listen, n, cfg->proxy_domain, r.pc.auth_none ? "none" : "key");
 		uv_signal_init(loop, &r.sigterm);
 		uv_signal_init(loop, &r.sigint);
 		r.sigterm.data = r.sigint.data = &r;
@@ -225,12 +225,13 @@ static int role_run(uv_loop_t *loop, const struct hutchd_config *cfg)
 	proxy_activity_close(r.pc.activity); /* the last batch, then the batcher is freed */
 	uv_run(loop, UV_RUN_DEFAULT);
 	if (rc == 0)
-		log_info("proxy stopped: %llu requests, %llu forwarded, %llu tunnels, %llu upstream "
-			 "connections (%llu reuses), %llu activity posts",
-			 (unsigned long long)st.requests, (unsigned long long)st.forwarded,
-			 (unsigned long long)st.tunnels, (unsigned long long)st.upstream_connects,
-			 (unsigned long long)st.upstream_reuses,
-			 (unsigned long long)st.activity_posts);
+		log_info(
+		        "proxy stopped: %llu requests, %llu forwarded, %llu tunnels, %llu upstream "
+		        "connections (%llu reuses), %llu activity posts",
+		        (unsigned long long)st.requests, (unsigned long long)st.forwarded,
+		        (unsigned long long)st.tunnels, (unsigned long long)st.upstream_connects,
+		        (unsigned long long)st.upstream_reuses,
+		        (unsigned long long)st.activity_posts);
 	return rc == 0 ? 0 : 1;
 }
 

@@ -14,16 +14,16 @@
 #define ID "5gm9wex8dm6ko1ed441ym"
 
 static int route(const char *host, const char *id, const char *port, const char *domain,
-		 struct proxy_route *r, struct hutch_error *err)
+                 struct proxy_route *r, struct hutch_error *err)
 {
 	hutch_error_clear(err);
 	memset(r, 0, sizeof(*r));
 	return proxy_route_parse(host ? sv_from(host) : SV_NULL, id ? sv_from(id) : SV_NULL,
-				 port ? sv_from(port) : SV_NULL, domain, r, err);
+	                         port ? sv_from(port) : SV_NULL, domain, r, err);
 }
 
 static void expect_route(const char *host, const char *id, const char *port, const char *domain,
-			 const char *target, unsigned want_port, enum proxy_route_via via)
+                         const char *target, unsigned want_port, enum proxy_route_via via)
 {
 	struct proxy_route r;
 	struct hutch_error err = HUTCH_ERROR_INIT;
@@ -39,7 +39,7 @@ static void expect_route(const char *host, const char *id, const char *port, con
 }
 
 static void expect_bad(const char *host, const char *id, const char *port, const char *domain,
-		       int status, const char *kind)
+                       int status, const char *kind)
 {
 	struct proxy_route r;
 	struct hutch_error err = HUTCH_ERROR_INIT;
@@ -59,24 +59,25 @@ static void test_route_hosts(void)
 	expect_route("8080-" ID ".local", NULL, NULL, NULL, ID, 8080, PROXY_VIA_LOCAL_HOST);
 	/* domain mode: {label}.{domain}[:port] */
 	expect_route(ID ".sandbox.example.com", NULL, NULL, d, ID, 9501, PROXY_VIA_DOMAIN_HOST);
-	expect_route(ID ".sandbox.example.com:9443", NULL, NULL, d, ID, 9501, PROXY_VIA_DOMAIN_HOST);
+	expect_route(ID ".sandbox.example.com:9443", NULL, NULL, d, ID, 9501,
+	             PROXY_VIA_DOMAIN_HOST);
 	expect_route("8080-" ID ".sandbox.example.com", NULL, NULL, d, ID, 8080,
-		     PROXY_VIA_DOMAIN_HOST);
+	             PROXY_VIA_DOMAIN_HOST);
 	expect_route("9501-" ID ".sandbox.example.com", NULL, NULL, d, ID, 9501,
-		     PROXY_VIA_DOMAIN_HOST);
+	             PROXY_VIA_DOMAIN_HOST);
 	expect_route("3000-my-web.sandbox.example.com", NULL, NULL, d, "my-web", 3000,
-		     PROXY_VIA_DOMAIN_HOST);
+	             PROXY_VIA_DOMAIN_HOST);
 	expect_route("my-web.sandbox.example.com", NULL, NULL, d, "my-web", 9501,
-		     PROXY_VIA_DOMAIN_HOST);
+	             PROXY_VIA_DOMAIN_HOST);
 	/* case-insensitive host names, a trailing dot, a domain given with dots or a port */
 	expect_route("MY-WEB.Sandbox.EXAMPLE.com.", NULL, NULL, d, "my-web", 9501,
-		     PROXY_VIA_DOMAIN_HOST);
+	             PROXY_VIA_DOMAIN_HOST);
 	expect_route("x1.sandbox.example.com", NULL, NULL, ".sandbox.example.com.", "x1", 9501,
-		     PROXY_VIA_DOMAIN_HOST);
+	             PROXY_VIA_DOMAIN_HOST);
 	expect_route("x1.sandbox.example.com:80", NULL, NULL, "SANDBOX.example.com:9443", "x1",
-		     9501, PROXY_VIA_DOMAIN_HOST);
+	             9501, PROXY_VIA_DOMAIN_HOST);
 	expect_route("65535-a.127.0.0.1.nip.io", NULL, NULL, "127.0.0.1.nip.io", "a", 65535,
-		     PROXY_VIA_DOMAIN_HOST);
+	             PROXY_VIA_DOMAIN_HOST);
 	/* a name may contain digits after its first letter: not a port */
 	expect_route("a-8080.local", NULL, NULL, NULL, "a-8080", 9501, PROXY_VIA_LOCAL_HOST);
 }
@@ -166,52 +167,52 @@ static void test_policy(void)
 		int status;
 		const char *kind;
 	} cases[] = {
-		/* agent: always the owner's key; anonymous callers learn nothing */
-		{9501, true, false, false, PROXY_CRED_NONE, 401, "UNAUTHENTICATED"},
-		{9501, true, false, false, PROXY_CRED_INVALID, 401, "UNAUTHENTICATED"},
-		{9501, true, false, false, PROXY_CRED_OTHER, 404, "SANDBOX_NOT_FOUND"},
-		{9501, true, false, false, PROXY_CRED_OWNER, 0, NULL},
-		{9501, true, true, true, PROXY_CRED_NONE, 401, "UNAUTHENTICATED"},
-		{9501, true, true, true, PROXY_CRED_OTHER, 404, "SANDBOX_NOT_FOUND"},
-		{9501, true, true, true, PROXY_CRED_OWNER, 0, NULL},
-		{9501, false, false, false, PROXY_CRED_NONE, 401, "UNAUTHENTICATED"},
-		{9501, false, false, false, PROXY_CRED_OWNER, 404, "SANDBOX_NOT_FOUND"},
-		/* exposed port of a public sandbox: everyone */
-		{8080, true, true, true, PROXY_CRED_NONE, 0, NULL},
-		{8080, true, true, true, PROXY_CRED_INVALID, 0, NULL},
-		{8080, true, true, true, PROXY_CRED_OTHER, 0, NULL},
-		{8080, true, true, true, PROXY_CRED_OWNER, 0, NULL},
-		/* exposed port, not public: the owner's key */
-		{8080, true, true, false, PROXY_CRED_NONE, 401, "UNAUTHENTICATED"},
-		{8080, true, true, false, PROXY_CRED_INVALID, 401, "UNAUTHENTICATED"},
-		{8080, true, true, false, PROXY_CRED_OTHER, 404, "SANDBOX_NOT_FOUND"},
-		{8080, true, true, false, PROXY_CRED_OWNER, 0, NULL},
-		/* unexposed port: never routable */
-		{8080, true, false, true, PROXY_CRED_NONE, 403, "PORT_NOT_EXPOSED"},
-		{8080, true, false, true, PROXY_CRED_INVALID, 403, "PORT_NOT_EXPOSED"},
-		{8080, true, false, true, PROXY_CRED_OTHER, 404, "SANDBOX_NOT_FOUND"},
-		{8080, true, false, true, PROXY_CRED_OWNER, 403, "PORT_NOT_EXPOSED"},
-		{8080, true, false, false, PROXY_CRED_NONE, 401, "UNAUTHENTICATED"},
-		{8080, true, false, false, PROXY_CRED_INVALID, 401, "UNAUTHENTICATED"},
-		{8080, true, false, false, PROXY_CRED_OTHER, 404, "SANDBOX_NOT_FOUND"},
-		{8080, true, false, false, PROXY_CRED_OWNER, 403, "PORT_NOT_EXPOSED"},
-		/* unknown sandbox on a user port */
-		{8080, false, false, false, PROXY_CRED_NONE, 404, "SANDBOX_NOT_FOUND"},
-		{8080, false, false, false, PROXY_CRED_OWNER, 404, "SANDBOX_NOT_FOUND"},
+	        /* agent: always the owner's key; anonymous callers learn nothing */
+	        {9501, true, false, false, PROXY_CRED_NONE, 401, "UNAUTHENTICATED"},
+	        {9501, true, false, false, PROXY_CRED_INVALID, 401, "UNAUTHENTICATED"},
+	        {9501, true, false, false, PROXY_CRED_OTHER, 404, "SANDBOX_NOT_FOUND"},
+	        {9501, true, false, false, PROXY_CRED_OWNER, 0, NULL},
+	        {9501, true, true, true, PROXY_CRED_NONE, 401, "UNAUTHENTICATED"},
+	        {9501, true, true, true, PROXY_CRED_OTHER, 404, "SANDBOX_NOT_FOUND"},
+	        {9501, true, true, true, PROXY_CRED_OWNER, 0, NULL},
+	        {9501, false, false, false, PROXY_CRED_NONE, 401, "UNAUTHENTICATED"},
+	        {9501, false, false, false, PROXY_CRED_OWNER, 404, "SANDBOX_NOT_FOUND"},
+	        /* exposed port of a public sandbox: everyone */
+	        {8080, true, true, true, PROXY_CRED_NONE, 0, NULL},
+	        {8080, true, true, true, PROXY_CRED_INVALID, 0, NULL},
+	        {8080, true, true, true, PROXY_CRED_OTHER, 0, NULL},
+	        {8080, true, true, true, PROXY_CRED_OWNER, 0, NULL},
+	        /* exposed port, not public: the owner's key */
+	        {8080, true, true, false, PROXY_CRED_NONE, 401, "UNAUTHENTICATED"},
+	        {8080, true, true, false, PROXY_CRED_INVALID, 401, "UNAUTHENTICATED"},
+	        {8080, true, true, false, PROXY_CRED_OTHER, 404, "SANDBOX_NOT_FOUND"},
+	        {8080, true, true, false, PROXY_CRED_OWNER, 0, NULL},
+	        /* unexposed port: never routable */
+	        {8080, true, false, true, PROXY_CRED_NONE, 403, "PORT_NOT_EXPOSED"},
+	        {8080, true, false, true, PROXY_CRED_INVALID, 403, "PORT_NOT_EXPOSED"},
+	        {8080, true, false, true, PROXY_CRED_OTHER, 404, "SANDBOX_NOT_FOUND"},
+	        {8080, true, false, true, PROXY_CRED_OWNER, 403, "PORT_NOT_EXPOSED"},
+	        {8080, true, false, false, PROXY_CRED_NONE, 401, "UNAUTHENTICATED"},
+	        {8080, true, false, false, PROXY_CRED_INVALID, 401, "UNAUTHENTICATED"},
+	        {8080, true, false, false, PROXY_CRED_OTHER, 404, "SANDBOX_NOT_FOUND"},
+	        {8080, true, false, false, PROXY_CRED_OWNER, 403, "PORT_NOT_EXPOSED"},
+	        /* unknown sandbox on a user port */
+	        {8080, false, false, false, PROXY_CRED_NONE, 404, "SANDBOX_NOT_FOUND"},
+	        {8080, false, false, false, PROXY_CRED_OWNER, 404, "SANDBOX_NOT_FOUND"},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		struct hutch_error err = HUTCH_ERROR_INIT;
 		struct proxy_access a = {cases[i].port, cases[i].found, cases[i].exposed,
-					 cases[i].pub, cases[i].cred};
+		                         cases[i].pub, cases[i].cred};
 		int rc = proxy_policy_decide(&a, "sbx", &err);
-		bool ok = cases[i].status == 0 ? rc == 0
-					       : rc < 0 &&
-							 hutch_error_http_status(&err) == cases[i].status &&
-							 strcmp(hutch_error_kind(&err), cases[i].kind) == 0;
+		bool ok = cases[i].status == 0
+		                  ? rc == 0
+		                  : rc < 0 && hutch_error_http_status(&err) == cases[i].status &&
+		                            strcmp(hutch_error_kind(&err), cases[i].kind) == 0;
 		CHECK(ok);
 		if (!ok)
 			fprintf(stderr, "  policy case %zu: rc %d status %d %s\n", i, rc,
-				hutch_error_http_status(&err), err.msg);
+			        hutch_error_http_status(&err), err.msg);
 	}
 }
 
@@ -244,19 +245,32 @@ static void free_req(struct http_request *req)
 static void test_head_build(void)
 {
 	static const char *const hdrs[] = {
-		"Host", ID ".local",
-		"Authorization", "Bearer hk_secret",
-		"Cookie", "session=1",
-		"Connection", "keep-alive, X-Hop",
-		"X-Hop", "drop me",
-		"Keep-Alive", "timeout=5",
-		"Transfer-Encoding", "chunked",
-		"Expect", "100-continue",
-		"X-Forwarded-For", "6.6.6.6",
-		"Proxy-Authorization", "Basic x",
-		"Accept", "text/event-stream",
-		"X-Tensorlake-Sandbox-Id", ID,
-		NULL, NULL,
+	        "Host",
+	        ID ".local",
+	        "Authorization",
+	        "Bearer hk_secret",
+	        "Cookie",
+	        "session=1",
+	        "Connection",
+	        "keep-alive, X-Hop",
+	        "X-Hop",
+	        "drop me",
+	        "Keep-Alive",
+	        "timeout=5",
+	        "Transfer-Encoding",
+	        "chunked",
+	        "Expect",
+	        "100-continue",
+	        "X-Forwarded-For",
+	        "6.6.6.6",
+	        "Proxy-Authorization",
+	        "Basic x",
+	        "Accept",
+	        "text/event-stream",
+	        "X-Tensorlake-Sandbox-Id",
+	        ID,
+	        NULL,
+	        NULL,
 	};
 	struct http_request *req = fake_req(HTTP_POST, "/api/v1/processes/run?a=1&b=%2F", hdrs);
 	struct proxy_fwd f = {.peer = "10.1.2.3:5555", .chunked = true};
@@ -283,8 +297,8 @@ static void test_head_build(void)
 	CHECK(strcmp(http_status_text(404), "Not Found") == 0);
 
 	buf_reset(&out);
-	f = (struct proxy_fwd){.peer = "127.0.0.1:1", .keep_cookies = true, .has_length = true,
-			       .length = 42};
+	f = (struct proxy_fwd){
+	        .peer = "127.0.0.1:1", .keep_cookies = true, .has_length = true, .length = 42};
 	proxy_head_build(req, &f, &out);
 	h = buf_cstr(&out);
 	CHECK(strstr(h, "\r\nCookie: session=1\r\n"));
@@ -293,8 +307,9 @@ static void test_head_build(void)
 	free_req(req);
 
 	static const char *const ws[] = {
-		"Host", "x.local", "Connection", "Upgrade", "Upgrade", "websocket",
-		"Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==", NULL, NULL,
+	        "Host",    "x.local",   "Connection",        "Upgrade",
+	        "Upgrade", "websocket", "Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==",
+	        NULL,      NULL,
 	};
 	req = fake_req(HTTP_GET, "/api/v1/pty/s/ws?token=t", ws);
 	buf_reset(&out);

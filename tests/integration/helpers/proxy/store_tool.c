@@ -46,7 +46,7 @@ static int put(struct store *s, char **a, struct hutch_error *err)
 }
 
 static int set(struct store *s, const char *id, const char *field, const char *value,
-	       struct hutch_error *err)
+               struct hutch_error *err)
 {
 	struct sandbox_rec r = {0};
 	int rc = store_sandbox_get_id(s, id, &r, err);
