@@ -127,6 +127,9 @@ static int kill_sandbox(const struct rt_config *cfg, const struct rt_cgroup_ops 
 	if (rt_state_read(cfg, id, &st, NULL) == 0 &&
 	    rt_pid_start_time(st.init_pid) == st.init_start) {
 		kill(st.init_pid, SIGKILL);
+		/* a frozen (suspended) sandbox cannot die before it thaws */
+		if (cg->exists(cfg, id))
+			cg->freeze(cfg, id, false, NULL);
 		reap_if_child(st.init_pid);
 	}
 	return cg->kill_all(cfg, id, err);

@@ -32,8 +32,10 @@ static int sq_error(struct db_sqlite *d, int rc, const char *what, struct hutch_
 
 static sqlite3_stmt *sq_prepare(struct db_sqlite *d, const char *sql, struct hutch_error *err)
 {
+	/* cached by pointer (statements are string literals), checked by text so that a pointer
+	 * reused after a free can never run another statement */
 	for (size_t i = 0; i < d->ncache; i++)
-		if (d->cache[i].sql == sql)
+		if (d->cache[i].sql == sql && strcmp(sqlite3_sql(d->cache[i].stmt), sql) == 0)
 			return d->cache[i].stmt;
 	sqlite3_stmt *st;
 	int rc = sqlite3_prepare_v3(d->h, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
@@ -144,6 +146,13 @@ static int sq_simple(struct db_sqlite *d, const char *sql, struct hutch_error *e
 	return rc == SQLITE_OK ? 0 : sq_error(d, rc, sql, err);
 }
 
+static int sq_script(struct db *db, const char *sql, struct hutch_error *err)
+{
+	struct db_sqlite *d = (struct db_sqlite *)db;
+	int rc = sqlite3_exec(d->h, sql, NULL, NULL, NULL);
+	return rc == SQLITE_OK ? 0 : sq_error(d, rc, "script", err);
+}
+
 static int sq_begin(struct db *db, struct hutch_error *err)
 {
 	return sq_simple((struct db_sqlite *)db, "BEGIN IMMEDIATE", err);
@@ -190,6 +199,7 @@ static const char *sq_row_text(struct db_row *row, int col)
 static const struct db_ops sqlite_ops = {
         .exec = sq_exec,
         .query = sq_query,
+        .script = sq_script,
         .begin = sq_begin,
         .commit = sq_commit,
         .rollback = sq_rollback,

@@ -44,6 +44,8 @@ struct db_ops {
 	            int64_t *ret_changes, struct hutch_error *err);
 	int (*query)(struct db *db, const char *sql, const struct db_value *params, size_t n,
 	             db_row_fn fn, void *data, struct hutch_error *err);
+	/* Runs several statements separated by ';' (migrations); never cached. */
+	int (*script)(struct db *db, const char *sql, struct hutch_error *err);
 	int (*begin)(struct db *db, struct hutch_error *err);
 	int (*commit)(struct db *db, struct hutch_error *err);
 	void (*rollback)(struct db *db);

@@ -150,14 +150,34 @@ int store_snapshot_each_deleted(struct store *s, const char *executor_id,
 	struct sn_walk w = {cb, data};
 	return db_query(s->db,
 	                "SELECT " SN_COLS
-	                " FROM snapshots WHERE executor_id = $1 AND desired = 'deleted'",
+	                " FROM snapshots WHERE executor_id = $1 AND desired = 'deleted'"
+	                " AND status <> 'in_progress'",
 	                p, 1, sn_each, &w, err);
 }
 
-int store_snapshot_remove(struct store *s, const char *id, struct hutch_error *err)
+int store_snapshot_remove(struct store *s, const char *id, const char *executor_id,
+                          struct hutch_error *err)
+{
+	struct db_value p[] = {DB_T(id), DB_T(executor_id)};
+	return db_exec(s->db,
+	               "DELETE FROM snapshots WHERE id = $1 AND executor_id = $2"
+	               " AND desired = 'deleted'",
+	               p, 2, NULL, err);
+}
+
+int store_snapshot_get_any(struct store *s, const char *id, struct snapshot_rec *ret,
+                           struct hutch_error *err)
 {
 	struct db_value p[] = {DB_T(id)};
-	return db_exec(s->db, "DELETE FROM snapshots WHERE id = $1", p, 1, NULL, err);
+	struct snapshot_rec r = {0};
+	int rc = db_query(s->db, "SELECT " SN_COLS " FROM snapshots WHERE id = $1", p, 1, sn_one,
+	                  &r, err);
+	if (rc < 0)
+		return rc;
+	if (rc == 0)
+		return hutch_error_api(err, 404, "SNAPSHOT_NOT_FOUND", "snapshot %s not found", id);
+	*ret = r;
+	return 0;
 }
 
 /* ---- pools ---- */
@@ -318,6 +338,7 @@ int store_pool_count(struct store *s, const char *pool_id, const char *pool_stat
 	return db_query(
 	        s->db,
 	        "SELECT count(*) FROM sandboxes WHERE pool_id = $1 AND status <> 'terminated'"
-	        " AND ($2 IS NULL OR pool_state = $2)",
+	        " AND ($2 IS NULL OR pool_state = $2)"
+	        " AND NOT (status = 'pending' AND pending_reason = 'pool_at_capacity')",
 	        p, 2, read_one_int, ret, err);
 }

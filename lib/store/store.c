@@ -59,6 +59,8 @@ static const char *const migrations[] = {
         "ALTER TABLE sandboxes ADD COLUMN pool_generation INTEGER NOT NULL DEFAULT 0;"
         "ALTER TABLE sandboxes ADD COLUMN snapshot_op TEXT;"
         "CREATE INDEX sandboxes_pool ON sandboxes(pool_id, pool_state) WHERE pool_id IS NOT NULL;",
+        /* 4: a network policy change waiting for its executor to apply it */
+        "ALTER TABLE sandboxes ADD COLUMN network_pending TEXT;",
 };
 
 static int read_int(struct db_row *row, void *data)
@@ -90,16 +92,8 @@ static int migrate(struct store *s, struct hutch_error *err)
 	for (size_t v = (size_t)version; v < ARRAY_SIZE(migrations); v++) {
 		if ((r = store_begin(s, err)) < 0)
 			return r;
-		/* migrations hold several statements: run them one by one */
-		_cleanup_free_ char *all = xstrdup(migrations[v]);
-		char *save = NULL;
-		for (char *stmt = strtok_r(all, ";", &save); stmt && r == 0;
-		     stmt = strtok_r(NULL, ";", &save)) {
-			if (sv_trim(sv_from(stmt)).len == 0)
-				continue;
-			_cleanup_free_ char *copy = xstrdup(stmt); /* not cached by pointer */
-			r = db_exec(s->db, copy, NULL, 0, NULL, err);
-		}
+		/* a migration holds several statements: run them as one script */
+		r = s->db->ops->script(s->db, migrations[v], err);
 		struct db_value p[] = {DB_I(v + 1)};
 		if (r == 0)
 			r = db_exec(s->db,
@@ -259,14 +253,14 @@ int store_key_list(struct store *s, const char *ns, int (*cb)(const struct key_r
 }
 
 int store_key_revoke(struct store *s, const char *ns, const char *id, int64_t now,
-                     struct hutch_error *err)
+                     bool may_revoke_admin, struct hutch_error *err)
 {
-	struct db_value p[] = {DB_T(ns), DB_T(id), DB_I(now)};
+	struct db_value p[] = {DB_T(ns), DB_T(id), DB_I(now), DB_I(may_revoke_admin)};
 	int64_t changes = 0;
 	int r = db_exec(s->db,
 	                "UPDATE api_keys SET revoked_at = $3 WHERE ns = $1 AND id = $2"
-	                " AND revoked_at = 0",
-	                p, 3, &changes, err);
+	                " AND revoked_at = 0 AND (admin = 0 OR $4 <> 0)",
+	                p, 4, &changes, err);
 	if (r < 0)
 		return r;
 	return changes ? 0 : hutch_error_set(err, -ENOENT, "no active key %s", id);

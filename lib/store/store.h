@@ -47,9 +47,10 @@ int store_key_insert(struct store *s, const struct key_rec *k, struct hutch_erro
 int store_key_get(struct store *s, const char *id, struct key_rec *ret, struct hutch_error *err);
 int store_key_list(struct store *s, const char *ns, int (*cb)(const struct key_rec *k, void *d),
                    void *data, struct hutch_error *err);
-/* Marks the key revoked; -ENOENT if it does not exist in ns. */
+/* Marks the key revoked; -ENOENT if it does not exist in ns (or is an admin key and
+ * may_revoke_admin is false). */
 int store_key_revoke(struct store *s, const char *ns, const char *id, int64_t now,
-                     struct hutch_error *err);
+                     bool may_revoke_admin, struct hutch_error *err);
 int store_key_count(struct store *s, int64_t *ret, struct hutch_error *err);
 
 /* ---- sandboxes ---- */
@@ -89,6 +90,8 @@ struct sandbox_rec {
 	char *pool_state;        /* NULL (not from a pool), "warm" (unclaimed) or "claimed" */
 	int64_t pool_generation; /* the pool's generation the sandbox was made for */
 	char *snapshot_op; /* JSON {"id","type"} of a snapshot the executor must take, or NULL */
+	char *network_pending; /* a policy (JSON, "null" = unrestricted) not yet applied by the
+	                        * executor, or NULL */
 };
 
 void sandbox_rec_release(struct sandbox_rec *r);
@@ -182,7 +185,12 @@ int store_snapshot_each(struct store *s, const char *ns, int (*cb)(struct snapsh
 int store_snapshot_each_deleted(struct store *s, const char *executor_id,
                                 int (*cb)(struct snapshot_rec *r, void *d), void *data,
                                 struct hutch_error *err);
-int store_snapshot_remove(struct store *s, const char *id, struct hutch_error *err);
+/* Removes a snapshot marked deleted whose data executor_id has removed. */
+int store_snapshot_remove(struct store *s, const char *id, const char *executor_id,
+                          struct hutch_error *err);
+/* By id whatever its state (deleted ones included). */
+int store_snapshot_get_any(struct store *s, const char *id, struct snapshot_rec *ret,
+                           struct hutch_error *err);
 
 /* ---- pools ---- */
 
@@ -203,7 +211,7 @@ struct pool_rec {
 	char *exposed_ports;
 	int64_t created_at;
 	int64_t updated_at;
-	int64_t generation; /* bumped when the network policy changes (warm ones recycle) */
+	int64_t generation; /* bumped when the template changes (warm ones recycle) */
 };
 
 void pool_rec_release(struct pool_rec *r);
@@ -216,7 +224,8 @@ int store_pool_get(struct store *s, const char *ns, const char *id, struct pool_
 int store_pool_each(struct store *s, const char *ns, int (*cb)(struct pool_rec *r, void *d),
                     void *data, struct hutch_error *err);
 int store_pool_remove(struct store *s, const char *id, struct hutch_error *err);
-/* Live sandboxes of a pool in a pool_state ("warm", "claimed"; NULL = both). */
+/* Live sandboxes of a pool in a pool_state ("warm", "claimed"; NULL = both), not counting claims
+ * still waiting for room (pending with pool_at_capacity). */
 int store_pool_count(struct store *s, const char *pool_id, const char *pool_state, int64_t *ret,
                      struct hutch_error *err);
 /* Calls cb for the live sandboxes of a pool, oldest first. */

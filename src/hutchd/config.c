@@ -1,4 +1,5 @@
 /* hutchd's option table and its three sources (file, environment, flags). */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stddef.h>
@@ -42,7 +43,13 @@ static const struct opt opts[] = {
         {"store", S(store), "sqlite", "\"sqlite\" (DATA_DIR/hutch.db) or a SQLite file path"},
         {"auth", S(auth), "key", "\"key\" (API keys) or \"none\" (development only)"},
         {"log-level", S(log_level), "info", "debug, info, warn or error"},
+        {"cgroup-name", S(cgroup_name), "hutch",
+         "top cgroup of the sandboxes (unique per hutchd on a machine)"},
         {"network-cidr", S(network_cidr), "10.88.0.0/16", "sandbox address pool"},
+        {"network-bridge", S(network_bridge), "hutch0", "host device holding the gateway"},
+        {"network-table", S(network_table), "hutch", "nftables table (inet family)"},
+        {"network-veth-prefix", S(network_veth_prefix), "hv",
+         "host veth name prefix (1-3 characters, unique per hutchd on a machine)"},
         {"default-timeout-secs", I(default_timeout_secs), "600", "timeout_secs when not given"},
         {"max-timeout-secs", I(max_timeout_secs), "86400", "largest timeout_secs accepted"},
         {"archive-after-secs", I(archive_after_secs), "3600",
@@ -120,8 +127,8 @@ static int load_file(struct hutchd_config *cfg, const char *path, struct hutch_e
 
 static void env_name(const char *opt, char *out, size_t size)
 {
-	size_t n = (size_t)snprintf(out, size, "HUTCH_%s", opt);
-	for (size_t i = 6; i < n && i < size; i++)
+	size_t n = (size_t)snprintf(out, size, "HUTCHD_%s", opt);
+	for (size_t i = 7; i < n && i < size; i++)
 		out[i] = out[i] == '-'
 		                 ? '_'
 		                 : (char)(out[i] >= 'a' && out[i] <= 'z' ? out[i] - 32 : out[i]);
@@ -130,7 +137,7 @@ static void env_name(const char *opt, char *out, size_t size)
 void hutchd_config_usage(FILE *out)
 {
 	fprintf(out, "usage: hutchd [--name value]...\n       hutchd --cleanup [--data-dir DIR]"
-	             "   destroy every sandbox of DIR\n\nOptions (also HUTCH_NAME in the "
+	             "   destroy every sandbox of DIR\n\nOptions (also HUTCHD_NAME in the "
 	             "environment, or name = value in --config FILE):\n");
 	for (size_t i = 0; i < ARRAY_SIZE(opts); i++)
 		fprintf(out, "  --%-22s %s%s%s%s\n", opts[i].name, opts[i].help,
@@ -145,7 +152,7 @@ static const char *find_config_file(int argc, char **argv)
 	for (int i = 1; i < argc; i++)
 		if (strncmp(argv[i], "--config=", 9) == 0)
 			return argv[i] + 9;
-	const char *env = getenv("HUTCH_CONFIG");
+	const char *env = getenv("HUTCHD_CONFIG");
 	return env && env[0] ? env : NULL;
 }
 
@@ -183,8 +190,53 @@ static int load_argv(struct hutchd_config *cfg, int argc, char **argv, struct hu
 	return 0;
 }
 
+/* Names that end up in paths, device and table names: [A-Za-z0-9._-], not starting with '.'. */
+static bool name_ok(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > max || s[0] == '.')
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && !strchr("._-", s[i]))
+			return false;
+	return true;
+}
+
+static int check(struct hutchd_config *cfg, struct hutch_error *err)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(opts); i++) {
+		const struct opt *o = &opts[i];
+		if (o->type == OPT_INT && *(int64_t *)((char *)cfg + o->offset) < 0 &&
+		    strcmp(o->name, "suspend-to-disk-secs") != 0)
+			return hutch_error_set(err, -EINVAL, "option --%s must not be negative",
+			                       o->name);
+	}
+	if (cfg->node_id[0] && !name_ok(cfg->node_id, 64))
+		return hutch_error_set(err, -EINVAL,
+		                       "--node-id: 1-64 of letters, digits, '.', '_' and '-'");
+	if (!name_ok(cfg->cgroup_name, 32))
+		return hutch_error_set(err, -EINVAL,
+		                       "--cgroup-name: 1-32 of letters, digits, '.', '_' and '-'");
+	if (!name_ok(cfg->network_bridge, 15) || strchr(cfg->network_bridge, '.'))
+		return hutch_error_set(err, -EINVAL,
+		                       "--network-bridge: a device name of 1-15 letters, digits, "
+		                       "'_' and '-'");
+	if (!name_ok(cfg->network_table, 32) || strchr(cfg->network_table, '.'))
+		return hutch_error_set(err, -EINVAL,
+		                       "--network-table: 1-32 of letters, digits, '_' and '-'");
+	size_t pl = strlen(cfg->network_veth_prefix);
+	if (pl < 1 || pl > 3 || !name_ok(cfg->network_veth_prefix, 3) ||
+	    strchr(cfg->network_veth_prefix, '.'))
+		return hutch_error_set(err, -EINVAL,
+		                       "--network-veth-prefix: 1-3 letters, digits, '_' or '-'");
+	return 0;
+}
+
 static int derive(struct hutchd_config *cfg, struct hutch_error *err)
 {
+	int r = check(cfg, err);
+	if (r < 0)
+		return r;
 	if (strcmp(cfg->auth, "key") != 0 && strcmp(cfg->auth, "none") != 0)
 		return hutch_error_set(err, -EINVAL, "--auth must be \"key\" or \"none\"");
 	if (!cfg->api_url[0]) {

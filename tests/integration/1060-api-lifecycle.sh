@@ -12,8 +12,8 @@ ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 expect_eq "blocking create returns running" "$(jq_get .status <<<"$body")" running
 echo "    | create returned running in ${ms} ms"
 id=$(jq_get .sandbox_id <<<"$body")
-freezer=/sys/fs/cgroup/freezer/hutch/$id/freezer.state
-[ -e /sys/fs/cgroup/cgroup.controllers ] && freezer=/sys/fs/cgroup/hutch/$id/cgroup.freeze
+freezer=/sys/fs/cgroup/freezer/$T_CGROUP/$id/freezer.state
+[ -e /sys/fs/cgroup/cgroup.controllers ] && freezer=/sys/fs/cgroup/$T_CGROUP/$id/cgroup.freeze
 
 api POST "/sandboxes/$id/resume"; expect_eq "resume of a running sandbox is 200" "$CODE" 200
 api POST "/sandboxes/$id/suspend"; expect_eq "suspend is 202" "$CODE" 202

@@ -26,7 +26,7 @@ sh_in 'echo 1 > /proc/sys/kernel/panic' >/dev/null; [ "$RC" != 0 ] && pass "/pro
 sh_in 'echo b > /proc/sysrq-trigger' >/dev/null; [ "$RC" != 0 ] && pass "sysrq-trigger refused" || fail "sysrq-trigger writable"
 # from the host: the sandbox's root is an unprivileged uid
 pid1=$(jq -r .init_pid "$T_DATA/runtime/sandboxes/$id/state.json" 2>/dev/null)
-[ -n "$pid1" ] && [ "$pid1" != null ] || pid1=$(head -1 /sys/fs/cgroup/pids/hutch/$id/cgroup.procs 2>/dev/null)
+[ -n "$pid1" ] && [ "$pid1" != null ] || pid1=$(head -1 /sys/fs/cgroup/pids/$T_CGROUP/$id/cgroup.procs 2>/dev/null)
 uid=$(awk '/^Uid:/{print $2}' /proc/$pid1/status)
 expect_eq "sandbox root is uid 100000 on the host" "$uid" 100000
 [ "$(readlink /proc/$pid1/ns/pid)" != "$(readlink /proc/self/ns/pid)" ] && pass "own pid namespace" || fail "pid ns shared"

@@ -27,12 +27,12 @@ if ! wait_for sh -c "grep -q 'sandbox $id suspended to disk' $T_DATA/hutchd.log"
 	fi
 	fail "never suspended to disk"
 fi
-mem=$(cat /sys/fs/cgroup/memory/hutch/$id/memory.usage_in_bytes 2>/dev/null || echo 0)
+mem=$(cat /sys/fs/cgroup/memory/$T_CGROUP/$id/memory.usage_in_bytes 2>/dev/null || echo 0)
 [ "$mem" -lt $((4 * 1024 * 1024)) ] && pass "suspended to disk: memory freed ($mem bytes left)" || fail "memory still $mem"
 # a zombie PID 1 may linger when its parent is an init that does not reap (not systemd): count
 # processes that still run
 live=0
-for p in $(cat /sys/fs/cgroup/pids/hutch/$id/cgroup.procs 2>/dev/null); do
+for p in $(cat /sys/fs/cgroup/pids/$T_CGROUP/$id/cgroup.procs 2>/dev/null); do
 	[ "$(awk '{print $3}' /proc/$p/stat 2>/dev/null)" = Z ] || live=$((live + 1))
 done
 expect_eq "no process runs while on disk" "$live" 0

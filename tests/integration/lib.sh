@@ -8,6 +8,8 @@ HUTCH_BIN=$HUTCH_BUILD/bin
 # the agent runs inside sandboxes, which have no shared libraries: always the static build
 HUTCH_AGENT=${HUTCH_AGENT:-$HUTCH_ROOT/build/bin/hutch-agent}
 T_FAILS=0
+T_NETFLAGS=()
+T_CGROUP=hutch
 
 pass() { echo "PASS: $*"; }
 fail() { echo "FAIL: $*"; T_FAILS=$((T_FAILS + 1)); }
@@ -52,6 +54,31 @@ t_done() { exit $((T_FAILS > 0)); }
 # Images come from a shared cache (scripts/test-images.sh) so no test rebuilds them.
 HUTCH_TEST_CACHE=${HUTCH_TEST_CACHE:-/var/cache/hutch-test}
 
+# net_slot: a top cgroup (T_CGROUP) and a sandbox network of its own for this test's server
+# (10.89.N.0/24, bridge hitN, table hutch_itN, veth prefix tXX), so that servers of tests
+# running side by side never touch each other's sandboxes, veths and rules. The slot is held by a lock directory until cleanup.
+net_slot() {
+	local n i
+	for i in $(seq 1 500); do
+		n=$(( (RANDOM + i) % 250 + 1 ))
+		if mkdir "/run/hutch-it-netslot.$n" 2>/dev/null; then
+			echo "$T_DATA" > "/run/hutch-it-netslot.$n/owner"
+			T_NETSLOT=$n
+			T_CGROUP=hutch-it$n
+			local p
+			p=$(printf 't%02x' "$n")
+			T_NETFLAGS=(--cgroup-name "hutch-it$n" --network-cidr "10.89.$n.0/24" --network-bridge "hit$n"
+				--network-table "hutch_it$n" --network-veth-prefix "$p")
+			return 0
+		fi
+		# a slot whose owner is gone is free again
+		if [ ! -d "$(cat "/run/hutch-it-netslot.$n/owner" 2>/dev/null)" ]; then
+			rm -rf "/run/hutch-it-netslot.$n"
+		fi
+	done
+	echo "no free network slot"; return 1
+}
+
 # hutchd_start [hutchd flags...]: starts hutchd (all roles unless --roles is given) on free
 # ports with a fresh data dir. Sets T_DATA, T_RUN, API, PROXY, KEY, AUTH, HUTCHD_PID.
 hutchd_start() {
@@ -65,9 +92,10 @@ hutchd_start() {
 	api_port=$(free_port); proxy_port=$(free_port)
 	API=http://127.0.0.1:$api_port
 	PROXY=http://127.0.0.1:$proxy_port
+	net_slot
 	"$HUTCH_BIN/hutchd" --data-dir "$T_DATA" --run-dir "$T_RUN" \
 		--listen "127.0.0.1:$api_port" --proxy-listen "127.0.0.1:$proxy_port" \
-		--agent-path "$HUTCH_AGENT" --node-id "it-${T_DATA##*-}" "$@" \
+		--agent-path "$HUTCH_AGENT" --node-id "it-${T_DATA##*-}" "${T_NETFLAGS[@]}" "$@" \
 		>>"$T_DATA/hutchd.log" 2>&1 &
 	HUTCHD_PID=$!
 	trap hutchd_cleanup EXIT
@@ -93,7 +121,7 @@ hutchd_kill() {
 hutchd_restart() {
 	"$HUTCH_BIN/hutchd" --data-dir "$T_DATA" --run-dir "$T_RUN" \
 		--listen "${API#http://}" --proxy-listen "${PROXY#http://}" \
-		--agent-path "$HUTCH_AGENT" --node-id "it-${T_DATA##*-}" "$@" \
+		--agent-path "$HUTCH_AGENT" --node-id "it-${T_DATA##*-}" "${T_NETFLAGS[@]}" "$@" \
 		>>"$T_DATA/hutchd.log" 2>&1 &
 	HUTCHD_PID=$!
 	wait_for curl -sf "$API/health"
@@ -104,7 +132,7 @@ hutchd_restart() {
 hutchd_cleanup() {
 	[ -n "${T_DATA:-}" ] || return 0
 	hutchd_kill TERM
-	if ! "$HUTCH_BIN/hutchd" --cleanup --data-dir "$T_DATA" --run-dir "$T_RUN" \
+	if ! "$HUTCH_BIN/hutchd" --cleanup --data-dir "$T_DATA" --run-dir "$T_RUN" "${T_NETFLAGS[@]}" \
 		>>"$T_DATA/cleanup.log" 2>&1; then
 		echo "    | hutchd --cleanup failed: $(tail -n 2 "$T_DATA/cleanup.log" | tr '\n' ' ')"
 	fi
@@ -114,6 +142,7 @@ hutchd_cleanup() {
 			echo "    | server log kept in /tmp/hutchd-failed-$(basename "$0" .sh).log"
 	fi
 	rm -rf "$T_DATA" "$T_RUN" 2>/dev/null || true
+	[ -n "${T_NETSLOT:-}" ] && rm -rf "/run/hutch-it-netslot.$T_NETSLOT"
 	T_DATA=
 }
 

@@ -41,7 +41,7 @@ int main(void)
 	struct store *s;
 
 	CHECK(store_open_sqlite(path, &s, &err) == 0);
-	CHECK(store_schema_version(s) == 3);
+	CHECK(store_schema_version(s) == 4);
 
 	/* keys */
 	struct key_rec k = {
@@ -52,11 +52,16 @@ int main(void)
 	CHECK(store_key_get(s, "k1", &got, &err) == 0 && strcmp(got.ns, "default") == 0);
 	key_rec_release(&got);
 	CHECK(store_key_get(s, "nope", &got, &err) == -ENOENT);
-	CHECK(store_key_revoke(s, "other", "k1", 5, &err) == -ENOENT);
-	CHECK(store_key_revoke(s, "default", "k1", 5, &err) == 0);
-	CHECK(store_key_revoke(s, "default", "k1", 6, &err) == -ENOENT);
+	CHECK(store_key_revoke(s, "other", "k1", 5, true, &err) == -ENOENT);
+	CHECK(store_key_revoke(s, "default", "k1", 5, true, &err) == 0);
+	CHECK(store_key_revoke(s, "default", "k1", 6, true, &err) == -ENOENT);
+	struct key_rec adm = {.id = "k2", .ns = "default", .name = "root", .hash = "cd",
+	                      .created_at = 1, .admin = true};
+	CHECK(store_key_insert(s, &adm, &err) == 0);
+	CHECK(store_key_revoke(s, "default", "k2", 7, false, &err) == -ENOENT);
+	CHECK(store_key_revoke(s, "default", "k2", 7, true, &err) == 0);
 	int n = 0;
-	CHECK(store_key_list(s, "default", count_keys, &n, &err) == 0 && n == 1);
+	CHECK(store_key_list(s, "default", count_keys, &n, &err) == 0 && n == 2);
 
 	/* names are unique among live sandboxes of a namespace */
 	struct sandbox_rec a, b, c;
@@ -144,7 +149,7 @@ int main(void)
 
 	/* durability: reopen and find everything, migrations are idempotent */
 	store_close(s);
-	CHECK(store_open_sqlite(path, &s, &err) == 0 && store_schema_version(s) == 3);
+	CHECK(store_open_sqlite(path, &s, &err) == 0 && store_schema_version(s) == 4);
 	CHECK(store_sandbox_get(s, "default", "web", 0, &g, &err) == 0);
 	sandbox_rec_release(&g);
 	int64_t live = 0;

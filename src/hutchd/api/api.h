@@ -14,6 +14,7 @@
 
 struct api_waiter;
 struct api_copy_job;
+struct api_net_waiter;
 
 /* An executor known to this api (from its long-polls). */
 struct api_executor {
@@ -38,6 +39,7 @@ struct api {
 	struct api_waiter *waiters;
 	struct api_executor *executors;
 	struct api_copy_job *copy_jobs;
+	struct api_net_waiter *net_waiters;
 };
 
 /* Per-request context after routing and authentication. */
@@ -65,6 +67,8 @@ void api_read_body(struct http_request *req, struct api_ctx *ctx,
 /* How long a blocking call may hold req: the client's X-Tensorlake-Request-Timeout-Ms minus a
  * margin, else --create-wait-ms; 0 with ?wait=false. */
 uint64_t api_request_bound_ms(struct api *api, struct http_request *req);
+/* 0 when namespace ns may have want more live sandboxes, else 429 SANDBOX_LIMIT_REACHED. */
+int api_ns_room(struct api *api, const char *ns, int64_t want, struct hutch_error *err);
 void api_sandbox_create(struct http_request *req, struct api_ctx *ctx);
 void api_sandbox_list(struct http_request *req, struct api_ctx *ctx);
 void api_sandbox_list_archived(struct http_request *req, struct api_ctx *ctx);
@@ -123,6 +127,15 @@ void api_sandbox_copy(struct http_request *req, struct api_ctx *ctx);
 void api_copy_snapshot_changed(struct api *api, const char *snap_id);
 void api_copy_sandbox_changed(struct api *api, const char *id);
 void api_copy_close(struct api *api);
+
+/* ---- netpolicy.c ---- */
+/* True when a network change of r must go through its executor (it runs somewhere). */
+bool api_network_needs_executor(const struct sandbox_rec *r);
+/* Holds a PATCH until the executor applied or rejected r's pending policy. */
+void api_network_wait(struct api *api, struct http_request *req, const char *id);
+/* Applies an executor's network_result to r (saved) and answers the waiting PATCH. */
+void api_network_report(struct api *api, struct sandbox_rec *r, json_t *result);
+void api_network_close(struct api *api);
 
 /* ---- render.c ---- */
 json_t *api_sandbox_json(struct api *api, const struct sandbox_rec *r);

@@ -212,6 +212,8 @@ void api_sandbox_copy(struct http_request *req, struct api_ctx *ctx)
 		rc = store_sandbox_get(api->store, ctx->ns, http_request_param(req, "id"), 0, &r,
 		                       &err);
 	if (rc == 0)
+		rc = api_ns_room(api, ctx->ns, (int64_t)times, &err);
+	if (rc == 0)
 		rc = api_snapshot_begin(api, &r, "memory", &s, &err);
 	if (rc < 0) {
 		api_respond_err(req, &err);
@@ -229,7 +231,10 @@ void api_sandbox_copy(struct http_request *req, struct api_ctx *ctx)
 	req->on_abort = job_abort;
 	uv_timer_init(api->loop, &j->timer);
 	j->timer.data = j;
-	uv_timer_start(&j->timer, job_timeout, api_request_bound_ms(api, req), 0);
+	/* a copy answers with the new sandboxes: ?wait=false does not apply */
+	uint64_t bound = api_request_bound_ms(api, req);
+	uv_timer_start(&j->timer, job_timeout, bound ? bound : (uint64_t)api->cfg->create_wait_ms,
+	               0);
 	j->next = api->copy_jobs;
 	api->copy_jobs = j;
 	sandbox_rec_release(&r);

@@ -39,6 +39,8 @@ static json_t *assignment_json(const struct sandbox_rec *r)
 	json_object_set_new(o, "snapshot_id",
 	                    r->snapshot_id ? json_string(r->snapshot_id) : json_null());
 	json_object_set_new(o, "snapshot_op", json_text(r->snapshot_op));
+	json_object_set_new(o, "network_pending_set", json_boolean(r->network_pending != NULL));
+	json_object_set_new(o, "network_pending", json_text(r->network_pending));
 	return o;
 }
 
@@ -268,6 +270,9 @@ static void report_one(struct api *api, const char *node, json_t *item)
 	struct hutch_error err = HUTCH_ERROR_INIT;
 	if (!rp.id || store_sandbox_get_id(api->store, rp.id, &r, &err) < 0)
 		return;
+	json_t *netres = json_object_get(item, "network_result");
+	if (r.executor_id && strcmp(r.executor_id, node) == 0 && json_is_object(netres))
+		api_network_report(api, &r, netres);
 	json_t *snap = json_object_get(item, "snapshot");
 	bool snap_changed = false;
 	if (r.executor_id && strcmp(r.executor_id, node) == 0 && json_is_object(snap)) {
@@ -307,7 +312,7 @@ static void report_with_body(struct http_request *req, void *unused)
 	json_array_foreach(json_object_get(o, "snapshots_deleted"), i, item)
 	{
 		if (json_is_string(item))
-			store_snapshot_remove(api->store, json_string_value(item), NULL);
+			store_snapshot_remove(api->store, json_string_value(item), node, NULL);
 	}
 	json_decref(o);
 	http_respond(req, 204, NULL, NULL, 0);

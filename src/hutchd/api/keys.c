@@ -126,7 +126,7 @@ void api_key_revoke(struct http_request *req, struct api_ctx *ctx)
 {
 	struct hutch_error err = HUTCH_ERROR_INIT;
 	if (store_key_revoke(ctx->api->store, ctx->ns, http_request_param(req, "key_id"),
-	                     time_now_ms(), &err) < 0) {
+	                     time_now_ms(), ctx->admin, &err) < 0) {
 		if (err.code == -ENOENT)
 			hutch_error_api(&err, 404, "KEY_NOT_FOUND", "no active key %s",
 			                http_request_param(req, "key_id"));

@@ -1,6 +1,6 @@
 /* Warm pools: /sandbox-pools create, list, get, replace, delete, and claim. The sweep keeps
  * warm_containers unclaimed sandboxes ready within max_containers and recycles warm ones made
- * under an older network policy. A claimed sandbox is an ordinary sandbox from then on; warm
+ * under an older template. A claimed sandbox is an ordinary sandbox from then on; warm
  * sandboxes are never handed out twice, so every claim gets its own identity and disk. */
 #include <errno.h>
 #include <stdlib.h>
@@ -65,6 +65,12 @@ static int pool_parse(struct api *api, const char *body, size_t len, struct pool
 		rc = bad(err, "warm_containers must not exceed max_containers");
 	if (rc == 0 && p->max_containers >= 0 && p->min_containers > p->max_containers)
 		rc = bad(err, "min_containers must not exceed max_containers");
+	if (rc == 0 && (p->warm_containers > api->cfg->max_sandboxes_per_ns ||
+	                p->min_containers > api->cfg->max_sandboxes_per_ns))
+		rc = hutch_error_api(err, 400, "INVALID_ARGUMENT",
+		                     "warm_containers and min_containers must not exceed the "
+		                     "namespace limit of %lld sandboxes",
+		                     (long long)api->cfg->max_sandboxes_per_ns);
 	if (rc == 0 && !json_object_get(o, "timeout_secs"))
 		c.timeout_secs = 0; /* a pool's default is no timeout */
 	if (rc == 0) {
@@ -81,6 +87,11 @@ static int pool_parse(struct api *api, const char *body, size_t len, struct pool
 	create_req_release(&c);
 	json_decref(o);
 	return rc;
+}
+
+static bool same_str(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
 /* ---- rendering ---- */
@@ -257,14 +268,18 @@ static void replace_done(struct http_request *req, struct api_ctx *ctx)
 	if (rc == 0)
 		rc = pool_parse(ctx->api, req->body.data, req->body.len, &p, &err);
 	if (rc == 0) {
-		bool net_changed =
-		        !((!p.network && !old.network) ||
-		          (p.network && old.network && strcmp(p.network, old.network) == 0));
+		/* warm sandboxes made from another template are recycled */
+		bool changed = !same_str(p.image, old.image) || p.cpus != old.cpus ||
+		               p.memory_mb != old.memory_mb || p.disk_mb != old.disk_mb ||
+		               p.timeout_secs != old.timeout_secs ||
+		               !same_str(p.entrypoint, old.entrypoint) ||
+		               !same_str(p.network, old.network) || p.allow_unauth != old.allow_unauth ||
+		               !same_str(p.exposed_ports, old.exposed_ports);
 		p.id = xstrdup(old.id);
 		p.ns = xstrdup(old.ns);
 		p.created_at = old.created_at;
 		p.updated_at = time_now_ms();
-		p.generation = old.generation + (net_changed ? 1 : 0);
+		p.generation = old.generation + (changed ? 1 : 0);
 		rc = store_pool_update(ctx->api->store, &p, &err);
 	}
 	if (rc < 0) {
@@ -371,9 +386,8 @@ static void pool_place(struct api *api, const struct pool_rec *p, struct sandbox
 {
 	int64_t live = 0;
 	store_pool_count(api->store, p->id, NULL, &live, NULL);
-	/* r itself may already be counted (pending at capacity): compare against placed ones */
-	int64_t waiting = (r->pending_reason && strcmp(r->pending_reason, "pool_at_capacity") == 0);
-	bool room = p->max_containers < 0 || live - waiting < p->max_containers;
+	/* placed ones only: claims waiting at capacity (r among them, perhaps) are not counted */
+	bool room = p->max_containers < 0 || live < p->max_containers;
 	struct api_executor *e = room ? api_executor_pick(api) : NULL;
 	rec_set(&r->executor_id, e ? e->id : NULL);
 	rec_set(&r->pending_reason, !room ? "pool_at_capacity"
@@ -390,6 +404,9 @@ void api_pool_claim(struct http_request *req, struct api_ctx *ctx)
 	int rc = store_pool_get(api->store, ctx->ns, http_request_param(req, "pool_id"), &p, &err);
 	if (rc == 0)
 		rc = store_pool_sandboxes(api->store, p.id, first_warm, &r, &err);
+	/* a warm sandbox is already counted; a new one needs room */
+	if (rc == 0 && !r.id)
+		rc = api_ns_room(api, ctx->ns, 1, &err);
 	if (rc == 0 && r.id) {
 		rec_set(&r.pool_state, "claimed");
 		r.last_activity_at = time_now_ms();
@@ -405,11 +422,7 @@ void api_pool_claim(struct http_request *req, struct api_ctx *ctx)
 		api_respond_err(req, &err);
 	} else {
 		log_info("pool %s: sandbox %s claimed", p.id, r.id);
-		struct sv h = http_request_header(req, "x-tensorlake-request-timeout-ms");
-		uint64_t ms;
-		uint64_t wait = (uint64_t)api->cfg->create_wait_ms;
-		if (h.p && sv_to_u64(sv_trim(h), 24ull * 3600 * 1000, &ms) == 0 && ms > 0)
-			wait = ms > 500 ? ms - 250 : ms / 2;
+		uint64_t wait = api_request_bound_ms(api, req);
 		api_wait_for_start(api, req, r.id, wait);
 		api_pool_sweep(api); /* top the warm set up again */
 	}
@@ -448,6 +461,8 @@ static int sweep_pool(struct pool_rec *p, void *data)
 	int64_t want =
 	        p->warm_containers > p->min_containers ? p->warm_containers : p->min_containers;
 	for (; warm < want && (p->max_containers < 0 || live < p->max_containers); warm++, live++) {
+		if (api_ns_room(api, p->ns, 1, NULL) < 0)
+			break; /* the namespace is full: claims create on demand */
 		struct sandbox_rec r = {0};
 		from_template(api, p, "warm", &r);
 		struct api_executor *e = api_executor_pick(api);

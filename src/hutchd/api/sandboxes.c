@@ -102,6 +102,19 @@ static void fill_new(struct api_ctx *ctx, struct create_req *c, struct sandbox_r
 	rec_set(&r->pending_reason, e ? "scheduling" : "no_executors_available");
 }
 
+int api_ns_room(struct api *api, const char *ns, int64_t want, struct hutch_error *err)
+{
+	int64_t live = 0;
+	int rc = store_sandbox_count_live(api->store, ns, &live, err);
+	if (rc == 0 && live + want > api->cfg->max_sandboxes_per_ns)
+		rc = hutch_error_api(err, 429, "SANDBOX_LIMIT_REACHED",
+		                     "namespace %s has %lld live sandboxes; %lld more would pass the "
+		                     "limit of %lld",
+		                     ns, (long long)live, (long long)want,
+		                     (long long)api->cfg->max_sandboxes_per_ns);
+	return rc;
+}
+
 /* How long a create blocks: the client's patience minus a margin, else the server default. */
 uint64_t api_request_bound_ms(struct api *api, struct http_request *req)
 {
@@ -123,15 +136,9 @@ static void create_with_body(struct http_request *req, struct api_ctx *ctx)
 	struct hutch_error err = HUTCH_ERROR_INIT;
 	struct create_req c = {0};
 	struct sandbox_rec r = {0};
-	int64_t live = 0;
-
 	int rc = create_req_parse(req->body.data, req->body.len, &api->limits, &c, &err);
 	if (rc == 0)
-		rc = store_sandbox_count_live(api->store, ctx->ns, &live, &err);
-	if (rc == 0 && live >= api->cfg->max_sandboxes_per_ns)
-		rc = hutch_error_api(&err, 429, "SANDBOX_LIMIT_REACHED",
-		                     "namespace %s already has %lld live sandboxes (the limit)",
-		                     ctx->ns, (long long)live);
+		rc = api_ns_room(api, ctx->ns, 1, &err);
 	if (rc < 0) {
 		create_req_release(&c);
 		api_respond_err(req, &err);
@@ -305,8 +312,13 @@ static int apply_update(struct api *api, struct sandbox_rec *r, struct update_re
 	if (u->has_exposed_ports)
 		rec_set(&r->exposed_ports, u->exposed_ports);
 	*ret_desired_changed = false;
-	if (u->has_network) {
-		rec_set(&r->network, u->network);
+	if (u->has_network && api_network_needs_executor(r)) {
+		/* the executor applies it and reports; the PATCH waits for that */
+		rec_set(&r->network_pending, u->network ? u->network : "null");
+		r->generation++;
+		*ret_desired_changed = true;
+	} else if (u->has_network) {
+		rec_set(&r->network, u->network); /* applied when the sandbox starts */
 		r->generation++;
 		*ret_desired_changed = true;
 	}
@@ -326,6 +338,8 @@ static void update_with_body(struct http_request *req, struct api_ctx *ctx)
 		rc = apply_update(ctx->api, &r, &u, &changed, &err);
 	if (rc < 0)
 		api_respond_err(req, &err);
+	else if (r.network_pending)
+		api_network_wait(ctx->api, req, r.id);
 	else
 		api_respond_json(req, 200, api_sandbox_json(ctx->api, &r));
 	if (rc == 0 && changed)

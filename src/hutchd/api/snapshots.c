@@ -221,8 +221,24 @@ void api_snapshot_report(struct api *api, struct sandbox_rec *r, json_t *rep)
 	struct snapshot_rec s = {0};
 	const char *id = json_string_value(json_object_get(rep, "id"));
 	const char *status = json_string_value(json_object_get(rep, "status"));
-	if (!id || !status || store_snapshot_get(api->store, NULL, id, &s, &err) < 0)
+	if (!id || !status)
 		return;
+	/* the sandbox goes back to running whatever happens to the snapshot record */
+	json_t *op = r->snapshot_op ? json_loads(r->snapshot_op, 0, NULL) : NULL;
+	const char *op_id = json_string_value(json_object_get(op, "id"));
+	if (op_id && strcmp(op_id, id) == 0) {
+		rec_set(&r->snapshot_op, NULL);
+		if (strcmp(r->status, "snapshotting") == 0)
+			rec_set(&r->status, "running");
+	}
+	json_decref(op);
+	/* deleted meanwhile or not: record the outcome (a deleted one is removed once settled),
+	 * but only for a snapshot of this very sandbox */
+	if (store_snapshot_get_any(api->store, id, &s, &err) < 0 ||
+	    strcmp(s.sandbox_id, r->id) != 0) {
+		snapshot_rec_release(&s);
+		return;
+	}
 	if (strcmp(s.status, "in_progress") == 0) {
 		rec_set(&s.status, strcmp(status, "completed") == 0 ? "completed" : "failed");
 		rec_set(&s.error, json_string_value(json_object_get(rep, "error")));
@@ -236,12 +252,8 @@ void api_snapshot_report(struct api *api, struct sandbox_rec *r, json_t *rep)
 			log_info("snapshot %s %s%s%s", s.id, s.status, s.error ? ": " : "",
 			         s.error ? s.error : "");
 	}
-	/* the sandbox goes back to running whatever the outcome */
-	if (r->snapshot_op && strstr(r->snapshot_op, id)) {
-		rec_set(&r->snapshot_op, NULL);
-		if (strcmp(r->status, "snapshotting") == 0)
-			rec_set(&r->status, "running");
-	}
+	if (strcmp(s.desired, "deleted") == 0)
+		api_desired_changed(api); /* settled: its data can go now */
 	api_snapshot_changed(api, s.id);
 	snapshot_rec_release(&s);
 }

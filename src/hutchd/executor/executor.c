@@ -26,6 +26,7 @@
 #define POLL_WAIT_MS 25000
 
 static void poll_assignments(struct ex *ex);
+static void net_orphans(struct ex *ex);
 
 /* ---- reports ---- */
 
@@ -79,33 +80,60 @@ void ex_report(struct ex_sandbox *sb, const char *status, const char *outcome, c
 		json_object_set_new(o, "error", json_string(error));
 	if (destroyed)
 		json_object_set_new(o, "destroyed", json_true());
-	if (sb->rt && status && strcmp(status, "running") == 0)
+	if (sb->rt && status && strcmp(status, "running") == 0) {
 		json_object_set_new(o, "agent_socket", json_string(sb->rt->agent_socket));
-	/* a snapshot result waiting in an unsent report must not be lost */
+		if (sb->ip[0])
+			json_object_set_new(o, "ip", json_string(sb->ip));
+	}
+	/* snapshot and network results waiting in an unsent report must not be lost */
 	json_t *prev = json_object_get(ex->pending_reports, sb->id);
 	if (json_object_get(prev, "snapshot") && !destroyed)
 		json_object_set(o, "snapshot", json_object_get(prev, "snapshot"));
+	if (json_object_get(prev, "network_result") && !destroyed)
+		json_object_set(o, "network_result", json_object_get(prev, "network_result"));
 	json_object_set_new(ex->pending_reports, sb->id, o);
 	snprintf(sb->reported, sizeof(sb->reported), "%s", destroyed ? "destroyed" : status);
 	ex_send_reports(ex);
 }
 
-void ex_report_snapshot(struct ex_sandbox *sb, json_t *snap)
+/* The unsent report of sb, made if needed (carrying "running" and the address if it runs). */
+static json_t *pending_report(struct ex_sandbox *sb)
 {
 	json_t *o = json_object_get(sb->ex->pending_reports, sb->id);
-	if (!o) {
-		o = json_object();
-		json_object_set_new(o, "id", json_string(sb->id));
-		if (sb->state == S_RUNNING) {
-			json_object_set_new(o, "status", json_string("running"));
-			if (sb->rt)
-				json_object_set_new(o, "agent_socket",
-				                    json_string(sb->rt->agent_socket));
-		}
-		json_object_set_new(sb->ex->pending_reports, sb->id, o);
+	if (o)
+		return o;
+	o = json_object();
+	json_object_set_new(o, "id", json_string(sb->id));
+	if (sb->state == S_RUNNING && sb->rt) {
+		json_object_set_new(o, "status", json_string("running"));
+		json_object_set_new(o, "agent_socket", json_string(sb->rt->agent_socket));
+		if (sb->ip[0])
+			json_object_set_new(o, "ip", json_string(sb->ip));
 	}
-	json_object_set_new(o, "snapshot", snap);
+	json_object_set_new(sb->ex->pending_reports, sb->id, o);
+	return o;
+}
+
+void ex_report_snapshot(struct ex_sandbox *sb, json_t *snap)
+{
+	json_object_set_new(pending_report(sb), "snapshot", snap);
 	ex_send_reports(sb->ex);
+}
+
+void ex_report_network(struct ex_sandbox *sb, json_t *result)
+{
+	json_object_set_new(pending_report(sb), "network_result", result);
+	ex_send_reports(sb->ex);
+}
+
+char *ex_wanted_policy(struct ex_sandbox *sb, bool *ret_pending)
+{
+	json_t *want = sb->want;
+	bool pending = json_is_true(json_object_get(want, "network_pending_set"));
+	json_t *pol = json_object_get(want, pending ? "network_pending" : "network");
+	*ret_pending = pending;
+	return pol && !json_is_null(pol) ? json_dumps(pol, JSON_COMPACT | JSON_SORT_KEYS)
+	                                  : xstrdup("null");
 }
 
 /* ---- sandbox bookkeeping ---- */
@@ -142,6 +170,7 @@ void ex_sb_remove(struct ex_sandbox *sb)
 	}
 	json_decref(sb->want);
 	rt_sandbox_free(sb->rt);
+	free(sb->net_applied);
 	free(sb);
 }
 
@@ -258,6 +287,28 @@ static bool kick_snapshot(struct ex_sandbox *sb)
 	return true;
 }
 
+/* Attaches a running sandbox that has no network (re-adopted), or applies a changed policy. */
+static bool kick_network(struct ex_sandbox *sb)
+{
+	if (!sb->ex->net_ok || !sb->rt || (sb->state != S_RUNNING && sb->state != S_FROZEN))
+		return false;
+	bool pending;
+	char *want = ex_wanted_policy(sb, &pending);
+	bool differs = !sb->net_applied || strcmp(want, sb->net_applied) != 0;
+	free(want);
+	if (!differs && pending) {
+		/* already in force (e.g. applied before a restart): confirm it */
+		json_t *res = json_object();
+		json_object_set_new(res, "ok", json_true());
+		ex_report_network(sb, res);
+		return false;
+	}
+	if (!differs)
+		return false;
+	ex_start_op(sb, OP_NETWORK);
+	return true;
+}
+
 /* A sandbox frozen in memory long enough moves to disk (when CRIU is there). */
 static bool suspend_to_disk_due(struct ex_sandbox *sb)
 {
@@ -291,7 +342,7 @@ void ex_kick(struct ex_sandbox *sb)
 			          "the sandbox no longer exists on its executor", false);
 		return;
 	}
-	if (kick_snapshot(sb))
+	if (kick_snapshot(sb) || kick_network(sb))
 		return;
 	if (run && (sb->state == S_FROZEN || sb->state == S_ADOPTED))
 		ex_start_op(sb, OP_THAW);
@@ -344,6 +395,7 @@ static void apply_assignments(struct ex *ex, json_t *list, json_t *deleted)
 	}
 	if (json_array_size(deleted))
 		ex_send_reports(ex);
+	net_orphans(ex);
 	for (; s; s = next) {
 		next = s->next;
 		ex_kick(s);
@@ -475,6 +527,57 @@ static void on_tick(uv_timer_t *t)
 	}
 }
 
+static struct net_config ex_net_config(const struct hutchd_config *cfg, const char *state_dir)
+{
+	return (struct net_config){.state_dir = state_dir,
+	                           .pool = cfg->network_cidr,
+	                           .bridge = cfg->network_bridge,
+	                           .table = cfg->network_table,
+	                           .ifname_prefix = cfg->network_veth_prefix};
+}
+
+static void net_setup(struct ex *ex)
+{
+	struct hutch_error err = HUTCH_ERROR_INIT;
+	ex->net_state_dir = xasprintf("%s/net", ex->cfg->data_dir);
+	ex->net = ex_net_config(ex->cfg, ex->net_state_dir);
+	if (net_init(&ex->net, &err) < 0) {
+		log_warn("sandbox networking unavailable, sandboxes get loopback only: %s", err.msg);
+		return;
+	}
+	if (net_dns_start(&ex->net, ex->loop, &ex->dns, &err) < 0) {
+		log_warn("sandbox networking unavailable (DNS forwarder): %s", err.msg);
+		return;
+	}
+	net_resolver_addr(&ex->net, ex->resolver);
+	ex->net_ok = true;
+	log_info("sandbox network %s, resolver %s", ex->cfg->network_cidr, ex->resolver);
+}
+
+/* After the first assignment list: network state of sandboxes that no longer exist goes. */
+static void net_orphans(struct ex *ex)
+{
+	static bool done;
+	if (done || !ex->net_ok)
+		return;
+	done = true;
+	size_t n = 0;
+	for (struct ex_sandbox *s = ex->sandboxes; s; s = s->next)
+		n++;
+	const char **ids = xcalloc(n + 1, sizeof(char *));
+	n = 0;
+	for (struct ex_sandbox *s = ex->sandboxes; s; s = s->next)
+		if (s->state != S_NONE || s->busy)
+			ids[n++] = s->id;
+	struct hutch_error err = HUTCH_ERROR_INIT;
+	int r = net_cleanup_orphans(&ex->net, ids, n, &err);
+	if (r > 0)
+		log_info("removed the network state of %d sandboxes that are gone", r);
+	else if (r < 0)
+		log_warn("network orphans: %s", err.msg);
+	free(ids);
+}
+
 static void detect_criu(struct ex *ex)
 {
 	struct rt_criu_version v;
@@ -504,6 +607,8 @@ static void on_signal(uv_signal_t *s, int sig)
 	uv_close((uv_handle_t *)&ex->sigint, NULL);
 	for (struct ex_sandbox *sb = ex->sandboxes; sb; sb = sb->next)
 		ex_unwatch(sb);
+	net_dns_stop(ex->dns);
+	ex->dns = NULL;
 	http_client_free(ex->client);
 }
 
@@ -519,7 +624,7 @@ void hutchd_rt_config(struct hutchd_config *cfg, struct rt_config *rt, char **re
 	        .agent_path = cfg->agent_path,
 	        .id_base = (uid_t)cfg->id_base,
 	        .id_count = 65536,
-	        .cgroup_name = "hutch",
+	        .cgroup_name = cfg->cgroup_name,
 	        .default_pids_max = 4096,
 	        .ready_timeout_ms = 10000,
 	        .disk_pool_size = 4,
@@ -550,6 +655,13 @@ int hutchd_cleanup(struct hutchd_config *cfg)
 		buf_release(&ids);
 		if (rt_disk_pool_drain(&rt, &err) < 0) {
 			log_error("draining the disk pool: %s", err.msg);
+			rc = 1;
+		}
+		_cleanup_free_ char *net_dir = xasprintf("%s/net", cfg->data_dir);
+		struct net_config net = ex_net_config(cfg, net_dir);
+		/* the sandboxes' veths and rules, then the table and bridge themselves */
+		if (access(net_dir, F_OK) == 0 && net_host_remove(&net, &err) < 0) {
+			log_error("removing the sandbox network: %s", err.msg);
 			rc = 1;
 		}
 		if (rc == 0 && rt_host_release(&rt, &err) < 0) {
@@ -599,6 +711,7 @@ int executor_main(struct hutchd_config *cfg)
 	ex.tick.data = &ex;
 	uv_timer_start(&ex.tick, on_tick, 1000, 1000);
 	detect_criu(&ex);
+	net_setup(&ex);
 	_cleanup_free_ char *ckpt = xasprintf("%s/checkpoints", ex.state_dir);
 	if (mkdir_p(ckpt, 0711) < 0)
 		log_warn("cannot create %s: %s", ckpt, strerror(errno));
@@ -620,5 +733,6 @@ int executor_main(struct hutchd_config *cfg)
 	uv_loop_close(&loop);
 	free(ex.auth_header);
 	free(ex.state_dir);
+	free(ex.net_state_dir);
 	return 0;
 }

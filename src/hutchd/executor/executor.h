@@ -12,6 +12,7 @@
 #include "../config.h"
 #include "base/error.h"
 #include "http/client.h"
+#include "net/net.h"
 #include "runtime/runtime.h"
 
 enum sb_state {
@@ -23,7 +24,16 @@ enum sb_state {
 	S_DEAD,         /* PID 1 exited; resources still to be removed */
 };
 
-enum sb_op { OP_CREATE, OP_FREEZE, OP_THAW, OP_DESTROY, OP_SNAPSHOT, OP_CHECKPOINT, OP_RESTORE };
+enum sb_op {
+	OP_CREATE,
+	OP_FREEZE,
+	OP_THAW,
+	OP_DESTROY,
+	OP_SNAPSHOT,
+	OP_CHECKPOINT,
+	OP_RESTORE,
+	OP_NETWORK, /* attach the network or apply a changed policy */
+};
 
 struct ex;
 
@@ -38,6 +48,8 @@ struct ex_sandbox {
 	char reported[16];     /* last status reported */
 	char snap_done[32];    /* last snapshot op carried out (not repeated) */
 	uint64_t frozen_at_ms; /* monotonic, when it was frozen (durable suspend timer) */
+	char *net_applied;     /* policy in force (canonical JSON, "null"); NULL = not attached */
+	char ip[16];	       /* its address, "" without a network */
 	struct rt_sandbox *rt;
 	uv_poll_t *poll; /* on rt->pidfd */
 	struct ex_sandbox *next;
@@ -54,6 +66,10 @@ struct ex_work {
 	char *dir; /* checkpoint / snapshot directory (restore source or dump target) */
 	struct rt_sandbox *result;
 	json_t *snap_result; /* OP_SNAPSHOT: the report for the api */
+	char *policy;	     /* OP_CREATE, OP_RESTORE, OP_NETWORK: the policy to apply */
+	bool policy_pending; /* OP_NETWORK: it answers a PATCH (report the verdict) */
+	char ip[16];	     /* the address the network part gave */
+	int net_status;	     /* HTTP status of a network failure (400: rejected policy) */
 	uint64_t queued_ns, started_ns, done_ns;
 	int rc;
 	struct hutch_error err;
@@ -80,6 +96,11 @@ struct ex {
 	bool report_in_flight;
 	bool refill_busy;
 	char *state_dir;
+	struct net_config net;
+	char *net_state_dir;
+	bool net_ok; /* sandbox networking works on this host */
+	struct net_dns *dns;
+	char resolver[16];
 };
 
 /* executor.c */
@@ -87,6 +108,8 @@ void ex_report(struct ex_sandbox *sb, const char *status, const char *outcome, c
                bool destroyed);
 /* Attaches a snapshot result to sb's next report. */
 void ex_report_snapshot(struct ex_sandbox *sb, json_t *snap);
+/* Attaches the verdict on a pending network policy to sb's next report. */
+void ex_report_network(struct ex_sandbox *sb, json_t *result);
 void ex_send_reports(struct ex *ex);
 void ex_kick(struct ex_sandbox *sb);
 void ex_watch(struct ex_sandbox *sb);
@@ -94,6 +117,9 @@ void ex_unwatch(struct ex_sandbox *sb);
 void ex_sb_remove(struct ex_sandbox *sb);
 const char *ex_want_str(struct ex_sandbox *sb, const char *key);
 void ex_refill_pool(struct ex *ex);
+
+/* The policy the api wants for sb, as canonical JSON ("null" = unrestricted); malloc'd. */
+char *ex_wanted_policy(struct ex_sandbox *sb, bool *ret_pending);
 
 /* ops.c */
 void ex_start_op(struct ex_sandbox *sb, enum sb_op op);

@@ -4,6 +4,7 @@
  * on a pool thread and touch only their work item; work_after runs on the loop thread. */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 #include <stdlib.h>
@@ -17,8 +18,8 @@
 #include "executor.h"
 #include "runtime/checkpoint.h"
 
-static const char *const op_names[] = {"create",   "freeze",     "thaw",   "destroy",
-                                       "snapshot", "checkpoint", "restore"};
+static const char *const op_names[] = {"create",     "freeze",  "thaw",    "destroy",
+                                       "snapshot",   "checkpoint", "restore", "network"};
 static const char *const state_names[] = {"none",   "adopted",      "running",
                                           "frozen", "checkpointed", "dead"};
 
@@ -89,6 +90,48 @@ static void drop_clients(struct ex_work *wk, const struct rt_config *cfg)
 	}
 }
 
+/* Writes the sandbox's resolv.conf in place (it is bind-mounted over /etc/resolv.conf, so the
+ * inode must stay; the run directory is sandbox-writable, hence O_NOFOLLOW). */
+static void write_resolv_conf(struct ex *ex, const char *id)
+{
+	struct buf b = BUF_INIT;
+	if (net_resolv_conf(&ex->net, &b) < 0) {
+		buf_release(&b);
+		return;
+	}
+	_cleanup_free_ char *path = xasprintf("%s/%s/resolv.conf", ex->rt.run_dir, id);
+	_cleanup_close_ int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOFOLLOW);
+	if (fd >= 0)
+		write_all(fd, b.data, b.len);
+	buf_release(&b);
+}
+
+/* Connects a sandbox whose namespace was just made (create or restore). */
+static int net_attach(struct ex_work *wk, const char *netns_path)
+{
+	struct ex *ex = wk->sb->ex;
+	if (!ex->net_ok)
+		return 0;
+	int rc = net_sandbox_attach(&ex->net, wk->sb->id, netns_path, wk->policy, wk->ip, &wk->err);
+	if (rc == 0)
+		write_resolv_conf(ex, wk->sb->id);
+	return rc;
+}
+
+/* Disconnects a sandbox. Before a checkpoint the veth must be gone from its namespace too
+ * (CRIU cannot dump one), so the retired link is deleted now rather than by the forwarder's
+ * periodic reap. */
+static int net_detach(struct ex_work *wk, bool for_checkpoint)
+{
+	struct ex *ex = wk->sb->ex;
+	if (!ex->net_ok)
+		return 0;
+	int rc = net_sandbox_detach(&ex->net, wk->sb->id, &wk->err);
+	if (rc == 0 && for_checkpoint)
+		rc = net_reap(&ex->net, &wk->err);
+	return rc;
+}
+
 static void run_create(struct ex_work *wk, const struct rt_config *cfg)
 {
 	struct rt_fs_snapshot_info info;
@@ -104,6 +147,12 @@ static void run_create(struct ex_work *wk, const struct rt_config *cfg)
 		wk->spec.memory_snapshot_dir = wk->dir;
 	}
 	wk->rc = rt_sandbox_create(cfg, &wk->spec, &wk->result, &wk->err);
+	if (wk->rc == 0 && (wk->rc = net_attach(wk, wk->result->netns_path)) < 0) {
+		hutch_error_wrap(&wk->err, "connecting the sandbox's network");
+		rt_sandbox_destroy(cfg, wk->sb->id, NULL);
+		rt_sandbox_free(wk->result);
+		wk->result = NULL;
+	}
 }
 
 static void run_snapshot(struct ex_work *wk, const struct rt_config *cfg)
@@ -121,7 +170,15 @@ static void run_snapshot(struct ex_work *wk, const struct rt_config *cfg)
 		}
 	} else {
 		drop_clients(wk, cfg);
-		wk->rc = rt_sandbox_checkpoint(cfg, wk->sb->id, wk->dir, true, &wk->err);
+		wk->rc = net_detach(wk, true);
+		if (wk->rc == 0)
+			wk->rc = rt_sandbox_checkpoint(cfg, wk->sb->id, wk->dir, true, &wk->err);
+		/* the sandbox keeps running: connect it again whatever happened (its own error,
+		 * if any, must not hide the snapshot's) */
+		struct hutch_error snap_err = wk->err;
+		if (wk->sb->rt && net_attach(wk, wk->sb->rt->netns_path) < 0)
+			wk->net_status = -1;
+		wk->err = snap_err;
 		if (wk->rc == 0)
 			json_object_set_new(res, "size_bytes", json_integer(tree_bytes(wk->dir)));
 		else
@@ -131,6 +188,21 @@ static void run_snapshot(struct ex_work *wk, const struct rt_config *cfg)
 	if (wk->rc < 0)
 		json_object_set_new(res, "error", json_string(wk->err.msg));
 	wk->snap_result = res;
+}
+
+/* Attaches a sandbox that has no network yet (re-adopted, or restored), or swaps its policy. */
+static void run_network(struct ex_work *wk)
+{
+	struct ex *ex = wk->sb->ex;
+	if (!wk->sb->net_applied) {
+		wk->rc = wk->sb->rt ? net_attach(wk, wk->sb->rt->netns_path) : -ENOENT;
+	} else {
+		wk->rc = net_sandbox_policy_set(&ex->net, wk->sb->id, wk->policy, &wk->err);
+		struct net_sandbox_info info;
+		if (net_sandbox_info(&ex->net, wk->sb->id, &info, NULL) == 0)
+			snprintf(wk->ip, sizeof(wk->ip), "%s", info.ip);
+	}
+	wk->net_status = wk->rc < 0 ? hutch_error_http_status(&wk->err) : 0;
 }
 
 static void work_run(uv_work_t *w)
@@ -151,6 +223,7 @@ static void work_run(uv_work_t *w)
 		break;
 	case OP_DESTROY:
 		wk->reason = rt_sandbox_exit_reason(cfg, wk->sb->id);
+		net_detach(wk, false);
 		wk->rc = rt_sandbox_destroy(cfg, wk->sb->id, &wk->err);
 		if (wk->dir)
 			rm_rf(wk->dir); /* a durable suspend's checkpoint */
@@ -159,12 +232,19 @@ static void work_run(uv_work_t *w)
 		run_snapshot(wk, cfg);
 		break;
 	case OP_CHECKPOINT:
-		wk->rc = rt_sandbox_checkpoint(cfg, wk->sb->id, wk->dir, false, &wk->err);
+		wk->rc = net_detach(wk, true);
+		if (wk->rc == 0)
+			wk->rc = rt_sandbox_checkpoint(cfg, wk->sb->id, wk->dir, false, &wk->err);
 		break;
 	case OP_RESTORE:
 		wk->rc = rt_sandbox_restore(cfg, wk->sb->id, wk->dir, &wk->result, &wk->err);
 		if (wk->rc == 0)
 			rm_rf(wk->dir);
+		if (wk->rc == 0 && net_attach(wk, wk->result->netns_path) < 0)
+			hutch_error_wrap(&wk->err, "reconnecting the network (the sandbox runs without)");
+		break;
+	case OP_NETWORK:
+		run_network(wk);
 		break;
 	}
 	wk->done_ns = time_mono_ns();
@@ -179,6 +259,7 @@ static void work_free(struct ex_work *wk)
 	free(wk->image);
 	free(wk->hostname);
 	free(wk->dir);
+	free(wk->policy);
 	json_decref(wk->snap_result);
 	free(wk);
 }
@@ -196,6 +277,11 @@ static void done_create(struct ex_work *wk)
 	}
 	sb->rt = wk->result;
 	sb->state = S_RUNNING;
+	if (sb->ex->net_ok) {
+		free(sb->net_applied);
+		sb->net_applied = xstrdup(wk->policy);
+		snprintf(sb->ip, sizeof(sb->ip), "%s", wk->ip);
+	}
 	ex_watch(sb);
 	log_info("sandbox %s running (agent %s): queued %.2f ms, runtime and agent %.2f ms%s",
 	         sb->id, sb->rt->agent_socket, (double)(wk->started_ns - wk->queued_ns) / 1e6,
@@ -207,6 +293,16 @@ static void done_create(struct ex_work *wk)
 static void done_snapshot(struct ex_work *wk)
 {
 	struct ex_sandbox *sb = wk->sb;
+	if (strcmp(wk->snap_type, "memory") == 0 && sb->ex->net_ok) {
+		/* the network was reconnected afterwards, maybe with another address */
+		snprintf(sb->ip, sizeof(sb->ip), "%s", wk->ip);
+		if (wk->net_status < 0) {
+			log_warn("sandbox %s: could not reconnect its network after the snapshot",
+				 sb->id);
+			free(sb->net_applied);
+			sb->net_applied = NULL;
+		}
+	}
 	snprintf(sb->snap_done, sizeof(sb->snap_done), "%s", wk->snap_id);
 	if (wk->rc == 0 && wk->dir && ex_snapref_set(sb->ex, wk->snap_id, wk->dir) < 0)
 		log_warn("snapshot %s: cannot record where its data is", wk->snap_id);
@@ -217,6 +313,31 @@ static void done_snapshot(struct ex_work *wk)
 		log_info("sandbox %s: %s snapshot %s taken in %.1f ms", sb->id, wk->snap_type,
 		         wk->snap_id, (double)(wk->done_ns - wk->started_ns) / 1e6);
 	ex_report_snapshot(sb, json_incref(wk->snap_result));
+}
+
+static void done_network(struct ex_work *wk)
+{
+	struct ex_sandbox *sb = wk->sb;
+	if (wk->rc == 0 || sb->net_applied) {
+		/* a rejected policy leaves the old one in force; a failed attach leaves none */
+		if (wk->rc == 0) {
+			free(sb->net_applied);
+			sb->net_applied = xstrdup(wk->policy);
+		}
+		if (wk->ip[0])
+			snprintf(sb->ip, sizeof(sb->ip), "%s", wk->ip);
+	}
+	if (wk->rc < 0)
+		log_warn("sandbox %s: network: %s", sb->id, wk->err.msg);
+	if (wk->policy_pending) {
+		json_t *res = json_object();
+		json_object_set_new(res, "ok", json_boolean(wk->rc == 0));
+		if (wk->rc < 0)
+			json_object_set_new(res, "error", json_string(wk->err.msg));
+		ex_report_network(sb, res);
+	} else if (wk->rc == 0 && sb->state == S_RUNNING) {
+		ex_report(sb, "running", NULL, NULL, false); /* carries the address */
+	}
 }
 
 static void done_lifecycle(struct ex_work *wk)
@@ -241,6 +362,9 @@ static void done_lifecycle(struct ex_work *wk)
 		break;
 	case OP_CHECKPOINT:
 		sb->state = S_CHECKPOINTED;
+		free(sb->net_applied);
+		sb->net_applied = NULL;
+		sb->ip[0] = '\0';
 		log_info("sandbox %s suspended to disk in %.1f ms", sb->id,
 		         (double)(wk->done_ns - wk->started_ns) / 1e6);
 		break;
@@ -248,6 +372,9 @@ static void done_lifecycle(struct ex_work *wk)
 		rt_sandbox_free(sb->rt);
 		sb->rt = wk->result;
 		sb->state = S_RUNNING;
+		free(sb->net_applied);
+		sb->net_applied = wk->ip[0] ? xstrdup(wk->policy) : NULL;
+		snprintf(sb->ip, sizeof(sb->ip), "%s", wk->ip);
 		ex_watch(sb);
 		log_info("sandbox %s restored from disk in %.1f ms", sb->id,
 		         (double)(wk->done_ns - wk->started_ns) / 1e6);
@@ -279,6 +406,9 @@ static void work_after(uv_work_t *w, int status)
 		ex_report(sb, NULL, NULL, NULL, true);
 		sb->reported_destroyed = true;
 		log_info("sandbox %s destroyed", sb->id);
+		break;
+	case OP_NETWORK:
+		done_network(wk);
 		break;
 	default:
 		done_lifecycle(wk);
@@ -347,6 +477,10 @@ void ex_start_op(struct ex_sandbox *sb, enum sb_op op)
 	}
 	if (op == OP_SNAPSHOT)
 		prepare_snapshot(sb, wk);
+	if (op == OP_CREATE || op == OP_RESTORE || op == OP_NETWORK || op == OP_SNAPSHOT)
+		wk->policy = ex_wanted_policy(sb, &wk->policy_pending);
+	if (op != OP_NETWORK)
+		wk->policy_pending = false;
 	if (op == OP_CHECKPOINT || op == OP_RESTORE || op == OP_DESTROY) {
 		char *dir = ex_suspend_dir(sb->ex, sb->id);
 		if (op != OP_DESTROY || access(dir, F_OK) == 0)
