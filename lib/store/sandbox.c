@@ -37,7 +37,8 @@ void sandbox_rec_release(struct sandbox_rec *r)
 	                 &r->agent_socket,
 	                 &r->ip,
 	                 &r->pool_state,
-	                 &r->snapshot_op, &r->network_pending};
+	                 &r->snapshot_op,
+	                 &r->network_pending};
 	for (size_t i = 0; i < ARRAY_SIZE(strs); i++)
 		free(*strs[i]);
 	memset(r, 0, sizeof(*r));
@@ -129,7 +130,8 @@ static void sb_params(const struct sandbox_rec *r, struct db_value p[SB_NCOLS])
 	        DB_I(r->generation),
 	        DB_T(r->pool_state),
 	        DB_I(r->pool_generation),
-	        DB_T(r->snapshot_op), DB_T(r->network_pending),
+	        DB_T(r->snapshot_op),
+	        DB_T(r->network_pending),
 	};
 	_Static_assert(sizeof(v) / sizeof(v[0]) == SB_NCOLS, "one parameter per column");
 	memcpy(p, v, sizeof(v));

@@ -92,7 +92,7 @@ struct proc {
 	struct proc *prev, *next;
 	struct agent *a;
 	struct proc_spec *spec;
-	char handle[24];
+	int64_t handle; /* 1, 2, ... in start order (the SDK reads an integer) */
 	pid_t pid;
 	enum proc_state state;
 	int exit_code, signal;
@@ -153,6 +153,7 @@ struct agent {
 	uv_signal_t sig_usr2;
 	struct proc *entrypoint;
 	uint64_t oom_count;
+	int64_t last_handle;
 	int oom_score_adj;
 	char **base_env; /* the agent's environment, minus its own control variables */
 	uv_signal_t sig_chld, sig_term, sig_int;

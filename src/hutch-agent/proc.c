@@ -70,7 +70,7 @@ static struct proc *proc_new(struct agent *a, struct proc_spec *spec)
 		linesplit_init(&p->out[i].split, a->cfg.max_line_bytes);
 		outlog_init(&p->out[i].log, a->cfg.max_output_bytes, a->cfg.max_output_lines);
 	}
-	id_generate(p->handle);
+	p->handle = ++a->last_handle;
 	return p;
 }
 
@@ -442,7 +442,7 @@ static const char *proc_status(const struct proc *p)
 void proc_info_json(struct proc *p, struct jw *w)
 {
 	jw_obj_begin(w);
-	jw_kstr(w, "handle", p->handle);
+	jw_kint(w, "handle", p->handle);
 	jw_kint(w, "pid", p->pid);
 	jw_kstr(w, "status", proc_status(p));
 	if (p->state == PROC_EXITED)

@@ -85,8 +85,8 @@ static void run_body(struct http_request *req)
 	if (timeout_ms > 0)
 		proc_timer_start(p, timeout_ms < 1 ? 1 : (uint64_t)timeout_ms, run_timeout);
 	struct buf b = BUF_INIT;
-	buf_printf(&b, "{\"handle\":\"%s\",\"pid\":%d,\"started_at\":%lld}", p->handle, (int)p->pid,
-	           (long long)p->started_at);
+	buf_printf(&b, "{\"handle\":%lld,\"pid\":%d,\"started_at\":%lld}", (long long)p->handle,
+	           (int)p->pid, (long long)p->started_at);
 	http_sse_start(req);
 	http_sse_send(req, NULL, b.data, b.len);
 	buf_release(&b);

@@ -46,6 +46,17 @@ expect_eq "namespaced route sees it" "$(apij GET "/v1/namespaces/default/sandbox
 expect_eq "list has it" "$(apij GET /sandboxes | jq_get '.sandboxes[0].id')" "$id"
 expect_eq "namespaced list" "$(apij GET /v1/namespaces/default/sandboxes | jq_get '.sandboxes|length')" 1
 
+# features hutch does not have: a clear refusal for a live sandbox, never "not found"
+api GET "/v1/namespaces/default/sandboxes/$id/logs?head=10"
+expect_eq "persisted logs are 501" "$CODE" 501
+expect_eq "with LOGS_UNAVAILABLE" "$(jq_get .code <<<"$BODY")" LOGS_UNAVAILABLE
+api GET "/v1/namespaces/default/sandboxes/$id/processes"; expect_eq "log processes are 501" "$CODE" 501
+api POST "/sandboxes/$id/file_systems" '{"file_system_id":"fs1","mount_path":"/mnt/a"}'
+expect_eq "attaching a file system is 400" "$CODE" 400
+expect_eq "with FILE_SYSTEMS_UNAVAILABLE" "$(jq_get .code <<<"$BODY")" FILE_SYSTEMS_UNAVAILABLE
+api DELETE "/sandboxes/$id/file_systems" '{"mount_path":"/mnt/a"}'; expect_eq "detaching is 400" "$CODE" 400
+api GET /sandboxes/nonexistentsandboxid1/logs; expect_eq "logs of an unknown sandbox are 404" "$CODE" 404
+
 api GET /sandboxes/nonexistentsandboxid1; echo "$BODY" >/tmp/b.$$
 expect_eq "unknown id is 404" "$CODE" 404
 expect_eq "404 code" "$(jq_get .code </tmp/b.$$)" SANDBOX_NOT_FOUND

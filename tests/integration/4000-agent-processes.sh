@@ -20,7 +20,7 @@ expect_match "preflight allows the requested headers" "$pre" "Access-Control-All
 out=$(A -X POST -d '{"command":"sleep","args":["30"]}' -w '\n%{http_code}' /processes)
 expect_eq "start answers 201" "$(tail -n1 <<<"$out")" 201
 info=$(head -n1 <<<"$out")
-check "ProcessInfo has every field" jq -e '.pid>0 and .status=="running" and .exit_code==null and .signal==null and .oom_killed==false and .stdin_writable==false and .command=="sleep" and .args==["30"] and (.started_at>1600000000000) and .ended_at==null and (.handle|length>0)' <<<"$info"
+check "ProcessInfo has every field" jq -e '.pid>0 and .status=="running" and .exit_code==null and .signal==null and .oom_killed==false and .stdin_writable==false and .command=="sleep" and .args==["30"] and (.started_at>1600000000000) and .ended_at==null and (.handle|type=="number")' <<<"$info"
 pid=$(jq .pid <<<"$info")
 check "get by pid" jq -e ".pid==$pid" <<<"$(A /processes/$pid)"
 check "list holds it" jq -e "[.processes[].pid]|index($pid) != null" <<<"$(A /processes)"
@@ -46,7 +46,7 @@ expect_eq "DELETE unknown is 404" "$(status_of -X DELETE /processes/999999)" 404
 run=$(A -N -D "$AGENT_DIR/h" -X POST -H 'Accept: text/event-stream' -d '{"command":"sh","args":["-c","echo one; echo two >&2; printf partial"]}' /processes/run)
 expect_match "run content type is text/event-stream" "$(cat "$AGENT_DIR/h")" "Content-Type: text/event-stream"
 ev=$(sed -n 's/^data: //p' <<<"$run")
-check "run: start event first" jq -se '.[0] | .pid>0 and .started_at>0 and (.handle|length>0)' <<<"$ev"
+check "run: start event first" jq -se '.[0] | .pid>0 and .started_at>0 and (.handle|type=="number")' <<<"$ev"
 check "run: stdout and stderr lines with stream tags and timestamps" jq -se '([.[] | select(.line) | select(.timestamp>0)] | length)==3 and [.[] | select(.stream=="stderr") | .line]==["two"]' <<<"$ev"
 check "run: partial last line delivered after the full one" jq -se '[.[] | select(.stream=="stdout") | .line]==["one","partial"]' <<<"$ev"
 check "run: exit event last" jq -se '.[-1] == {"exit_code":0}' <<<"$ev"

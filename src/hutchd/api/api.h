@@ -74,6 +74,10 @@ void api_sandbox_list(struct http_request *req, struct api_ctx *ctx);
 void api_sandbox_list_archived(struct http_request *req, struct api_ctx *ctx);
 void api_sandbox_get(struct http_request *req, struct api_ctx *ctx);
 void api_sandbox_get_archived(struct http_request *req, struct api_ctx *ctx);
+/* Persisted logs and file-system mounts are not supported: a clear refusal for a sandbox that
+ * exists (501 LOGS_UNAVAILABLE, 400 FILE_SYSTEMS_UNAVAILABLE), 404 for one that does not. */
+void api_sandbox_logs(struct http_request *req, struct api_ctx *ctx);
+void api_sandbox_file_systems(struct http_request *req, struct api_ctx *ctx);
 void api_sandbox_update(struct http_request *req, struct api_ctx *ctx);
 void api_sandbox_delete(struct http_request *req, struct api_ctx *ctx);
 void api_sandbox_suspend(struct http_request *req, struct api_ctx *ctx);

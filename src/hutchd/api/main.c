@@ -32,6 +32,10 @@ static const struct api_route public_routes[] = {
         {HTTP_POST, "/sandboxes/{id}/resume", api_sandbox_resume},
         {HTTP_POST, "/sandboxes/{id}/snapshot", api_snapshot_create},
         {HTTP_POST, "/sandboxes/{id}/copy", api_sandbox_copy},
+        {HTTP_GET, "/sandboxes/{id}/logs", api_sandbox_logs},
+        {HTTP_GET, "/sandboxes/{id}/processes", api_sandbox_logs},
+        {HTTP_POST, "/sandboxes/{id}/file_systems", api_sandbox_file_systems},
+        {HTTP_DELETE, "/sandboxes/{id}/file_systems", api_sandbox_file_systems},
         {HTTP_GET, "/snapshots", api_snapshot_list},
         {HTTP_GET, "/snapshots/{snapshot_id}", api_snapshot_get},
         {HTTP_DELETE, "/snapshots/{snapshot_id}", api_snapshot_delete},
@@ -68,7 +72,7 @@ void api_respond_json(struct http_request *req, int status, json_t *body)
 void api_respond_err(struct http_request *req, const struct hutch_error *err)
 {
 	int status = hutch_error_http_status(err);
-	if (status >= 500)
+	if (status >= 500 && status != 501)
 		log_warn("%.*s %.*s: %s", SV_FMT(sv_from(http_method_str(req->method))),
 		         SV_FMT(req->path), err->msg);
 	http_respond_error(req, status, hutch_error_kind(err), "%s", err->msg);

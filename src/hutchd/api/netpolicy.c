@@ -67,7 +67,8 @@ static void waiter_timeout(uv_timer_t *t)
 	if (req && store_sandbox_get_id(w->api->store, w->id, &r, NULL) == 0)
 		api_respond_json(req, 202, api_sandbox_json(w->api, &r));
 	else if (req)
-		http_respond_error(req, 504, "TIMEOUT", "the sandbox's host did not confirm the change");
+		http_respond_error(req, 504, "TIMEOUT",
+		                   "the sandbox's host did not confirm the change");
 	sandbox_rec_release(&r);
 	waiter_end(w);
 }
@@ -105,14 +106,15 @@ void api_network_report(struct api *api, struct sandbox_rec *r, json_t *result)
 	bool ok = json_is_true(json_object_get(result, "ok"));
 	const char *error = json_string_value(json_object_get(result, "error"));
 	if (ok)
-		rec_set(&r->network, strcmp(r->network_pending, "null") == 0 ? NULL : r->network_pending);
+		rec_set(&r->network,
+		        strcmp(r->network_pending, "null") == 0 ? NULL : r->network_pending);
 	rec_set(&r->network_pending, NULL);
 	r->updated_at = time_now_ms();
 	struct hutch_error err = HUTCH_ERROR_INIT;
 	if (store_sandbox_update(api->store, r, &err) < 0)
 		log_warn("sandbox %s: saving its network policy: %s", r->id, err.msg);
 	log_info("sandbox %s: network policy %s%s%s", r->id, ok ? "applied" : "rejected",
-		 error ? ": " : "", error ? error : "");
+	         error ? ": " : "", error ? error : "");
 	for (struct api_net_waiter *w = api->net_waiters, *next; w; w = next) {
 		next = w->next;
 		if (strcmp(w->id, r->id) != 0 || !w->req)
@@ -122,7 +124,7 @@ void api_network_report(struct api *api, struct sandbox_rec *r, json_t *result)
 			api_respond_json(req, 200, api_sandbox_json(api, r));
 		else
 			http_respond_error(req, 400, "INVALID_NETWORK_POLICY", "network: %s",
-					   error ? error : "the policy could not be applied");
+			                   error ? error : "the policy could not be applied");
 		waiter_end(w);
 	}
 }
@@ -133,7 +135,8 @@ void api_network_close(struct api *api)
 		struct api_net_waiter *w = api->net_waiters;
 		struct http_request *req = waiter_take(w);
 		if (req)
-			http_respond_error(req, 503, "SHUTTING_DOWN", "the server is shutting down");
+			http_respond_error(req, 503, "SHUTTING_DOWN",
+			                   "the server is shutting down");
 		waiter_end(w);
 	}
 }

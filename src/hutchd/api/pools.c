@@ -273,7 +273,8 @@ static void replace_done(struct http_request *req, struct api_ctx *ctx)
 		               p.memory_mb != old.memory_mb || p.disk_mb != old.disk_mb ||
 		               p.timeout_secs != old.timeout_secs ||
 		               !same_str(p.entrypoint, old.entrypoint) ||
-		               !same_str(p.network, old.network) || p.allow_unauth != old.allow_unauth ||
+		               !same_str(p.network, old.network) ||
+		               p.allow_unauth != old.allow_unauth ||
 		               !same_str(p.exposed_ports, old.exposed_ports);
 		p.id = xstrdup(old.id);
 		p.ns = xstrdup(old.ns);

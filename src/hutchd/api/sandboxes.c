@@ -107,11 +107,12 @@ int api_ns_room(struct api *api, const char *ns, int64_t want, struct hutch_erro
 	int64_t live = 0;
 	int rc = store_sandbox_count_live(api->store, ns, &live, err);
 	if (rc == 0 && live + want > api->cfg->max_sandboxes_per_ns)
-		rc = hutch_error_api(err, 429, "SANDBOX_LIMIT_REACHED",
-		                     "namespace %s has %lld live sandboxes; %lld more would pass the "
-		                     "limit of %lld",
-		                     ns, (long long)live, (long long)want,
-		                     (long long)api->cfg->max_sandboxes_per_ns);
+		rc = hutch_error_api(
+		        err, 429, "SANDBOX_LIMIT_REACHED",
+		        "namespace %s has %lld live sandboxes; %lld more would pass the "
+		        "limit of %lld",
+		        ns, (long long)live, (long long)want,
+		        (long long)api->cfg->max_sandboxes_per_ns);
 	return rc;
 }
 
@@ -296,6 +297,31 @@ void api_sandbox_get(struct http_request *req, struct api_ctx *ctx)
 void api_sandbox_get_archived(struct http_request *req, struct api_ctx *ctx)
 {
 	get_common(req, ctx, 1);
+}
+
+static void refuse_feature(struct http_request *req, struct api_ctx *ctx, int status,
+                           const char *code, const char *msg)
+{
+	struct hutch_error err = HUTCH_ERROR_INIT;
+	struct sandbox_rec r = {0};
+	if (store_sandbox_get(ctx->api->store, ctx->ns, http_request_param(req, "id"), 0, &r,
+	                      &err) == 0)
+		hutch_error_api(&err, status, code, "%s", msg);
+	api_respond_err(req, &err);
+	sandbox_rec_release(&r);
+}
+
+void api_sandbox_logs(struct http_request *req, struct api_ctx *ctx)
+{
+	refuse_feature(req, ctx, 501, "LOGS_UNAVAILABLE",
+	               "persisted logs are not supported by this server; read a process's output "
+	               "through the sandbox (GET /api/v1/processes/{pid}/output)");
+}
+
+void api_sandbox_file_systems(struct http_request *req, struct api_ctx *ctx)
+{
+	refuse_feature(req, ctx, 400, "FILE_SYSTEMS_UNAVAILABLE",
+	               "file systems are not supported by this server");
 }
 
 /* ---- update ---- */

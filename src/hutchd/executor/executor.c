@@ -133,7 +133,7 @@ char *ex_wanted_policy(struct ex_sandbox *sb, bool *ret_pending)
 	json_t *pol = json_object_get(want, pending ? "network_pending" : "network");
 	*ret_pending = pending;
 	return pol && !json_is_null(pol) ? json_dumps(pol, JSON_COMPACT | JSON_SORT_KEYS)
-	                                  : xstrdup("null");
+	                                 : xstrdup("null");
 }
 
 /* ---- sandbox bookkeeping ---- */
@@ -542,7 +542,8 @@ static void net_setup(struct ex *ex)
 	ex->net_state_dir = xasprintf("%s/net", ex->cfg->data_dir);
 	ex->net = ex_net_config(ex->cfg, ex->net_state_dir);
 	if (net_init(&ex->net, &err) < 0) {
-		log_warn("sandbox networking unavailable, sandboxes get loopback only: %s", err.msg);
+		log_warn("sandbox networking unavailable, sandboxes get loopback only: %s",
+		         err.msg);
 		return;
 	}
 	if (net_dns_start(&ex->net, ex->loop, &ex->dns, &err) < 0) {

@@ -18,8 +18,8 @@
 #include "executor.h"
 #include "runtime/checkpoint.h"
 
-static const char *const op_names[] = {"create",     "freeze",  "thaw",    "destroy",
-                                       "snapshot",   "checkpoint", "restore", "network"};
+static const char *const op_names[] = {"create",   "freeze",     "thaw",    "destroy",
+                                       "snapshot", "checkpoint", "restore", "network"};
 static const char *const state_names[] = {"none",   "adopted",      "running",
                                           "frozen", "checkpointed", "dead"};
 
@@ -241,7 +241,8 @@ static void work_run(uv_work_t *w)
 		if (wk->rc == 0)
 			rm_rf(wk->dir);
 		if (wk->rc == 0 && net_attach(wk, wk->result->netns_path) < 0)
-			hutch_error_wrap(&wk->err, "reconnecting the network (the sandbox runs without)");
+			hutch_error_wrap(&wk->err,
+			                 "reconnecting the network (the sandbox runs without)");
 		break;
 	case OP_NETWORK:
 		run_network(wk);
@@ -298,7 +299,7 @@ static void done_snapshot(struct ex_work *wk)
 		snprintf(sb->ip, sizeof(sb->ip), "%s", wk->ip);
 		if (wk->net_status < 0) {
 			log_warn("sandbox %s: could not reconnect its network after the snapshot",
-				 sb->id);
+			         sb->id);
 			free(sb->net_applied);
 			sb->net_applied = NULL;
 		}
