@@ -48,6 +48,9 @@ static const struct opt opts[] = {
         {"network-cidr", S(network_cidr), "10.88.0.0/16", "sandbox address pool"},
         {"network-bridge", S(network_bridge), "hutch0", "host device holding the gateway"},
         {"network-table", S(network_table), "hutch", "nftables table (inet family)"},
+        {"dns-upstreams", S(dns_upstreams), "",
+         "DNS servers for sandboxes' names, A.B.C.D[:PORT],... (default: the host's "
+         "resolv.conf)"},
         {"network-veth-prefix", S(network_veth_prefix), "hv",
          "host veth name prefix (1-3 characters, unique per hutchd on a machine)"},
         {"default-timeout-secs", I(default_timeout_secs), "600", "timeout_secs when not given"},
@@ -275,6 +278,19 @@ static int derive(struct hutchd_config *cfg, struct hutch_error *err)
 			cfg->agent_path = xstrdup("/usr/local/lib/hutch/hutch-agent");
 		}
 	}
+	if (cfg->dns_upstreams[0]) {
+		size_t n = 1;
+		for (const char *p = cfg->dns_upstreams; *p; p++)
+			n += *p == ',';
+		cfg->dns_list = xcalloc(n + 1, sizeof(char *));
+		n = 0;
+		struct sv rest = sv_from(cfg->dns_upstreams), one;
+		while (rest.len) {
+			sv_split(rest, ',', &one, &rest);
+			if (sv_trim(one).len)
+				cfg->dns_list[n++] = sv_dup(sv_trim(one));
+		}
+	}
 	cfg->store_path = strcmp(cfg->store, "sqlite") == 0
 	                          ? xasprintf("%s/hutch.db", cfg->data_dir)
 	                          : xstrdup(cfg->store);
@@ -311,6 +327,9 @@ void hutchd_config_release(struct hutchd_config *cfg)
 			free(*(char **)((char *)cfg + opts[i].offset));
 	free(cfg->store_path);
 	free(cfg->node_token);
+	for (size_t i = 0; cfg->dns_list && cfg->dns_list[i]; i++)
+		free(cfg->dns_list[i]);
+	free(cfg->dns_list);
 	memset(cfg, 0, sizeof(*cfg));
 }
 

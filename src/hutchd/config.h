@@ -30,6 +30,7 @@ struct hutchd_config {
 	char *network_bridge;      /* --network-bridge, default hutch0 */
 	char *network_table;       /* --network-table, default hutch */
 	char *network_veth_prefix; /* --network-veth-prefix, default hv */
+	char *dns_upstreams;       /* --dns-upstreams: "A.B.C.D[:PORT],...", "" = resolv.conf */
 	int64_t default_timeout_secs; /* --default-timeout-secs, 600 */
 	int64_t max_timeout_secs;     /* --max-timeout-secs, 86400 */
 	int64_t archive_after_secs;   /* --archive-after-secs, 3600 */
@@ -44,6 +45,7 @@ struct hutchd_config {
 	char *store_path;  /* resolved SQLite path */
 	char *node_token;  /* read from DATA_DIR/node.token (created by the api role) */
 	char *config_file; /* --config */
+	char **dns_list;   /* dns_upstreams split, NULL-terminated; NULL when not given */
 };
 
 /* Fills cfg from defaults, the config file named by --config or HUTCH_CONFIG, the

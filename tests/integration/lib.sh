@@ -9,6 +9,9 @@ HUTCH_BIN=$HUTCH_BUILD/bin
 HUTCH_AGENT=${HUTCH_AGENT:-$HUTCH_ROOT/build/bin/hutch-agent}
 T_FAILS=0
 T_NETFLAGS=()
+# T_IN_NETNS: a command prefix that runs hutchd in a test's network namespace (set with
+# hutchd_netns NS before hutchd_start); empty = the host's.
+T_IN_NETNS=(env)
 T_CGROUP=hutch
 
 pass() { echo "PASS: $*"; }
@@ -56,7 +59,8 @@ HUTCH_TEST_CACHE=${HUTCH_TEST_CACHE:-/var/cache/hutch-test}
 
 # net_slot: a top cgroup (T_CGROUP) and a sandbox network of its own for this test's server
 # (10.89.N.0/24, bridge hitN, table hutch_itN, veth prefix tXX), so that servers of tests
-# running side by side never touch each other's sandboxes, veths and rules. The slot is held by a lock directory until cleanup.
+# running side by side never touch each other's sandboxes, veths and rules. The slot is held
+# by a lock directory until cleanup.
 net_slot() {
 	local n i
 	for i in $(seq 1 500); do
@@ -67,8 +71,10 @@ net_slot() {
 			T_CGROUP=hutch-it$n
 			local p
 			p=$(printf 't%02x' "$n")
-			T_NETFLAGS=(--cgroup-name "hutch-it$n" --network-cidr "10.89.$n.0/24" --network-bridge "hit$n"
-				--network-table "hutch_it$n" --network-veth-prefix "$p")
+			T_VETH_PREFIX=$p
+			T_NETFLAGS=(--cgroup-name "hutch-it$n" --network-cidr "10.89.$n.0/24"
+				--network-bridge "hit$n" --network-table "hutch_it$n"
+				--network-veth-prefix "$p")
 			return 0
 		fi
 		# a slot whose owner is gone is free again
@@ -77,6 +83,14 @@ net_slot() {
 		fi
 	done
 	echo "no free network slot"; return 1
+}
+
+# hutchd_netns NS: the server (and curl, through a function of the same name) run in network
+# namespace NS, so that sandbox traffic only ever meets the test's own namespaces.
+hutchd_netns() {
+	T_IN_NETNS=(nsenter "--net=/run/netns/$1")
+	curl() { nsenter "--net=/run/netns/$T_NETNS_NAME" /usr/bin/curl "$@"; }
+	T_NETNS_NAME=$1
 }
 
 # hutchd_start [hutchd flags...]: starts hutchd (all roles unless --roles is given) on free
@@ -93,7 +107,7 @@ hutchd_start() {
 	API=http://127.0.0.1:$api_port
 	PROXY=http://127.0.0.1:$proxy_port
 	net_slot
-	"$HUTCH_BIN/hutchd" --data-dir "$T_DATA" --run-dir "$T_RUN" \
+	"${T_IN_NETNS[@]}" "$HUTCH_BIN/hutchd" --data-dir "$T_DATA" --run-dir "$T_RUN" \
 		--listen "127.0.0.1:$api_port" --proxy-listen "127.0.0.1:$proxy_port" \
 		--agent-path "$HUTCH_AGENT" --node-id "it-${T_DATA##*-}" "${T_NETFLAGS[@]}" "$@" \
 		>>"$T_DATA/hutchd.log" 2>&1 &
@@ -119,7 +133,7 @@ hutchd_kill() {
 
 # hutchd_restart [hutchd flags...]: starts hutchd again on the same data dir and ports.
 hutchd_restart() {
-	"$HUTCH_BIN/hutchd" --data-dir "$T_DATA" --run-dir "$T_RUN" \
+	"${T_IN_NETNS[@]}" "$HUTCH_BIN/hutchd" --data-dir "$T_DATA" --run-dir "$T_RUN" \
 		--listen "${API#http://}" --proxy-listen "${PROXY#http://}" \
 		--agent-path "$HUTCH_AGENT" --node-id "it-${T_DATA##*-}" "${T_NETFLAGS[@]}" "$@" \
 		>>"$T_DATA/hutchd.log" 2>&1 &
@@ -132,7 +146,7 @@ hutchd_restart() {
 hutchd_cleanup() {
 	[ -n "${T_DATA:-}" ] || return 0
 	hutchd_kill TERM
-	if ! "$HUTCH_BIN/hutchd" --cleanup --data-dir "$T_DATA" --run-dir "$T_RUN" "${T_NETFLAGS[@]}" \
+	if ! "${T_IN_NETNS[@]}" "$HUTCH_BIN/hutchd" --cleanup --data-dir "$T_DATA" --run-dir "$T_RUN" "${T_NETFLAGS[@]}" \
 		>>"$T_DATA/cleanup.log" 2>&1; then
 		echo "    | hutchd --cleanup failed: $(tail -n 2 "$T_DATA/cleanup.log" | tr '\n' ' ')"
 	fi
@@ -187,12 +201,17 @@ no_leftovers() {
 	d=$(ls "$T_RUN" 2>/dev/null | tr '\n' ' ')
 	[ -z "$d" ] || bad="$bad run:[$d]"
 	for id in ${T_IDS:-}; do
-		for c in /sys/fs/cgroup/*/hutch/$id /sys/fs/cgroup/hutch/$id; do
+		for c in /sys/fs/cgroup/*/"$T_CGROUP"/$id /sys/fs/cgroup/"$T_CGROUP"/$id; do
 			[ -e "$c" ] && bad="$bad cgroup:[$c]"
 		done
 	done
 	d=$(pgrep -f "^/run/hutch-agent" | while read -r p; do
 		grep -q "$T_RUN" /proc/$p/mountinfo 2>/dev/null && echo "$p"; done | tr '\n' ' ')
 	[ -z "$d" ] || bad="$bad processes:[$d]"
+	# veths of sandboxes (retired ones are reaped within seconds)
+	if [ -n "${T_VETH_PREFIX:-}" ]; then
+		d=$("${T_IN_NETNS[@]}" ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | sed 's/@.*//' | grep "^$T_VETH_PREFIX" | tr '\n' ' ')
+		[ -z "$d" ] || bad="$bad veths:[$d]"
+	fi
 	if [ -z "$bad" ]; then pass "$1"; else fail "$1:$bad"; fi
 }

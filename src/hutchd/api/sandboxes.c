@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "net/net.h"
 #include "base/cleanup.h"
 #include "base/log.h"
 #include "base/util.h"
@@ -131,27 +132,20 @@ uint64_t api_request_bound_ms(struct api *api, struct http_request *req)
 	return (uint64_t)api->cfg->create_wait_ms;
 }
 
-static void create_with_body(struct http_request *req, struct api_ctx *ctx)
+/* Places a validated create (c is released). */
+static void create_finish(struct http_request *req, struct api_ctx *ctx, struct create_req *c)
 {
 	struct api *api = ctx->api;
 	struct hutch_error err = HUTCH_ERROR_INIT;
-	struct create_req c = {0};
 	struct sandbox_rec r = {0};
-	int rc = create_req_parse(req->body.data, req->body.len, &api->limits, &c, &err);
-	if (rc == 0)
-		rc = api_ns_room(api, ctx->ns, 1, &err);
-	if (rc < 0) {
-		create_req_release(&c);
-		api_respond_err(req, &err);
-		return;
-	}
-	fill_new(ctx, &c, &r);
+	int rc = 0;
+	fill_new(ctx, c, &r);
 	if (r.snapshot_id) {
-		c.snapshot_id = r.snapshot_id;
-		rc = api_snapshot_apply(api, ctx->ns, &c, &api->limits, &r, &err);
-		c.snapshot_id = NULL;
+		c->snapshot_id = r.snapshot_id;
+		rc = api_snapshot_apply(api, ctx->ns, c, &api->limits, &r, &err);
+		c->snapshot_id = NULL;
 	}
-	create_req_release(&c);
+	create_req_release(c);
 	if (rc == 0)
 		rc = store_sandbox_insert(api->store, &r, &err);
 	if (rc < 0) {
@@ -168,6 +162,97 @@ static void create_with_body(struct http_request *req, struct api_ctx *ctx)
 	else
 		api_wait_for_start(api, req, r.id, wait);
 	sandbox_rec_release(&r);
+}
+
+/* A create whose policy names hosts: they must resolve (else 400, as a PATCH gets) before the
+ * sandbox exists. Resolving blocks, so it runs in the thread pool. */
+struct create_check {
+	uv_work_t work;
+	struct http_request *req; /* NULL once the client went away */
+	struct api_ctx ctx;
+	struct create_req c;
+	struct net_config net;
+	struct hutch_error err;
+	int rc;
+};
+
+static void check_abort(struct http_request *req)
+{
+	struct create_check *k = req->data;
+	k->req = NULL;
+}
+
+static void check_run(uv_work_t *w)
+{
+	struct create_check *k = w->data;
+	k->rc = net_policy_check(&k->net, k->c.network, &k->err);
+	if (k->rc < 0 && hutch_error_http_status(&k->err) == 400)
+		snprintf(k->err.kind, sizeof(k->err.kind), "INVALID_NETWORK_POLICY");
+}
+
+static void check_done(uv_work_t *w, int status)
+{
+	struct create_check *k = w->data;
+	struct http_request *req = k->req;
+	if (req) {
+		req->on_abort = NULL;
+		req->data = NULL;
+		if (k->rc < 0)
+			api_respond_err(req, &k->err);
+		else
+			create_finish(req, &k->ctx, &k->c);
+	}
+	create_req_release(&k->c);
+	free(k);
+}
+
+/* True when a normalised policy has an allow_out or deny_out entry that is not an address. */
+static bool policy_names_hosts(const char *network)
+{
+	json_t *o = network ? json_loads(network, 0, NULL) : NULL;
+	bool names = false;
+	const char *lists[] = {"allow_out", "deny_out"};
+	for (size_t l = 0; l < ARRAY_SIZE(lists) && !names; l++) {
+		size_t i;
+		json_t *v;
+		json_array_foreach(json_object_get(o, lists[l]), i, v)
+		{
+			const char *s = json_string_value(v);
+			for (; s && *s && !names; s++)
+				names = (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z');
+		}
+	}
+	json_decref(o);
+	return names;
+}
+
+static void create_with_body(struct http_request *req, struct api_ctx *ctx)
+{
+	struct api *api = ctx->api;
+	struct hutch_error err = HUTCH_ERROR_INIT;
+	struct create_req c = {0};
+	int rc = create_req_parse(req->body.data, req->body.len, &api->limits, &c, &err);
+	if (rc == 0)
+		rc = api_ns_room(api, ctx->ns, 1, &err);
+	if (rc < 0) {
+		create_req_release(&c);
+		api_respond_err(req, &err);
+		return;
+	}
+	if (!policy_names_hosts(c.network)) {
+		create_finish(req, ctx, &c);
+		return;
+	}
+	struct create_check *k = xcalloc(1, sizeof(*k));
+	k->req = req;
+	k->ctx = *ctx;
+	k->c = c;
+	k->net = (struct net_config){.dns_upstreams = (const char *const *)api->cfg->dns_list};
+	k->err = (struct hutch_error)HUTCH_ERROR_INIT;
+	k->work.data = k;
+	req->data = k;
+	req->on_abort = check_abort;
+	uv_queue_work(api->loop, &k->work, check_run, check_done);
 }
 
 void api_sandbox_create(struct http_request *req, struct api_ctx *ctx)

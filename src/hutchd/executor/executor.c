@@ -533,7 +533,8 @@ static struct net_config ex_net_config(const struct hutchd_config *cfg, const ch
 	                           .pool = cfg->network_cidr,
 	                           .bridge = cfg->network_bridge,
 	                           .table = cfg->network_table,
-	                           .ifname_prefix = cfg->network_veth_prefix};
+	                           .ifname_prefix = cfg->network_veth_prefix,
+	                           .dns_upstreams = (const char *const *)cfg->dns_list};
 }
 
 static void net_setup(struct ex *ex)
