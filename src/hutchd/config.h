@@ -27,10 +27,10 @@ struct hutchd_config {
 	char *cgroup_name;  /* --cgroup-name: top cgroup directory, default hutch */
 	char *network_cidr; /* --network-cidr: sandbox address pool, default 10.88.0.0/16 */
 	/* two servers on one machine need their own of each (tests do that) */
-	char *network_bridge;      /* --network-bridge, default hutch0 */
-	char *network_table;       /* --network-table, default hutch */
-	char *network_veth_prefix; /* --network-veth-prefix, default hv */
-	char *dns_upstreams;       /* --dns-upstreams: "A.B.C.D[:PORT],...", "" = resolv.conf */
+	char *network_bridge;         /* --network-bridge, default hutch0 */
+	char *network_table;          /* --network-table, default hutch */
+	char *network_veth_prefix;    /* --network-veth-prefix, default hv */
+	char *dns_upstreams;          /* --dns-upstreams: "A.B.C.D[:PORT],...", "" = resolv.conf */
 	int64_t default_timeout_secs; /* --default-timeout-secs, 600 */
 	int64_t max_timeout_secs;     /* --max-timeout-secs, 86400 */
 	int64_t archive_after_secs;   /* --archive-after-secs, 3600 */

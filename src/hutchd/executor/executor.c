@@ -30,21 +30,72 @@ static void net_orphans(struct ex *ex);
 
 /* ---- reports ---- */
 
+/* Results (a snapshot's, a network verdict) must reach the api even when a newer report for
+ * the same sandbox replaces the one that carried them. */
+static void keep_results(json_t *newer, json_t *older)
+{
+	static const char *const keys[] = {"snapshot", "network_result"};
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
+		if (!json_object_get(newer, keys[i]) && json_object_get(older, keys[i]))
+			json_object_set(newer, keys[i], json_object_get(older, keys[i]));
+}
+
+/* A batch the api did not take goes back in the queue under anything newer for the same
+ * sandbox (a newer status wins; results are kept). */
+static void requeue(struct ex *ex, json_t *batch)
+{
+	size_t i;
+	json_t *item;
+	json_array_foreach(json_object_get(batch, "sandboxes"), i, item)
+	{
+		const char *id = json_string_value(json_object_get(item, "id"));
+		json_t *newer = id ? json_object_get(ex->pending_reports, id) : NULL;
+		if (newer)
+			keep_results(newer, item);
+		else if (id)
+			json_object_set(ex->pending_reports, id, item);
+	}
+	json_array_extend(ex->snapshots_deleted, json_object_get(batch, "snapshots_deleted"));
+}
+
+static void report_retry_fire(uv_timer_t *t)
+{
+	ex_send_reports(t->data);
+}
+
 static void report_done(int err, struct http_client_response *resp, void *data)
 {
 	struct ex *ex = data;
 	ex->report_in_flight = false;
-	if (err || resp->status >= 300)
-		log_warn("report to api failed: %s", err ? strerror(-err) : "bad status");
-	if ((json_object_size(ex->pending_reports) || json_array_size(ex->snapshots_deleted)) &&
-	    !ex->stopping)
-		ex_send_reports(ex);
+	json_t *batch = ex->report_sent;
+	ex->report_sent = NULL;
+	if (ex->stopping) {
+		json_decref(batch);
+		return;
+	}
+	if (err || resp->status >= 300) {
+		ex->report_backoff_ms = ex->report_backoff_ms ? ex->report_backoff_ms * 2 : 250;
+		if (ex->report_backoff_ms > 5000)
+			ex->report_backoff_ms = 5000;
+		log_warn("report to the api failed (%s): again in %llu ms",
+		         err ? strerror(-err) : "bad status",
+		         (unsigned long long)ex->report_backoff_ms);
+		requeue(ex, batch);
+		json_decref(batch);
+		uv_timer_start(&ex->report_retry, report_retry_fire, ex->report_backoff_ms, 0);
+		return;
+	}
+	json_decref(batch);
+	ex->report_backoff_ms = 0;
+	ex_send_reports(ex);
 }
 
 void ex_send_reports(struct ex *ex)
 {
-	if (ex->report_in_flight || (json_object_size(ex->pending_reports) == 0 &&
-	                             json_array_size(ex->snapshots_deleted) == 0))
+	if (ex->stopping || !ex->client || ex->report_in_flight ||
+	    uv_is_active((uv_handle_t *)&ex->report_retry) ||
+	    (json_object_size(ex->pending_reports) == 0 &&
+	     json_array_size(ex->snapshots_deleted) == 0))
 		return;
 	json_t *arr = json_array();
 	const char *k;
@@ -56,12 +107,17 @@ void ex_send_reports(struct ex *ex)
 	json_object_set_new(body, "snapshots_deleted", ex->snapshots_deleted);
 	ex->snapshots_deleted = json_array();
 	char *s = json_dumps(body, JSON_COMPACT);
-	json_decref(body);
 	_cleanup_free_ char *path = xasprintf("/internal/v1/executors/%s/report", ex->cfg->node_id);
 	ex->report_in_flight = true;
+	ex->report_sent = body;
 	if (http_client_request(ex->client, ex->cfg->api_url, "POST", path, ex->auth_header, s,
-	                        strlen(s), 10000, 0, report_done, ex) < 0)
+	                        strlen(s), 10000, 0, report_done, ex) < 0) {
 		ex->report_in_flight = false;
+		ex->report_sent = NULL;
+		requeue(ex, body);
+		json_decref(body);
+		uv_timer_start(&ex->report_retry, report_retry_fire, 1000, 0);
+	}
 	free(s);
 }
 
@@ -87,10 +143,8 @@ void ex_report(struct ex_sandbox *sb, const char *status, const char *outcome, c
 	}
 	/* snapshot and network results waiting in an unsent report must not be lost */
 	json_t *prev = json_object_get(ex->pending_reports, sb->id);
-	if (json_object_get(prev, "snapshot") && !destroyed)
-		json_object_set(o, "snapshot", json_object_get(prev, "snapshot"));
-	if (json_object_get(prev, "network_result") && !destroyed)
-		json_object_set(o, "network_result", json_object_get(prev, "network_result"));
+	if (prev)
+		keep_results(o, prev);
 	json_object_set_new(ex->pending_reports, sb->id, o);
 	snprintf(sb->reported, sizeof(sb->reported), "%s", destroyed ? "destroyed" : status);
 	ex_send_reports(ex);
@@ -239,7 +293,7 @@ static void on_pid1_exit(uv_poll_t *p, int status, int events)
 
 void ex_watch(struct ex_sandbox *sb)
 {
-	if (sb->poll || !sb->rt || sb->rt->pidfd < 0)
+	if (sb->ex->stopping || sb->poll || !sb->rt || sb->rt->pidfd < 0)
 		return;
 	sb->poll = xcalloc(1, sizeof(*sb->poll));
 	if (uv_poll_init(sb->ex->loop, sb->poll, sb->rt->pidfd) < 0) {
@@ -333,6 +387,8 @@ void ex_kick(struct ex_sandbox *sb)
 		ex_start_op(sb, OP_DESTROY); /* the api was told "terminated"; clean up */
 		return;
 	}
+	if (sb->retry_at_ms && time_mono_ms() < sb->retry_at_ms)
+		return; /* the last operation failed: on_tick comes back */
 	bool run = strcmp(desired, "running") == 0;
 	if (sb->state == S_NONE) {
 		if (run && strcmp(ex_want_str(sb, "status") ?: "", "pending") == 0)
@@ -390,8 +446,9 @@ static void apply_assignments(struct ex *ex, json_t *list, json_t *deleted)
 	{
 		if (!json_is_string(del))
 			continue;
-		ex_snapref_delete(ex, json_string_value(del));
-		json_array_append(ex->snapshots_deleted, del);
+		/* the api lists it again until this executor reports it gone */
+		if (ex_snapref_delete(ex, json_string_value(del)))
+			json_array_append(ex->snapshots_deleted, del);
 	}
 	if (json_array_size(deleted))
 		ex_send_reports(ex);
@@ -516,13 +573,13 @@ static int adopt_one(const char *id, void *data)
 	return 0;
 }
 
-/* Re-evaluates every sandbox once a second (timers such as the durable-suspend delay). */
+/* Re-evaluates sandboxes once a second (the durable-suspend delay, retries after failures). */
 static void on_tick(uv_timer_t *t)
 {
 	struct ex *ex = t->data;
 	for (struct ex_sandbox *sb = ex->sandboxes, *next; sb; sb = next) {
 		next = sb->next;
-		if (sb->state == S_FROZEN)
+		if (sb->state == S_FROZEN || (sb->retry_at_ms && time_mono_ms() >= sb->retry_at_ms))
 			ex_kick(sb);
 	}
 }
@@ -605,6 +662,8 @@ static void on_signal(uv_signal_t *s, int sig)
 	uv_close((uv_handle_t *)&ex->retry, NULL);
 	uv_timer_stop(&ex->tick);
 	uv_close((uv_handle_t *)&ex->tick, NULL);
+	uv_timer_stop(&ex->report_retry);
+	uv_close((uv_handle_t *)&ex->report_retry, NULL);
 	uv_close((uv_handle_t *)&ex->sigterm, NULL);
 	uv_close((uv_handle_t *)&ex->sigint, NULL);
 	for (struct ex_sandbox *sb = ex->sandboxes; sb; sb = sb->next)
@@ -612,6 +671,7 @@ static void on_signal(uv_signal_t *s, int sig)
 	net_dns_stop(ex->dns);
 	ex->dns = NULL;
 	http_client_free(ex->client);
+	ex->client = NULL; /* operations still finishing in the pool report nothing */
 }
 
 static int collect_id(const char *id, void *data);
@@ -710,6 +770,8 @@ int executor_main(struct hutchd_config *cfg)
 	uv_timer_init(&loop, &ex.retry);
 	ex.retry.data = &ex;
 	uv_timer_init(&loop, &ex.tick);
+	uv_timer_init(&loop, &ex.report_retry);
+	ex.report_retry.data = &ex;
 	ex.tick.data = &ex;
 	uv_timer_start(&ex.tick, on_tick, 1000, 1000);
 	detect_criu(&ex);
@@ -731,6 +793,7 @@ int executor_main(struct hutchd_config *cfg)
 	while (ex.sandboxes)
 		ex_sb_remove(ex.sandboxes);
 	json_decref(ex.pending_reports);
+	json_decref(ex.report_sent);
 	json_decref(ex.snapshots_deleted);
 	uv_loop_close(&loop);
 	free(ex.auth_header);

@@ -41,15 +41,18 @@ struct ex_sandbox {
 	struct ex *ex;
 	char id[32];
 	enum sb_state state;
-	bool busy;   /* a thread-pool operation is in flight */
-	bool wanted; /* present in the latest assignment list */
+	bool busy;            /* a thread-pool operation is in flight */
+	const char *busy_dir; /* the snapshot/checkpoint directory that operation reads, or NULL */
+	bool wanted;          /* present in the latest assignment list */
 	bool reported_destroyed;
 	json_t *want;          /* latest assignment (owned) */
 	char reported[16];     /* last status reported */
 	char snap_done[32];    /* last snapshot op carried out (not repeated) */
 	uint64_t frozen_at_ms; /* monotonic, when it was frozen (durable suspend timer) */
 	char *net_applied;     /* policy in force (canonical JSON, "null"); NULL = not attached */
-	char ip[16];	       /* its address, "" without a network */
+	unsigned failures;     /* operations failed in a row (backoff) */
+	uint64_t retry_at_ms;  /* monotonic: no new operation before (0 = none pending) */
+	char ip[16];           /* its address, "" without a network */
 	struct rt_sandbox *rt;
 	uv_poll_t *poll; /* on rt->pidfd */
 	struct ex_sandbox *next;
@@ -66,10 +69,10 @@ struct ex_work {
 	char *dir; /* checkpoint / snapshot directory (restore source or dump target) */
 	struct rt_sandbox *result;
 	json_t *snap_result; /* OP_SNAPSHOT: the report for the api */
-	char *policy;	     /* OP_CREATE, OP_RESTORE, OP_NETWORK: the policy to apply */
+	char *policy;        /* OP_CREATE, OP_RESTORE, OP_NETWORK: the policy to apply */
 	bool policy_pending; /* OP_NETWORK: it answers a PATCH (report the verdict) */
-	char ip[16];	     /* the address the network part gave */
-	int net_status;	     /* HTTP status of a network failure (400: rejected policy) */
+	char ip[16];         /* the address the network part gave */
+	int net_status;      /* HTTP status of a network failure (400: rejected policy) */
 	uint64_t queued_ns, started_ns, done_ns;
 	int rc;
 	struct hutch_error err;
@@ -89,11 +92,13 @@ struct ex {
 	bool criu;             /* CRIU usable: memory snapshots and durable suspend */
 	char criu_reason[512]; /* why not */
 	unsigned poll_failures;
-	uv_timer_t retry, tick;
+	uv_timer_t retry, tick, report_retry;
 	uv_signal_t sigterm, sigint;
 	json_t *pending_reports;   /* object id -> report, waiting to be sent */
 	json_t *snapshots_deleted; /* ids whose data is gone, to tell the api */
 	bool report_in_flight;
+	json_t *report_sent;        /* the batch in flight (re-queued if it fails) */
+	uint64_t report_backoff_ms; /* after a failed batch; 0 after a good one */
 	bool refill_busy;
 	char *state_dir;
 	struct net_config net;
@@ -135,6 +140,8 @@ int ex_snapref_set(struct ex *ex, const char *snap_id, const char *dir);
 /* The data directory of snapshot id on this host, or NULL. */
 char *ex_snapref_get(struct ex *ex, const char *snap_id);
 /* Removes snapshot id's reference and its data when nothing else references it. */
-void ex_snapref_delete(struct ex *ex, const char *snap_id);
+/* Removes a snapshot's reference and its data (unless another reference shares it). Returns
+ * false, changing nothing, while an operation is reading that data: ask again later. */
+bool ex_snapref_delete(struct ex *ex, const char *snap_id);
 
 #endif

@@ -345,6 +345,11 @@ static void done_lifecycle(struct ex_work *wk)
 {
 	struct ex_sandbox *sb = wk->sb;
 	const char *name = op_names[wk->op];
+	if (sb->state == S_DEAD) {
+		/* PID 1 exited meanwhile (reported): the sandbox only waits to be cleaned up */
+		log_debug("sandbox %s: %s finished after PID 1 exited", sb->id, name);
+		return;
+	}
 	if (wk->rc < 0) {
 		log_warn("sandbox %s: %s failed: %s", sb->id, name, wk->err.msg);
 		if (wk->op == OP_CHECKPOINT)
@@ -386,11 +391,31 @@ static void done_lifecycle(struct ex_work *wk)
 	}
 }
 
+/* A failed operation is not tried again at once: 1 s, 2 s, ... up to 30 s. Failures that are
+ * answers (a create reported terminated, a snapshot reported failed, a rejected policy) and
+ * destroys (state is gone either way) do not count. */
+static void note_outcome(struct ex_work *wk)
+{
+	struct ex_sandbox *sb = wk->sb;
+	bool counts = wk->op != OP_CREATE && wk->op != OP_DESTROY && wk->op != OP_SNAPSHOT &&
+	              !(wk->op == OP_NETWORK && wk->net_status == 400);
+	if (wk->rc == 0 || !counts) {
+		sb->failures = 0;
+		sb->retry_at_ms = 0;
+		return;
+	}
+	sb->failures++;
+	uint64_t delay = 1000ull << (sb->failures < 6 ? sb->failures - 1 : 5);
+	sb->retry_at_ms = time_mono_ms() + (delay > 30000 ? 30000 : delay);
+}
+
 static void work_after(uv_work_t *w, int status)
 {
 	struct ex_work *wk = w->data;
 	struct ex_sandbox *sb = wk->sb;
 	sb->busy = false;
+	sb->busy_dir = NULL;
+	note_outcome(wk);
 	switch (wk->op) {
 	case OP_CREATE:
 		done_create(wk);
@@ -492,5 +517,6 @@ void ex_start_op(struct ex_sandbox *sb, enum sb_op op)
 	if (op == OP_DESTROY || op == OP_CHECKPOINT)
 		ex_unwatch(sb); /* PID 1 goes away on purpose */
 	sb->busy = true;
+	sb->busy_dir = wk->dir;
 	uv_queue_work(sb->ex->loop, &wk->w, work_run, work_after);
 }

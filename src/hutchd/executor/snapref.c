@@ -70,11 +70,14 @@ static bool dir_referenced(struct ex *ex, const char *dir, const char *except)
 	return false;
 }
 
-void ex_snapref_delete(struct ex *ex, const char *snap_id)
+bool ex_snapref_delete(struct ex *ex, const char *snap_id)
 {
 	if (!safe_id(snap_id))
-		return;
+		return true;
 	_cleanup_free_ char *dir = ex_snapref_get(ex, snap_id);
+	for (struct ex_sandbox *sb = ex->sandboxes; dir && sb; sb = sb->next)
+		if (sb->busy_dir && strcmp(sb->busy_dir, dir) == 0)
+			return false; /* a restore is reading it */
 	_cleanup_free_ char *path = xasprintf("%s/snapshot-refs/%s", ex->state_dir, snap_id);
 	/* only directories this executor made under its state dir are ever removed */
 	bool ours = dir && strncmp(dir, ex->state_dir, strlen(ex->state_dir)) == 0 &&
@@ -86,4 +89,5 @@ void ex_snapref_delete(struct ex *ex, const char *snap_id)
 	}
 	unlink(path);
 	log_info("snapshot %s deleted", snap_id);
+	return true;
 }
