@@ -10,15 +10,29 @@
 #include "base/buf.h"
 #include "ws/ws.h"
 
+/* Where cli.api_key came from; says what to suggest when the server answers 401. */
+enum cli_key_source {
+	CLI_KEY_NONE,       /* no key: none given, and admin.key unreadable or not used */
+	CLI_KEY_GIVEN,      /* HUTCH_API_KEY, TENSORLAKE_API_KEY or --api-key */
+	CLI_KEY_ADMIN_FILE, /* DATA_DIR/admin.key, read because the API URL is a loopback URL */
+};
+
 struct cli {
-	char *api_url;  /* HUTCH_API_URL, TENSORLAKE_API_URL, default http://127.0.0.1:8900 */
-	char *api_key;  /* HUTCH_API_KEY, TENSORLAKE_API_KEY, else DATA_DIR/admin.key */
+	char *api_url; /* HUTCH_API_URL, TENSORLAKE_API_URL, default http://127.0.0.1:8900 */
+	char *api_key; /* HUTCH_API_KEY, TENSORLAKE_API_KEY, --api-key, else DATA_DIR/admin.key
+	                * when api_url is a loopback URL */
+	enum cli_key_source key_source;
 	char *data_dir; /* HUTCH_DATA_DIR, default /var/lib/hutch (local commands) */
 	bool json;      /* --json: machine-readable output */
 	bool quiet;
 };
 
 extern struct cli cli;
+
+/* Whether url's host is this machine: 127.0.0.0/8 as a dotted quad, [::1] or localhost, with an
+ * optional http(s) scheme and port and no user info. Anything else, including other spellings
+ * of a loopback address, is false: the local admin key is only sent when this is true. */
+bool cli_url_is_loopback(const char *url);
 
 struct cli_command {
 	const char *name;
@@ -46,8 +60,15 @@ int cli_api_h(const char *method, const char *path, json_t *body, const char *co
               struct cli_response *r);
 /* Parses r->body as JSON (NULL and an error message if it is not). */
 json_t *cli_json(const struct cli_response *r);
-/* Prints an API error ("hutch: 404 SANDBOX_NOT_FOUND: sandbox x not found") and returns 1. */
+/* Prints an API error ("hutch: 404 SANDBOX_NOT_FOUND: sandbox x not found") and returns 1.
+ * A 401 also says how to give an API key (cli_auth_hint). */
 int cli_fail(const struct cli_response *r, const char *what);
+/* The API key to send to url (NULL: none): a given key always, the local admin key only to a
+ * loopback URL. */
+const char *cli_key_for(const char *url);
+/* After an HTTP 401: explains, once per process, how to give an API key when the CLI sent none
+ * or only the local admin key. */
+void cli_auth_hint(long status);
 /* Prints a message to stderr and returns 1 (or 2 for usage errors via cli_usage). */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cli_usage(const char *usage);

@@ -47,11 +47,50 @@ static size_t on_header(char *data, size_t size, size_t n, void *arg)
 	return size * n;
 }
 
-static struct curl_slist *base_headers(const char *const *extra, bool json_body)
+/* The first URL the local admin key was withheld from (for cli_auth_hint). */
+static char *withheld_url;
+
+const char *cli_key_for(const char *url)
+{
+	if (cli.key_source != CLI_KEY_ADMIN_FILE || cli_url_is_loopback(url))
+		return cli.api_key;
+	if (!withheld_url)
+		withheld_url = xstrdup(url);
+	return NULL;
+}
+
+void cli_auth_hint(long status)
+{
+	static bool done;
+	if (status != 401 || done || cli.key_source == CLI_KEY_GIVEN)
+		return;
+	done = true;
+	if (cli.key_source == CLI_KEY_ADMIN_FILE && withheld_url)
+		cli_error("the local admin key is only sent to loopback URLs, not to %s: set "
+		          "HUTCH_API_KEY or pass --api-key",
+		          withheld_url);
+	else if (cli.key_source == CLI_KEY_ADMIN_FILE)
+		cli_error(
+		        "the local admin key (%s/admin.key) was refused: set HUTCH_API_KEY or pass "
+		        "--api-key",
+		        cli.data_dir);
+	else if (!cli_url_is_loopback(cli.api_url))
+		cli_error(
+		        "no API key: %s is not a loopback URL, so the local admin key is not used; "
+		        "set HUTCH_API_KEY or pass --api-key",
+		        cli.api_url);
+	else
+		cli_error("no API key (%s/admin.key is not readable): set HUTCH_API_KEY or pass "
+		          "--api-key",
+		          cli.data_dir);
+}
+
+static struct curl_slist *base_headers(const char *url, const char *const *extra, bool json_body)
 {
 	struct curl_slist *h = NULL;
-	if (cli.api_key && cli.api_key[0]) {
-		char *a = xasprintf("Authorization: Bearer %s", cli.api_key);
+	const char *key = cli_key_for(url);
+	if (key && key[0]) {
+		char *a = xasprintf("Authorization: Bearer %s", key);
 		h = curl_slist_append(h, a);
 		free(a);
 	}
@@ -109,7 +148,7 @@ int cli_api_h(const char *method, const char *path, json_t *body, const char *co
 	char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
 	bool has_body = body || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
 	                strcmp(method, "PATCH") == 0;
-	struct curl_slist *h = base_headers(headers, body != NULL);
+	struct curl_slist *h = base_headers(url, headers, body != NULL);
 	int rc = perform(method, url, h, s, s ? strlen(s) : 0, has_body, r);
 	curl_slist_free_all(h);
 	free(s);
@@ -142,6 +181,7 @@ int cli_fail(const struct cli_response *r, const char *what)
 	else
 		cli_error("%s: HTTP %ld %.300s", what, r->status, buf_cstr(&r->body));
 	json_decref(v);
+	cli_auth_hint(r->status);
 	return 1;
 }
 
@@ -224,7 +264,7 @@ static struct curl_slist *agent_headers(struct cli_target *t, const char *conten
 	char *ct = content_type ? xasprintf("Content-Type: %s", content_type) : NULL;
 	size_t n = t->host_header ? 2 : 1;
 	extra[n] = ct;
-	struct curl_slist *h = base_headers(extra, false);
+	struct curl_slist *h = base_headers(t->base, extra, false);
 	free(ct);
 	return h;
 }

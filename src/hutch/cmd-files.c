@@ -35,8 +35,9 @@ static char *files_url(struct cli_target *t, const char *path)
 static struct curl_slist *headers_for(struct cli_target *t)
 {
 	struct curl_slist *h = NULL;
-	if (cli.api_key) {
-		char *a = xasprintf("Authorization: Bearer %s", cli.api_key);
+	const char *key = cli_key_for(t->base);
+	if (key && key[0]) {
+		char *a = xasprintf("Authorization: Bearer %s", key);
 		h = curl_slist_append(h, a);
 		free(a);
 	}

@@ -100,8 +100,9 @@ static void ws_request_build(struct cli_target *t, const char *path, const char 
 		buf_printf(out, "%s\r\n", t->host_header);
 	else
 		buf_printf(out, "Host: %s\r\n%s\r\n", authority, t->id_header);
-	if (cli.api_key && cli.api_key[0])
-		buf_printf(out, "Authorization: Bearer %s\r\n", cli.api_key);
+	const char *api_key = cli_key_for(t->base);
+	if (api_key && api_key[0])
+		buf_printf(out, "Authorization: Bearer %s\r\n", api_key);
 	buf_printf(out,
 	           "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
 	           "Sec-WebSocket-Key: %s\r\nUser-Agent: hutch/%s\r\n",
@@ -146,6 +147,7 @@ static int ws_handshake_read(struct cli_ws *ws, const char *key, const char *wha
 	if (status != 101) {
 		struct sv body = sv_make(ws->in.data + head_len, ws->in.len - head_len);
 		cli_error("%s: HTTP %d %.*s", what, status, SV_FMT(sv_trim(body)));
+		cli_auth_hint(status);
 		return status == 404 ? -ENOENT : status == 401 || status == 403 ? -EACCES : -EPROTO;
 	}
 	char want[WS_ACCEPT_LEN + 1];

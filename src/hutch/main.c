@@ -97,11 +97,11 @@ static void usage(FILE *out)
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (commands[i].summary)
 			fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
-	fprintf(out,
-	        "\nConfiguration: HUTCH_API_URL (or TENSORLAKE_API_URL), default "
-	        "http://127.0.0.1:8900;\nHUTCH_API_KEY (or TENSORLAKE_API_KEY), default the "
-	        "admin key in $HUTCH_DATA_DIR/admin.key\nwhen readable. `hutch COMMAND --help` "
-	        "describes a command.\n");
+	fprintf(out, "\nConfiguration: HUTCH_API_URL (or TENSORLAKE_API_URL), default "
+	             "http://127.0.0.1:8900;\nHUTCH_API_KEY (or TENSORLAKE_API_KEY), default the "
+	             "admin key in $HUTCH_DATA_DIR/admin.key\nwhen readable and the API URL is a "
+	             "loopback URL (127.0.0.0/8, [::1], localhost).\n`hutch COMMAND --help` "
+	             "describes a command.\n");
 }
 
 /* The flags every command takes wherever they stand before "--": --help/-h prints the command's
@@ -143,23 +143,34 @@ static void configure(void)
 	cli.api_url = env_first("HUTCH_API_URL", "TENSORLAKE_API_URL");
 	if (!cli.api_url)
 		cli.api_url = xstrdup("http://127.0.0.1:8900");
-	size_t n = strlen(cli.api_url);
-	while (n && cli.api_url[n - 1] == '/')
-		cli.api_url[--n] = '\0';
 	cli.data_dir = env_first("HUTCH_DATA_DIR", "HUTCH_DATA_DIR");
 	if (!cli.data_dir)
 		cli.data_dir = xstrdup("/var/lib/hutch");
 	cli.api_key = env_first("HUTCH_API_KEY", "TENSORLAKE_API_KEY");
-	if (!cli.api_key) {
-		char *path = xasprintf("%s/admin.key", cli.data_dir);
-		struct buf b = BUF_INIT;
-		if (read_file(path, 4096, &b) == 0) {
-			struct sv k = sv_trim(sv_make(b.data, b.len));
+	if (cli.api_key)
+		cli.key_source = CLI_KEY_GIVEN;
+}
+
+/* After the global options: trims the URL and, when no key was given, falls back to this host's
+ * admin key, but only for a loopback API URL, so that it is never sent to another machine. */
+static void configure_finish(void)
+{
+	size_t n = strlen(cli.api_url);
+	while (n && cli.api_url[n - 1] == '/')
+		cli.api_url[--n] = '\0';
+	if (cli.api_key || !cli_url_is_loopback(cli.api_url))
+		return;
+	char *path = xasprintf("%s/admin.key", cli.data_dir);
+	struct buf b = BUF_INIT;
+	if (read_file(path, 4096, &b) == 0) {
+		struct sv k = sv_trim(sv_make(b.data, b.len));
+		if (k.len) {
 			cli.api_key = sv_dup(k);
+			cli.key_source = CLI_KEY_ADMIN_FILE;
 		}
-		buf_release(&b);
-		free(path);
 	}
+	buf_release(&b);
+	free(path);
 }
 
 int main(int argc, char **argv)
@@ -178,6 +189,7 @@ int main(int argc, char **argv)
 		} else if (strcmp(a, "--api-key") == 0 && i + 1 < argc) {
 			free(cli.api_key);
 			cli.api_key = xstrdup(argv[++i]);
+			cli.key_source = CLI_KEY_GIVEN;
 		} else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
 			usage(stdout);
 			return 0;
@@ -194,6 +206,7 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	configure_finish();
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	for (size_t c = 0; c < sizeof(commands) / sizeof(commands[0]); c++) {
 		if (strcmp(commands[c].name, argv[i]) == 0) {

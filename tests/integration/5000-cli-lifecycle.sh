@@ -68,6 +68,26 @@ okey=$($H key create --namespace other 2>/dev/null)
 expect_eq "a key of another namespace sees none of them" "$(HUTCH_API_KEY=$okey $H ls --quiet)" ""
 $H key revoke "$kid" >/dev/null; expect_eq "key revoke" $? 0
 HUTCH_API_KEY=$key $H ls >/dev/null 2>&1; expect_eq "a revoked key is refused" $? 1
+
+# without a key the CLI falls back to DATA_DIR/admin.key, only for a loopback API URL (which
+# URLs count is unit-tested in tests/unit/test_cli.c)
+port=${API##*:}
+expect_eq "no key, 127.0.0.1: the local admin key is used" "$(env -u HUTCH_API_KEY $H ls --quiet)" "$id"
+expect_eq "no key, localhost: the local admin key is used" \
+	"$(env -u HUTCH_API_KEY HUTCH_API_URL=http://localhost:$port/ $H ls --quiet)" "$id"
+expect_eq "the URL checked is the one used (--api-url over HUTCH_API_URL)" \
+	"$(env -u HUTCH_API_KEY HUTCH_API_URL=https://api.example.invalid $H --api-url "$API" ls --quiet)" "$id"
+out=$(env -u HUTCH_API_KEY HUTCH_DATA_DIR=/nonexistent $H ls 2>&1); rc=$?
+expect_eq "no key at all is refused" $rc 1
+expect_match "and the error asks for HUTCH_API_KEY / --api-key" "$out" \
+	'no API key.*set HUTCH_API_KEY or pass --api-key'
+out=$(env -u HUTCH_API_KEY $H --api-key "$key" ls 2>&1)
+[[ "$out" != *"set HUTCH_API_KEY"* ]] && pass "a given (revoked) key gets no key hint" ||
+	fail "a given key got the hint: $out"
+wrong=$(mktemp -d /tmp/hutch-cli-key-XXXXXX); echo hk_wrong >"$wrong/admin.key"
+out=$(env -u HUTCH_API_KEY HUTCH_DATA_DIR=$wrong $H ls 2>&1)
+expect_match "a refused admin.key says so" "$out" "admin key \\($wrong/admin.key\\) was refused"
+rm -rf "$wrong"
 expect_match "image ls" "$($H image ls)" 'busybox'
 expect_eq "image ls --json" "$($H image ls --json | jq -r '.[] | select(.name=="busybox") | .name')" busybox
 t_done
