@@ -418,17 +418,17 @@ int store_sandbox_count_executor(struct store *s, const char *executor_id, int64
 	                p, 1, read_count, ret, err);
 }
 
-int store_pool_sandboxes(struct store *s, const char *pool_id,
+int store_pool_sandboxes(struct store *s, const char *ns, const char *pool_id,
                          int (*cb)(struct sandbox_rec *r, void *d), void *data,
                          struct hutch_error *err)
 {
 	struct sb_walk w = {cb, data};
-	struct db_value p[] = {DB_T(pool_id)};
+	struct db_value p[] = {DB_T(pool_id), DB_T(ns)};
 	return db_query(s->db,
 	                "SELECT " SB_COLS
-	                " FROM sandboxes WHERE pool_id = $1 AND status <> 'terminated'"
+	                " FROM sandboxes WHERE pool_id = $1 AND ns = $2 AND status <> 'terminated'"
 	                " ORDER BY created_at",
-	                p, 1, sb_each, &w, err);
+	                p, 2, sb_each, &w, err);
 }
 
 int store_sandbox_touch(struct store *s, const char *id, int64_t at, struct hutch_error *err)

@@ -264,10 +264,10 @@ int store_pool_update(struct store *s, const struct pool_rec *r, struct hutch_er
 	struct db_value p[PL_NCOLS];
 	pl_params(r, p);
 	return db_exec(s->db,
-	               "UPDATE pools SET ns=$2, image=$3, cpus=$4, memory_mb=$5, disk_mb=$6,"
+	               "UPDATE pools SET image=$3, cpus=$4, memory_mb=$5, disk_mb=$6,"
 	               " timeout_secs=$7, entrypoint=$8, max_containers=$9, warm_containers=$10,"
 	               " min_containers=$11, network=$12, allow_unauth=$13, exposed_ports=$14,"
-	               " created_at=$15, updated_at=$16, generation=$17 WHERE id=$1",
+	               " created_at=$15, updated_at=$16, generation=$17 WHERE id=$1 AND ns=$2",
 	               p, PL_NCOLS, NULL, err);
 }
 
@@ -318,10 +318,10 @@ int store_pool_each(struct store *s, const char *ns, int (*cb)(struct pool_rec *
 	                p, 1, pl_each, &w, err);
 }
 
-int store_pool_remove(struct store *s, const char *id, struct hutch_error *err)
+int store_pool_remove(struct store *s, const char *ns, const char *id, struct hutch_error *err)
 {
-	struct db_value p[] = {DB_T(id)};
-	return db_exec(s->db, "DELETE FROM pools WHERE id = $1", p, 1, NULL, err);
+	struct db_value p[] = {DB_T(ns), DB_T(id)};
+	return db_exec(s->db, "DELETE FROM pools WHERE ns = $1 AND id = $2", p, 2, NULL, err);
 }
 
 static int read_one_int(struct db_row *row, void *data)
@@ -330,15 +330,14 @@ static int read_one_int(struct db_row *row, void *data)
 	return 0;
 }
 
-int store_pool_count(struct store *s, const char *pool_id, const char *pool_state, int64_t *ret,
-                     struct hutch_error *err)
+int store_pool_count(struct store *s, const char *ns, const char *pool_id, const char *pool_state,
+                     int64_t *ret, struct hutch_error *err)
 {
-	struct db_value p[] = {DB_T(pool_id), DB_T(pool_state)};
+	struct db_value p[] = {DB_T(pool_id), DB_T(pool_state), DB_T(ns)};
 	*ret = 0;
-	return db_query(
-	        s->db,
-	        "SELECT count(*) FROM sandboxes WHERE pool_id = $1 AND status <> 'terminated'"
-	        " AND ($2 IS NULL OR pool_state = $2)"
-	        " AND NOT (status = 'pending' AND pending_reason = 'pool_at_capacity')",
-	        p, 2, read_one_int, ret, err);
+	return db_query(s->db,
+	                "SELECT count(*) FROM sandboxes WHERE pool_id = $1 AND ns = $3"
+	                " AND status <> 'terminated' AND ($2 IS NULL OR pool_state = $2)"
+	                " AND NOT (status = 'pending' AND pending_reason = 'pool_at_capacity')",
+	                p, 3, read_one_int, ret, err);
 }

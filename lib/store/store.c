@@ -61,6 +61,19 @@ static const char *const migrations[] = {
         "CREATE INDEX sandboxes_pool ON sandboxes(pool_id, pool_state) WHERE pool_id IS NOT NULL;",
         /* 4: a network policy change waiting for its executor to apply it */
         "ALTER TABLE sandboxes ADD COLUMN network_pending TEXT;",
+        /* 5: pool ids are unique per namespace, not across namespaces */
+        "CREATE TABLE pools5 ("
+        " id TEXT NOT NULL, ns TEXT NOT NULL, image TEXT, cpus REAL NOT NULL,"
+        " memory_mb INTEGER NOT NULL, disk_mb INTEGER NOT NULL, timeout_secs INTEGER NOT NULL,"
+        " entrypoint TEXT, max_containers INTEGER, warm_containers INTEGER, min_containers INTEGER,"
+        " network TEXT, allow_unauth INTEGER NOT NULL DEFAULT 0, exposed_ports TEXT,"
+        " created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, generation INTEGER NOT NULL DEFAULT 0,"
+        " PRIMARY KEY (ns, id));"
+        "INSERT INTO pools5 SELECT id, ns, image, cpus, memory_mb, disk_mb, timeout_secs, entrypoint,"
+        " max_containers, warm_containers, min_containers, network, allow_unauth, exposed_ports,"
+        " created_at, updated_at, generation FROM pools;"
+        "DROP TABLE pools;"
+        "ALTER TABLE pools5 RENAME TO pools;",
 };
 
 static int read_int(struct db_row *row, void *data)

@@ -223,13 +223,13 @@ int store_pool_get(struct store *s, const char *ns, const char *id, struct pool_
 /* Pools of ns (NULL = all namespaces). */
 int store_pool_each(struct store *s, const char *ns, int (*cb)(struct pool_rec *r, void *d),
                     void *data, struct hutch_error *err);
-int store_pool_remove(struct store *s, const char *id, struct hutch_error *err);
+int store_pool_remove(struct store *s, const char *ns, const char *id, struct hutch_error *err);
 /* Live sandboxes of a pool in a pool_state ("warm", "claimed"; NULL = both), not counting claims
  * still waiting for room (pending with pool_at_capacity). */
-int store_pool_count(struct store *s, const char *pool_id, const char *pool_state, int64_t *ret,
-                     struct hutch_error *err);
+int store_pool_count(struct store *s, const char *ns, const char *pool_id, const char *pool_state,
+                     int64_t *ret, struct hutch_error *err);
 /* Calls cb for the live sandboxes of a pool, oldest first. */
-int store_pool_sandboxes(struct store *s, const char *pool_id,
+int store_pool_sandboxes(struct store *s, const char *ns, const char *pool_id,
                          int (*cb)(struct sandbox_rec *r, void *d), void *data,
                          struct hutch_error *err);
 

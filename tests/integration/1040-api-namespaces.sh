@@ -23,6 +23,15 @@ expect_eq "B cannot patch A's id" "$(curl -s -o /dev/null -w '%{http_code}' -X P
 expect_eq "names resolve per namespace" "$(curl -s -H "$AUTHB" "$API/sandboxes/shared-name" | jq_get .id)" "$idb"
 expect_eq "B's key on A's namespace path is 403" "$(curl -s -o /dev/null -w '%{http_code}' -H "$AUTHB" "$API/v1/namespaces/default/sandboxes")" 403
 expect_eq "B on its own namespace path" "$(curl -s -H "$AUTHB" "$API/v1/namespaces/team-b/sandboxes" | jq '.sandboxes|length')" 1
+
+# pool ids are per namespace too: the same id in both, neither sees or touches the other's
+api POST /sandbox-pools '{"id":"workers","image":"busybox","warm_containers":0}'
+expect_eq "A makes pool 'workers'" "$CODE" 200
+expect_eq "B makes its own pool 'workers'" "$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "$AUTHB" -d '{"id":"workers","image":"busybox","max_containers":7}' "$API/sandbox-pools")" 200
+expect_eq "B sees its own" "$(curl -s -H "$AUTHB" "$API/sandbox-pools/workers" | jq_get .max_containers)" 7
+expect_eq "A sees its own" "$(apij GET /sandbox-pools/workers | jq_get .max_containers)" null
+expect_eq "B deletes its pool" "$(curl -s -o /dev/null -w '%{http_code}' -X DELETE -H "$AUTHB" "$API/sandbox-pools/workers")" 200
+expect_eq "A's pool is untouched" "$(apij GET /sandbox-pools/workers | jq_get .namespace)" default
 expect_eq "the admin key may address another namespace" "$(apij GET /v1/namespaces/team-b/sandboxes | jq '.sandboxes|length')" 1
 code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "$AUTHB" -d '{"namespace":"default"}' "$API/api-keys")
 expect_eq "a plain key cannot mint keys for another namespace" "$code" 403

@@ -142,7 +142,7 @@ static json_t *pool_json(struct api *api, const struct pool_rec *p, bool contain
 	json_object_set_new(o, "updated_at", json_integer(p->updated_at));
 	if (containers) {
 		json_t *arr = json_array();
-		store_pool_sandboxes(api->store, p->id, add_container, arr, NULL);
+		store_pool_sandboxes(api->store, p->ns, p->id, add_container, arr, NULL);
 		json_object_set_new(o, "containers", arr);
 	}
 	return o;
@@ -314,7 +314,7 @@ void api_pool_delete(struct http_request *req, struct api_ctx *ctx)
 	int rc = store_pool_get(ctx->api->store, ctx->ns, http_request_param(req, "pool_id"), &p,
 	                        &err);
 	if (rc == 0)
-		rc = store_pool_count(ctx->api->store, p.id, "claimed", &claimed, &err);
+		rc = store_pool_count(ctx->api->store, p.ns, p.id, "claimed", &claimed, &err);
 	if (rc == 0 && claimed > 0)
 		rc = hutch_error_api(&err, 409, "POOL_IN_USE",
 		                     "pool %s has %lld claimed sandboxes still running", p.id,
@@ -322,7 +322,8 @@ void api_pool_delete(struct http_request *req, struct api_ctx *ctx)
 	if (rc == 0) {
 		/* collect first: terminating while the query walks would change its rows */
 		struct api_sandbox_list l = {0};
-		rc = store_pool_sandboxes(ctx->api->store, p.id, api_collect_sandbox, &l, &err);
+		rc = store_pool_sandboxes(ctx->api->store, p.ns, p.id, api_collect_sandbox, &l,
+		                          &err);
 		for (size_t i = 0; i < l.n; i++) {
 			terminate_pool_sandbox(&l.items[i], ctx->api);
 			sandbox_rec_release(&l.items[i]);
@@ -330,7 +331,7 @@ void api_pool_delete(struct http_request *req, struct api_ctx *ctx)
 		free(l.items);
 	}
 	if (rc == 0)
-		rc = store_pool_remove(ctx->api->store, p.id, &err);
+		rc = store_pool_remove(ctx->api->store, p.ns, p.id, &err);
 	if (rc < 0)
 		api_respond_err(req, &err);
 	else
@@ -386,7 +387,7 @@ static void from_template(struct api *api, const struct pool_rec *p, const char 
 static void pool_place(struct api *api, const struct pool_rec *p, struct sandbox_rec *r)
 {
 	int64_t live = 0;
-	store_pool_count(api->store, p->id, NULL, &live, NULL);
+	store_pool_count(api->store, p->ns, p->id, NULL, &live, NULL);
 	/* placed ones only: claims waiting at capacity (r among them, perhaps) are not counted */
 	bool room = p->max_containers < 0 || live < p->max_containers;
 	struct api_executor *e = room ? api_executor_pick(api) : NULL;
@@ -404,7 +405,7 @@ void api_pool_claim(struct http_request *req, struct api_ctx *ctx)
 	struct sandbox_rec r = {0};
 	int rc = store_pool_get(api->store, ctx->ns, http_request_param(req, "pool_id"), &p, &err);
 	if (rc == 0)
-		rc = store_pool_sandboxes(api->store, p.id, first_warm, &r, &err);
+		rc = store_pool_sandboxes(api->store, p.ns, p.id, first_warm, &r, &err);
 	/* a warm sandbox is already counted; a new one needs room */
 	if (rc == 0 && !r.id)
 		rc = api_ns_room(api, ctx->ns, 1, &err);
@@ -439,7 +440,7 @@ static int sweep_pool(struct pool_rec *p, void *data)
 	struct hutch_error err = HUTCH_ERROR_INIT;
 	struct api_sandbox_list l = {0};
 	int64_t warm = 0;
-	store_pool_sandboxes(api->store, p->id, api_collect_sandbox, &l, &err);
+	store_pool_sandboxes(api->store, p->ns, p->id, api_collect_sandbox, &l, &err);
 	for (size_t i = 0; i < l.n; i++) {
 		struct sandbox_rec *r = &l.items[i];
 		bool is_warm = r->pool_state && strcmp(r->pool_state, "warm") == 0;
@@ -458,7 +459,7 @@ static int sweep_pool(struct pool_rec *p, void *data)
 	}
 	free(l.items);
 	int64_t live = 0;
-	store_pool_count(api->store, p->id, NULL, &live, NULL);
+	store_pool_count(api->store, p->ns, p->id, NULL, &live, NULL);
 	int64_t want =
 	        p->warm_containers > p->min_containers ? p->warm_containers : p->min_containers;
 	for (; warm < want && (p->max_containers < 0 || live < p->max_containers); warm++, live++) {

@@ -53,11 +53,22 @@ static void waiter_drop(struct api_waiter *w)
 	uv_close((uv_handle_t *)&w->timer, waiter_free);
 }
 
+/* A version waiter's done callback owns data: it runs exactly once, with NULL when there is
+ * no request left to answer. */
+static void waiter_release_data(struct api_waiter *w)
+{
+	if (w->kind == W_VERSION && w->done) {
+		w->done(NULL, w->data);
+		w->done = NULL;
+	}
+}
+
 static void waiter_abort(struct http_request *req)
 {
 	struct api_waiter *w = req->data;
 	if (w) {
 		w->req = NULL; /* the request is being freed by the http layer */
+		waiter_release_data(w);
 		waiter_drop(w);
 	}
 }
@@ -89,10 +100,12 @@ static bool start_answer(struct api_waiter *w, bool timed_out)
 static void on_timeout(uv_timer_t *t)
 {
 	struct api_waiter *w = t->data;
-	if (w->kind == W_START)
+	if (w->kind == W_START) {
 		start_answer(w, true);
-	else
+	} else {
 		w->done(waiter_take(w), w->data);
+		w->done = NULL;
+	}
 	waiter_drop(w);
 }
 
@@ -155,6 +168,7 @@ void api_waiters_version(struct api *api)
 		next = w->next;
 		if (w->kind == W_VERSION && w->req && api->version > w->since) {
 			w->done(waiter_take(w), w->data);
+			w->done = NULL;
 			waiter_drop(w);
 		}
 	}
@@ -167,6 +181,7 @@ void api_waiters_close(struct api *api)
 		if (w->req)
 			http_respond_error(waiter_take(w), 503, "SHUTTING_DOWN",
 			                   "the server is shutting down");
+		waiter_release_data(w);
 		waiter_drop(w);
 	}
 }
