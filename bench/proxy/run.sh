@@ -14,7 +14,7 @@ ROOT=$PWD
 secs=${1:-5}
 conns=${2:-64}
 rounds=${3:-3}
-[ "$secs" -le 60 ] && [ "$conns" -le 1000 ] && [ "$rounds" -le 10 ] || { echo "bounds: secs<=60 conns<=1000 rounds<=10"; exit 2; }
+[ "$secs" -le 60 ] && [ "$conns" -le 1000 ] && [ "$rounds" -le 20 ] || { echo "bounds: secs<=60 conns<=1000 rounds<=20"; exit 2; }
 command -v wrk >/dev/null && command -v nginx >/dev/null || { echo "needs wrk and nginx (Debian: wrk nginx-light)"; exit 2; }
 export HUTCH_ROOT=$ROOT HUTCH_BUILD=${HUTCH_BUILD:-$ROOT/build}
 

@@ -153,6 +153,7 @@ struct proxy {
 	struct proxy_tunnel *tunnels;
 	size_t nexchanges, ntunnels;
 	struct proxy_activity *activity; /* shared, or own_activity */
+	struct proxy_map marked;         /* ids passed to activity since the last tick */
 	bool own_activity;
 	/* wake.c */
 	struct proxy_map wakes; /* sandbox id -> struct proxy_wake */

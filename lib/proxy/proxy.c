@@ -259,7 +259,9 @@ static void config_copy(struct proxy_config *dst, const struct proxy_config *src
 
 static void proxy_tick(uv_timer_t *t)
 {
-	proxy_wake_sweep(t->data);
+	struct proxy *px = t->data;
+	proxy_wake_sweep(px);
+	proxy_map_release(&px->marked, NULL);
 }
 
 /* One timer for every exchange's deadlines instead of a timer each: arming and stopping a timer
@@ -314,8 +316,12 @@ int proxy_listen(struct proxy *px, const char *addr, int *ret_port, struct hutch
 
 void proxy_activity_mark(struct proxy *px, const char *id)
 {
-	if (!px->closing)
-		proxy_activity_add(px->activity, id);
+	/* the shared batch (a mutex, cache lines bouncing between workers) hears about a sandbox
+	 * once per tick of this proxy, however many requests it gets */
+	if (px->closing || proxy_map_get(&px->marked, id))
+		return;
+	proxy_map_put(&px->marked, id, (void *)1);
+	proxy_activity_add(px->activity, id);
 }
 
 void proxy_shutdown(struct proxy *px, uint64_t drain_ms)
@@ -355,6 +361,7 @@ void proxy_free(struct proxy *px)
 		return;
 	proxy_wake_release(px);
 	proxy_cache_release(&px->cache);
+	proxy_map_release(&px->marked, NULL);
 	buf_release(&px->scratch);
 	free((char *)px->cfg.domain);
 	free((char *)px->cfg.api_url);
