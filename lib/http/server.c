@@ -145,6 +145,8 @@ static void shutdown_done(uv_shutdown_t *sr, int status)
 	http_conn_close(conn);
 }
 
+static void conn_timeout(uv_timer_t *t);
+
 /* Closes after everything queued has been written (Connection: close, errors). */
 void http_conn_close_after_write(struct http_conn *conn)
 {
@@ -152,6 +154,8 @@ void http_conn_close_after_write(struct http_conn *conn)
 		return;
 	conn->shutting_down = true;
 	uv_read_stop(conn->stream);
+	/* bounded: a peer that never reads must not hold the connection */
+	uv_timer_start(&conn->timer, conn_timeout, conn->srv->cfg.idle_timeout_ms, 0);
 	uv_shutdown_t *sr = xcalloc(1, sizeof(*sr));
 	sr->data = conn;
 	if (uv_shutdown(sr, conn->stream, shutdown_done) < 0) {
@@ -165,9 +169,15 @@ void http_conn_close_after_write(struct http_conn *conn)
 static void conn_timeout(uv_timer_t *t)
 {
 	struct http_conn *conn = t->data;
+	if (conn->shutting_down) {
+		/* the peer does not take the rest of the response: give up on it */
+		http_conn_close(conn);
+		return;
+	}
 	if (conn->req && conn->req->priv->dispatched) {
 		/* body stalled: nothing can be answered sensibly any more */
-		http_conn_close(conn);
+		if (!conn->req->priv->message_complete)
+			http_conn_close(conn);
 		return;
 	}
 	if (conn->in.len > 0 || conn->req) {
@@ -240,6 +250,8 @@ static void conn_update_reading(struct http_conn *conn)
 	bool want = true;
 	if (req && req->priv->body_paused)
 		want = false;
+	if (conn->stop_parsing)
+		want = false; /* nothing more is parsed: do not buffer an upload nobody reads */
 	/* while a response is pending, read only a bounded amount ahead (pipelining) */
 	if (req && req->priv->message_complete && conn->in.len > conn->srv->cfg.max_head_bytes)
 		want = false;
@@ -293,6 +305,10 @@ static int on_url(http_parser *p, const char *at, size_t len)
 static int on_header_field(http_parser *p, const char *at, size_t len)
 {
 	struct http_conn *conn = pconn(p);
+	/* trailers of a chunked body are dropped: the headers point into head_store, which
+	 * must not grow (move) once they are built */
+	if (conn->req->headers)
+		return 0;
 	if (conn->nh == 0 || conn->last_was_value) {
 		if (conn->nh >= conn->srv->cfg.max_headers) {
 			conn->fail_status = 431;
@@ -316,6 +332,8 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
 static int on_header_value(http_parser *p, const char *at, size_t len)
 {
 	struct http_conn *conn = pconn(p);
+	if (conn->req->headers)
+		return 0; /* a trailer */
 	struct hdr_off *h = &conn->hoffs[conn->nh - 1];
 	/* obs-fold (a value continued on the next line): rejected, RFC 9112 section 5.2 */
 	char before = at > conn->in.data ? at[-1] : conn->last_parsed;
@@ -402,7 +420,9 @@ static int on_headers_complete(http_parser *p)
 		conn->fail_status = bad;
 		return -1;
 	}
-	uv_timer_stop(&conn->timer);
+	/* from here the idle timer guards the body (re-armed by every read, stopped once the
+	 * message is complete); a bodyless request completes at once */
+	conn_arm_timer(conn, conn->srv->cfg.idle_timeout_ms);
 	conn->event = EV_HEADERS;
 	http_parser_pause(p, 1);
 	return 0;
@@ -442,6 +462,7 @@ static int on_body(http_parser *p, const char *at, size_t len)
 static int on_message_complete(http_parser *p)
 {
 	struct http_conn *conn = pconn(p);
+	uv_timer_stop(&conn->timer); /* the response takes as long as its handler needs */
 	conn->req->priv->message_complete = true;
 	conn->event = EV_MESSAGE;
 	http_parser_pause(p, 1);
@@ -714,6 +735,10 @@ int http_server_listen(struct http_server *srv, const char *addr, int *ret_port)
 	l->srv = srv;
 	int r = strncmp(addr, "unix:", 5) == 0 ? listen_unix(srv, l, addr + 5)
 	                                       : listen_tcp(srv, l, addr, ret_port);
+	if (l->h.handle.type == UV_UNKNOWN_HANDLE) {
+		free(l); /* the address was refused before a handle was made */
+		return r < 0 ? r : UV_EINVAL;
+	}
 	l->h.stream.data = l;
 	srv->open_handles++;
 	srv->listeners[srv->nlisteners++] = l;
