@@ -4,6 +4,7 @@
 #define HUTCH_CLI_H
 
 #include <jansson.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -92,8 +93,13 @@ void cli_target_release(struct cli_target *t);
 /* Calls the sandbox agent: method, path ("/api/v1/..."), body bytes (may be NULL). */
 int cli_agent(struct cli_target *t, const char *method, const char *path, const void *body,
               size_t len, const char *content_type, struct cli_response *r);
+/* The signal that asked the current command to stop (0: none), set by the handlers a command
+ * installs (hutch run). */
+extern volatile sig_atomic_t cli_interrupted;
+
 /* Streams an SSE response from the agent: on_event(data, len, arg) for each event's data; a
- * non-zero return stops. Returns the HTTP status (or -1). */
+ * non-zero return stops. Returns the HTTP status, or -1 (after printing why, unless the stream
+ * ended because cli_interrupted was set). */
 long cli_agent_sse(struct cli_target *t, const char *method, const char *path, json_t *body,
                    int (*on_event)(const char *event, const char *data, size_t len, void *arg),
                    void *arg);

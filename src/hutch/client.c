@@ -283,6 +283,15 @@ int cli_agent(struct cli_target *t, const char *method, const char *path, const 
 
 /* ---- SSE ---- */
 
+volatile sig_atomic_t cli_interrupted;
+
+/* Called by libcurl at least once a second: a non-zero answer aborts the transfer. */
+static int sse_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                        curl_off_t ulnow)
+{
+	return cli_interrupted != 0;
+}
+
 struct sse {
 	struct buf pending;
 	struct buf data;
@@ -370,6 +379,8 @@ long cli_agent_sse(struct cli_target *t, const char *method, const char *path, j
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, sse_header);
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, &s);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, sse_progress);
+	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
 	if (b) {
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, b);
 		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(b));
@@ -380,7 +391,9 @@ long cli_agent_sse(struct cli_target *t, const char *method, const char *path, j
 	free(url);
 	free(b);
 	long status = s.status;
-	if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && s.stop)) {
+	if (rc == CURLE_ABORTED_BY_CALLBACK) {
+		status = -1; /* interrupted: the caller says so */
+	} else if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && s.stop)) {
 		cli_error("%s %s: %s", method, path, curl_easy_strerror(rc));
 		status = -1;
 	} else if (status >= 300) {

@@ -1,10 +1,12 @@
 /* Process commands over the sandbox agent: exec (streamed, exit code follows the remote
- * command), run (create + exec + terminate), ps, logs, kill. */
+ * command), run (create + exec + terminate, never leaving the sandbox behind), ps, logs, kill. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "base/cleanup.h"
 #include "base/xalloc.h"
 #include "cli.h"
 
@@ -15,6 +17,7 @@ static const char exec_usage[] =
 struct exec_state {
 	int exit_code;
 	bool got_exit;
+	bool out_broken; /* stdout or stderr could not be written (EPIPE with SIGPIPE ignored) */
 };
 
 static int on_run_event(const char *event, const char *data, size_t len, void *arg)
@@ -29,7 +32,11 @@ static int on_run_event(const char *event, const char *data, size_t len, void *a
 		FILE *out = stream && strcmp(stream, "stderr") == 0 ? stderr : stdout;
 		fwrite(json_string_value(line), 1, json_string_length(line), out);
 		fputc('\n', out);
-		fflush(out);
+		if (fflush(out) != 0 || ferror(out)) {
+			st->out_broken = true;
+			json_decref(v);
+			return 1; /* nowhere to write: stop the stream */
+		}
 	} else if (json_is_integer(json_object_get(v, "exit_code"))) {
 		st->exit_code = (int)json_integer_value(json_object_get(v, "exit_code"));
 		st->got_exit = true;
@@ -123,6 +130,8 @@ static int exec_on(struct cli_target *t, json_t *body, bool detach)
 	}
 	struct exec_state st = {0};
 	long status = cli_agent_sse(t, "POST", "/api/v1/processes/run", body, on_run_event, &st);
+	if (st.out_broken)
+		return 128 + SIGPIPE; /* as if the pipe's signal had ended hutch */
 	if (status < 0 || status >= 300)
 		return 1;
 	if (!st.got_exit)
@@ -147,7 +156,7 @@ int cmd_exec(int argc, char **argv)
 	bool detach = false;
 	int first;
 	int rc = exec_parse(argc, argv, 2, body, &detach, &first);
-	struct cli_target t;
+	struct cli_target t = {0};
 	if (rc == 0 && cli_target_for(argv[1], &t) < 0)
 		rc = 1;
 	if (rc == 0) {
@@ -160,6 +169,92 @@ int cmd_exec(int argc, char **argv)
 
 static const char run_usage[] =
         "hutch run [--image IMAGE] [--keep] [exec options] -- COMMAND [ARG...]";
+
+static void on_run_signal(int sig)
+{
+	static const char msg[] = "hutch: interrupted\n";
+	if (!cli_interrupted) {
+		ssize_t n = write(STDERR_FILENO, msg, sizeof(msg) - 1);
+		(void)n;
+	}
+	cli_interrupted = sig;
+}
+
+/* SIGINT, SIGTERM and SIGHUP (unless ignored, as under nohup) end the command's output stream
+ * instead of hutch, and SIGPIPE is ignored (a closed stdout ends the stream too), so that run
+ * always gets to remove its sandbox. */
+static void run_catch_signals(void)
+{
+	static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+	struct sigaction sa = {.sa_handler = on_run_signal, .sa_flags = SA_RESTART};
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < ARRAY_SIZE(sigs); i++) {
+		struct sigaction old;
+		if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler != SIG_IGN)
+			sigaction(sigs[i], &sa, NULL);
+	}
+	signal(SIGPIPE, SIG_IGN);
+}
+
+/* Creates the sandbox of `hutch run`; the server answers once it runs or ended. Returns 0 when
+ * it runs, else 1 after printing why. *created gets the id of any sandbox the server made, also
+ * when it answered 504 (not started in time) or the sandbox ended, for the caller to remove. */
+static int run_create(const char *image, char **created)
+{
+	json_t *req = json_object();
+	if (image)
+		json_object_set_new(req, "image", json_string(image));
+	const char *hdr[] = {"X-Tensorlake-Request-Timeout-Ms: 120000", NULL};
+	struct cli_response r;
+	int rc = cli_api_h("POST", "/sandboxes", req, hdr, &r);
+	json_decref(req);
+	if (rc < 0)
+		return 1;
+	json_t *v = json_loadb(r.body.data, r.body.len, 0, NULL);
+	const char *id = json_string_value(json_object_get(v, "sandbox_id"));
+	const char *status = json_string_value(json_object_get(v, "status"));
+	const char *why = json_string_value(json_object_get(v, "pending_reason"));
+	if (!why)
+		why = json_string_value(
+		        json_object_get(json_object_get(v, "error_details"), "message"));
+	if (id && (r.status < 300 || r.status == 504))
+		*created = xstrdup(id);
+	if (r.status == 200 && id && status && strcmp(status, "running") == 0)
+		rc = 0;
+	else if (*created)
+		rc = cli_error("sandbox %s did not start%s (%s%s%s)", id,
+		               r.status == 504 ? " in time" : "", status ? status : "?",
+		               why ? ": " : "", why ? why : "");
+	else
+		rc = cli_fail(&r, "run");
+	json_decref(v);
+	cli_response_release(&r);
+	return rc;
+}
+
+/* Terminates the sandbox run created, retrying transport errors and 5xx answers a few times:
+ * leaving it behind is what run must not do. Returns 0 (also when it is already gone), or 1
+ * after printing how to remove it by hand. */
+static int run_remove(const char *id)
+{
+	_cleanup_free_ char *e = cli_escape(id);
+	_cleanup_free_ char *path = xasprintf("/sandboxes/%s", e);
+	for (int attempt = 1;; attempt++) {
+		struct cli_response r;
+		long status = cli_api("DELETE", path, NULL, &r) < 0 ? 0 : r.status;
+		if (status) {
+			if (status >= 300 && status != 404)
+				cli_fail(&r, "terminate");
+			cli_response_release(&r);
+		}
+		if (status && (status < 300 || status == 404))
+			return 0;
+		if ((status && status < 500) || attempt == 3)
+			break;
+		sleep(1);
+	}
+	return cli_error("sandbox %s was left behind: remove it with `hutch terminate %s`", id, id);
+}
 
 int cmd_run(int argc, char **argv)
 {
@@ -182,42 +277,29 @@ int cmd_run(int argc, char **argv)
 		json_decref(body);
 		return rc == 2 ? cli_usage(run_usage) : rc;
 	}
-	json_t *req = json_object();
-	if (image)
-		json_object_set_new(req, "image", json_string(image));
-	const char *hdr[] = {"X-Tensorlake-Request-Timeout-Ms: 120000", NULL};
-	struct cli_response r;
-	if (cli_api_h("POST", "/sandboxes", req, hdr, &r) < 0) {
-		json_decref(req);
-		json_decref(body);
-		return 1;
-	}
-	json_decref(req);
-	json_t *v = r.status == 200 ? cli_json(&r) : NULL;
-	const char *id = json_string_value(json_object_get(v, "sandbox_id"));
-	const char *status = json_string_value(json_object_get(v, "status"));
-	if (!id || !status || strcmp(status, "running") != 0) {
-		rc = r.status == 200
-		             ? cli_error("sandbox did not start (%s)", status ? status : "?")
-		             : cli_fail(&r, "run");
-	} else {
-		struct cli_target t;
+	run_catch_signals();
+	char *id = NULL;
+	rc = run_create(image, &id);
+	bool started = rc == 0 && !cli_interrupted;
+	if (started) {
+		struct cli_target t = {0};
 		rc = cli_target_for(id, &t) < 0 ? 1 : exec_on(&t, body, detach);
-		if (t.id)
-			cli_target_release(&t);
-		if (keep) {
-			fprintf(stderr, "hutch: sandbox %s kept\n", id);
-		} else {
-			char *path = xasprintf("/sandboxes/%s", id);
-			struct cli_response d;
-			if (cli_api("DELETE", path, NULL, &d) == 0)
-				cli_response_release(&d);
-			free(path);
-		}
+		cli_target_release(&t);
 	}
-	json_decref(v);
+	if (id && keep && started)
+		fprintf(stderr, "hutch: sandbox %s kept\n", id);
+	else if (id && run_remove(id) && rc == 0)
+		rc = 1;
+	free(id);
 	json_decref(body);
-	cli_response_release(&r);
+	if (cli_interrupted) {
+		/* die of the signal, so that a calling shell stops too */
+		int sig = cli_interrupted;
+		fflush(NULL);
+		signal(sig, SIG_DFL);
+		raise(sig);
+		rc = 128 + sig;
+	}
 	return rc;
 }
 

@@ -34,7 +34,8 @@ static const char exec_help[] =
         "  N). --detach starts it in the background and prints its pid.";
 static const char run_help[] =
         "hutch run [--image IMAGE] [--keep] [exec options] -- COMMAND [ARG...]\n"
-        "  Creates a sandbox, runs COMMAND in it (exit code follows), then terminates it.";
+        "  Creates a sandbox, runs COMMAND in it (exit code follows), then terminates it, also\n"
+        "  when anything fails or hutch is interrupted. --keep leaves a sandbox that started.";
 static const char ps_help[] = "hutch ps ID|NAME [--json]";
 static const char logs_help[] =
         "hutch logs ID|NAME PID|PROCESS_NAME [--follow] [--stdout|--stderr]";
