@@ -55,8 +55,12 @@ int main(void)
 	CHECK(store_key_revoke(s, "other", "k1", 5, true, &err) == -ENOENT);
 	CHECK(store_key_revoke(s, "default", "k1", 5, true, &err) == 0);
 	CHECK(store_key_revoke(s, "default", "k1", 6, true, &err) == -ENOENT);
-	struct key_rec adm = {.id = "k2", .ns = "default", .name = "root", .hash = "cd",
-	                      .created_at = 1, .admin = true};
+	struct key_rec adm = {.id = "k2",
+	                      .ns = "default",
+	                      .name = "root",
+	                      .hash = "cd",
+	                      .created_at = 1,
+	                      .admin = true};
 	CHECK(store_key_insert(s, &adm, &err) == 0);
 	CHECK(store_key_revoke(s, "default", "k2", 7, false, &err) == -ENOENT);
 	CHECK(store_key_revoke(s, "default", "k2", 7, true, &err) == 0);
