@@ -32,8 +32,14 @@ def stats(xs): return {"p50": round(pct(xs, 50), 2), "p95": round(pct(xs, 95), 2
 
 def phases(ids):
     text = open(log_path).read(); out = {}
-    for m in re.finditer(r"sandbox (\w+) running \(agent [^)]*\): queued ([\d.]+) ms, runtime and agent ([\d.]+) ms", text):
-        out[m.group(1)] = (float(m.group(2)), float(m.group(3)))
+    for m in re.finditer(r"sandbox (\w+) running \(agent [^)]*\): queued ([\d.]+) ms, runtime and agent ([\d.]+) ms \(network ([\d.]+) ms\)", text):
+        out[m.group(1)] = (float(m.group(2)), float(m.group(3)), float(m.group(4)))
+    return [out[i] for i in ids if i in out]
+
+def detach_ms(ids):
+    text = open(log_path).read(); out = {}
+    for m in re.finditer(r"sandbox (\w+) destroyed in [\d.]+ ms \(network ([\d.]+) ms\)", text):
+        out[m.group(1)] = float(m.group(2))
     return [out[i] for i in ids if i in out]
 
 res = {}
@@ -51,9 +57,11 @@ for i in range(n_seq):
 ph = phases(ids)
 res["sequential"] = {"n": n_seq, "create_to_running_ms": stats(tc), "first_command_ms": stats(tr),
                      "create_plus_first_command_ms": stats(tt),
-                     "executor_queue_ms": stats([q for q, _ in ph]),
-                     "runtime_and_agent_ready_ms": stats([r for _, r in ph]),
-                     "api_store_and_transport_ms": stats([c - q - r for c, (q, r) in zip(tc, ph)])}
+                     "executor_queue_ms": stats([q for q, _, _ in ph]),
+                     "runtime_and_agent_ready_ms": stats([r for _, r, _ in ph]),
+                     "network_attach_ms": stats([nt for _, _, nt in ph]),
+                     "network_detach_ms": stats(detach_ms(ids) or [0]),
+                     "api_store_and_transport_ms": stats([c - q - r for c, (q, r, _) in zip(tc, ph)])}
 # burst
 lat, errors, bids = [], [], []
 def one():

@@ -74,6 +74,7 @@ struct ex_work {
 	char ip[16];         /* the address the network part gave */
 	int net_status;      /* HTTP status of a network failure (400: rejected policy) */
 	uint64_t queued_ns, started_ns, done_ns;
+	uint64_t net_ns; /* of which connecting or disconnecting the network */
 	int rc;
 	struct hutch_error err;
 	enum rt_exit_reason reason;

@@ -147,12 +147,14 @@ static void run_create(struct ex_work *wk, const struct rt_config *cfg)
 		wk->spec.memory_snapshot_dir = wk->dir;
 	}
 	wk->rc = rt_sandbox_create(cfg, &wk->spec, &wk->result, &wk->err);
+	uint64_t t0 = time_mono_ns();
 	if (wk->rc == 0 && (wk->rc = net_attach(wk, wk->result->netns_path)) < 0) {
 		hutch_error_wrap(&wk->err, "connecting the sandbox's network");
 		rt_sandbox_destroy(cfg, wk->sb->id, NULL);
 		rt_sandbox_free(wk->result);
 		wk->result = NULL;
 	}
+	wk->net_ns = time_mono_ns() - t0;
 }
 
 static void run_snapshot(struct ex_work *wk, const struct rt_config *cfg)
@@ -223,7 +225,9 @@ static void work_run(uv_work_t *w)
 		break;
 	case OP_DESTROY:
 		wk->reason = rt_sandbox_exit_reason(cfg, wk->sb->id);
+		wk->net_ns = time_mono_ns();
 		net_detach(wk, false);
+		wk->net_ns = time_mono_ns() - wk->net_ns;
 		wk->rc = rt_sandbox_destroy(cfg, wk->sb->id, &wk->err);
 		if (wk->dir)
 			rm_rf(wk->dir); /* a durable suspend's checkpoint */
@@ -284,9 +288,11 @@ static void done_create(struct ex_work *wk)
 		snprintf(sb->ip, sizeof(sb->ip), "%s", wk->ip);
 	}
 	ex_watch(sb);
-	log_info("sandbox %s running (agent %s): queued %.2f ms, runtime and agent %.2f ms%s",
+	log_info("sandbox %s running (agent %s): queued %.2f ms, runtime and agent %.2f ms "
+	         "(network %.2f ms)%s",
 	         sb->id, sb->rt->agent_socket, (double)(wk->started_ns - wk->queued_ns) / 1e6,
-	         (double)(wk->done_ns - wk->started_ns) / 1e6, wk->dir ? " (from a snapshot)" : "");
+	         (double)(wk->done_ns - wk->started_ns) / 1e6, (double)wk->net_ns / 1e6,
+	         wk->dir ? " (from a snapshot)" : "");
 	ex_report(sb, "running", NULL, NULL, false);
 	ex_refill_pool(sb->ex);
 }
@@ -431,7 +437,8 @@ static void work_after(uv_work_t *w, int status)
 		sb->state = S_NONE;
 		ex_report(sb, NULL, NULL, NULL, true);
 		sb->reported_destroyed = true;
-		log_info("sandbox %s destroyed", sb->id);
+		log_info("sandbox %s destroyed in %.2f ms (network %.2f ms)", sb->id,
+		         (double)(wk->done_ns - wk->started_ns) / 1e6, (double)wk->net_ns / 1e6);
 		break;
 	case OP_NETWORK:
 		done_network(wk);
