@@ -151,7 +151,8 @@ static void ex_fail(struct proxy_exchange *ex, const struct hutch_error *err)
 		proxy_client_abort(req);
 		return;
 	}
-	proxy_respond_error(req, err);
+	if (proxy_respond_error(req, err))
+		return; /* a refused WebSocket: the connection is gone */
 	if (!complete)
 		http_request_resume(req);
 }

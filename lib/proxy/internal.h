@@ -165,8 +165,12 @@ struct proxy {
 	struct proxy_stats stats;
 };
 
-/* Answers req with err's status, code and message as JSON, plus CORS headers. */
-void proxy_respond_error(struct http_request *req, const struct hutch_error *err);
+/* Answers req with err's status, code and message as JSON, plus CORS headers. A WebSocket
+ * upgrade that cannot be forwarded (502, 503, 504) is accepted instead and closed at once with
+ * 1011 and the message: the SDK's tunnel relay turns a refused handshake into an uncaught
+ * exception that ends the user's program. Returns true when req was consumed that way (the
+ * connection is taken over: req is freed). */
+bool proxy_respond_error(struct http_request *req, const struct hutch_error *err);
 /* Aborts the client connection of req (a response already started cannot carry an error);
  * req is freed. */
 void proxy_client_abort(struct http_request *req);

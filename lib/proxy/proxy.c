@@ -9,6 +9,7 @@
 #include "base/xalloc.h"
 #include "proxy/internal.h"
 #include "proxy/policy.h"
+#include "ws/ws.h"
 
 void proxy_config_defaults(struct proxy_config *cfg)
 {
@@ -31,11 +32,45 @@ void proxy_config_defaults(struct proxy_config *cfg)
 
 /* ---- answers ---- */
 
-void proxy_respond_error(struct http_request *req, const struct hutch_error *err)
+static void ws_refused_written(uv_stream_t *s, int status, void *arg)
 {
+	uv_close((uv_handle_t *)s, http_stream_free);
+}
+
+static bool ws_refuse(struct http_request *req, const struct hutch_error *err)
+{
+	int status = hutch_error_http_status(err);
+	struct sv key = sv_trim(http_request_header(req, "sec-websocket-key"));
+	struct sv up = sv_trim(http_request_header(req, "upgrade"));
+	if (!req->upgrade || !key.p || key.len != WS_KEY_LEN || !sv_case_eq(up, SV("websocket")) ||
+	    (status != 502 && status != 503 && status != 504))
+		return false;
+	char accept[WS_ACCEPT_LEN + 1];
+	ws_accept_key(key, accept);
+	struct buf out = BUF_INIT, payload = BUF_INIT, left = BUF_INIT;
+	buf_printf(&out,
+	           "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+	           "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
+	           accept);
+	ws_close_payload_build(&payload, WS_CLOSE_INTERNAL, err->msg);
+	ws_frame_build(&out, WS_OP_CLOSE, true, payload.data, payload.len, NULL);
+	uv_stream_t *s = http_conn_takeover(req, &left);
+	if (s && http_stream_write(s, out.data, out.len, ws_refused_written, NULL) < 0)
+		uv_close((uv_handle_t *)s, http_stream_free);
+	buf_release(&out);
+	buf_release(&payload);
+	buf_release(&left);
+	return true;
+}
+
+bool proxy_respond_error(struct http_request *req, const struct hutch_error *err)
+{
+	if (ws_refuse(req, err))
+		return true;
 	proxy_cors_headers(req);
 	http_respond_error(req, hutch_error_http_status(err), hutch_error_kind(err), "%s",
 	                   err->msg);
+	return false;
 }
 
 void proxy_client_abort(struct http_request *req)

@@ -1,4 +1,4 @@
 progs += hutchd
 hutchd_srcs := $(shell find src/hutchd -name '*.c')
-hutchd_libs := proxy net runtime apimodel auth store http base
+hutchd_libs := proxy ws net runtime apimodel auth store http base
 hutchd_ldlibs := -ljansson
