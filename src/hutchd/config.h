@@ -11,13 +11,17 @@
 #include "base/error.h"
 
 struct hutchd_config {
-	char *data_dir;     /* --data-dir, default /var/lib/hutch */
-	char *run_dir;      /* --run-dir, default /run/hutch */
-	char *listen;       /* --listen, api address, default 127.0.0.1:8900 */
-	char *proxy_listen; /* --proxy-listen, default 127.0.0.1:9443 */
-	char *proxy_domain; /* --proxy-domain: sandbox_url = http://{id}.{domain}[:port] */
-	char *proxy_url;    /* --proxy-url: public proxy origin when no domain is set */
-	char *roles;        /* --roles, default "api,proxy,executor" */
+	char *data_dir;        /* --data-dir, default /var/lib/hutch */
+	char *run_dir;         /* --run-dir, default /run/hutch */
+	char *listen;          /* --listen, api address, default 127.0.0.1:8900 */
+	char *proxy_listen;    /* --proxy-listen, default 127.0.0.1:9443 */
+	char *proxy_domain;    /* --proxy-domain: sandbox_url = http://{id}.{domain}[:port] */
+	char *proxy_url;       /* --proxy-url: public proxy origin when no domain is set */
+	char *roles;           /* --roles, default "api,proxy,executor" */
+	int64_t proxy_workers; /* --proxy-workers, 0 = one per core */
+	int64_t proxy_connect_timeout_ms;    /* --proxy-connect-timeout-ms, 5000 */
+	int64_t proxy_first_byte_timeout_ms; /* --proxy-first-byte-timeout-ms, 300000 */
+	int64_t proxy_wake_timeout_ms;       /* --proxy-wake-timeout-ms, 30000 */
 	char *api_url;      /* --api-url: how the proxy and executor reach the api */
 	char *node_id;      /* --node-id: this executor's id, default the host name */
 	char *agent_path;   /* --agent-path: the hutch-agent binary */

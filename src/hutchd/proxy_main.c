@@ -59,16 +59,6 @@ static int role_store_open(const char *path, struct store **ret, struct hutch_er
 	return 0;
 }
 
-/* Settings not (yet) in hutchd's option table, for tests and tuning. */
-static uint64_t env_u64(const char *name, uint64_t def)
-{
-	const char *v = getenv(name);
-	uint64_t n;
-	if (!v || !v[0] || sv_to_u64(sv_from(v), UINT64_MAX / 2, &n) < 0)
-		return def;
-	return n;
-}
-
 static void role_config(const struct hutchd_config *cfg, struct proxy_config *pc)
 {
 	proxy_config_defaults(pc);
@@ -78,17 +68,17 @@ static void role_config(const struct hutchd_config *cfg, struct proxy_config *pc
 	pc->node_id = cfg->node_id;
 	pc->auth_none = strcmp(cfg->auth, "none") == 0;
 	pc->store_path = cfg->store_path;
-	pc->first_byte_timeout_ms =
-	        env_u64("HUTCH_PROXY_FIRST_BYTE_TIMEOUT_MS", pc->first_byte_timeout_ms);
-	pc->connect_timeout_ms = env_u64("HUTCH_PROXY_CONNECT_TIMEOUT_MS", pc->connect_timeout_ms);
-	pc->wake_timeout_ms = env_u64("HUTCH_PROXY_WAKE_TIMEOUT_MS", pc->wake_timeout_ms);
+	pc->first_byte_timeout_ms = (uint64_t)cfg->proxy_first_byte_timeout_ms;
+	pc->connect_timeout_ms = (uint64_t)cfg->proxy_connect_timeout_ms;
+	pc->wake_timeout_ms = (uint64_t)cfg->proxy_wake_timeout_ms;
 }
 
 static size_t role_worker_count(const struct hutchd_config *cfg)
 {
 	if (strncmp(cfg->proxy_listen, "unix:", 5) == 0)
 		return 1; /* SO_REUSEPORT is for TCP */
-	uint64_t n = env_u64("HUTCH_PROXY_WORKERS", uv_available_parallelism());
+	uint64_t n =
+	        cfg->proxy_workers > 0 ? (uint64_t)cfg->proxy_workers : uv_available_parallelism();
 	return n < 1 ? 1 : n > MAX_WORKERS ? MAX_WORKERS : (size_t)n;
 }
 

@@ -14,7 +14,7 @@ sbx "$S1" team-a one running "[$UPORT]" 1
 sbx "$S2" team-a two running
 sbx "$W" team-a sleepy suspended
 fake_api_start --wake-mode ok --wake-delay 0.4
-HUTCH_PROXY_WAKE_TIMEOUT_MS=2000 proxy_start
+HUTCHD_PROXY_WAKE_TIMEOUT_MS=2000 proxy_start
 A=(-H "Authorization: Bearer $KEY_A")
 
 # activity

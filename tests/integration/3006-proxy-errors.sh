@@ -17,7 +17,7 @@ NOADDR=$(sandbox_id 3)
 python3 "$HUTCH_ROOT/tests/integration/helpers/proxy/fake.py" blackhole --port "$HOLE" >"$T/hole.out" &
 PIDS+=($!)
 wait_for grep -q READY "$T/hole.out"
-HUTCH_PROXY_FIRST_BYTE_TIMEOUT_MS=1000 HUTCH_PROXY_CONNECT_TIMEOUT_MS=1000 proxy_start
+HUTCHD_PROXY_FIRST_BYTE_TIMEOUT_MS=1000 HUTCHD_PROXY_CONNECT_TIMEOUT_MS=1000 proxy_start
 A=(-H "Authorization: Bearer $KEY_A")
 req() { curl -s -w ' %{http_code}' --max-time 20 "${A[@]}" "$@"; }
 
