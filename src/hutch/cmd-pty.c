@@ -283,9 +283,18 @@ static int pty_loop(struct pty_run *p)
 		struct pollfd fds[3] = {{.fd = p->ws.fd, .events = POLLIN},
 		                        {.fd = sig_pipe[0], .events = POLLIN},
 		                        {.fd = STDIN_FILENO, .events = POLLIN}};
-		int n = poll(fds, p->stdin_open ? 3 : 2, p->got_exit ? 2000 : -1);
+		/* piped input that ended: ^D again every second until the remote side ends (a
+		 * shell may have swallowed the first with the rest of a read) */
+		bool nudge = !p->stdin_open && !tty_is_raw && !p->got_exit;
+		int n = poll(fds, p->stdin_open ? 3 : 2, p->got_exit ? 2000 : nudge ? 1000 : -1);
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n == 0 && nudge) {
+			uint8_t op = PTY_DATA;
+			if (cli_ws_send(&p->ws, WS_OP_BINARY, &op, 1, "\x04", 1) < 0)
+				return cli_error("pty: sending input failed");
+			continue;
+		}
 		if (n <= 0) {
 			p->done = true;
 			p->result = p->got_exit ? exit_status(p->exit_code) : 1;

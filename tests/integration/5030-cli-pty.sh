@@ -83,12 +83,16 @@ out=$(drive '@HUTCH@ pty @TARGET@ -- sh -c "kill -TERM \$\$"; echo HUTCH_RC=$?' 
 rm -f /tmp/hutch-pty-drive.$$.py
 
 # not a terminal: input from a pipe, output captured, ^D at the end of input
-out=$(printf 'echo piped-$((1+1))\nexit 3\n' | $H pty ptybox -- sh); rc=$?
+out=$(printf 'echo piped-$((1+1))\nexit 3\n' | timeout 60 $H pty ptybox -- sh); rc=$?
 expect_eq "piped input: exit code" "$rc" 3
 expect_match "piped input: output" "$out" 'piped-2'
-out=$(printf 'echo eof-ends-it\n' | $H pty ptybox -- sh); rc=$?
+out=$(printf 'echo eof-ends-it\n' | timeout 60 $H pty ptybox -- sh); rc=$?
 expect_eq "end of piped input ends the shell (^D)" "$rc" 0
 expect_match "… after running the input" "$out" 'eof-ends-it'
+# ended piped input keeps reading as ended: a second reader also sees EOF (^D again)
+out=$(printf 'x\n' | timeout 60 $H pty ptybox -- sh -c 'cat >/dev/null; cat >/dev/null; echo both-ended; exit 4'); rc=$?
+expect_eq "every reader after the end of piped input sees EOF" "$rc" 4
+expect_match "… and the command went on" "$out" 'both-ended'
 $H pty nope-nope -- true </dev/null 2>/dev/null; expect_eq "unknown sandbox fails" $? 1
 $H pty ptybox -- /no/such/binary </dev/null >/dev/null 2>&1; rc=$?
 [ $rc != 0 ] && pass "a missing command fails ($rc)" || fail "a missing command exited 0"
