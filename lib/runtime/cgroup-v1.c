@@ -44,6 +44,17 @@ static int v1_setup(const struct rt_config *cfg, struct hutch_error *err)
 	return 0;
 }
 
+static int v1_teardown(const struct rt_config *cfg, struct hutch_error *err)
+{
+	int ret = 0;
+	for (size_t i = 0; rt_cgroup_v1_controllers[i]; i++) {
+		_cleanup_free_ char *dir = v1_dir(cfg, rt_cgroup_v1_controllers[i], NULL);
+		if (rmdir(dir) < 0 && errno != ENOENT && ret == 0)
+			ret = hutch_error_errno(err, "removing cgroup %s", dir);
+	}
+	return ret;
+}
+
 static int v1_set(const struct rt_config *cfg, const char *ctrl, const char *id, const char *leaf,
                   const char *value, struct hutch_error *err)
 {
@@ -282,6 +293,7 @@ static int v1_list(const struct rt_config *cfg, int (*cb)(const char *id, void *
 const struct rt_cgroup_ops rt_cgroup_v1_ops = {
         .name = "v1",
         .setup = v1_setup,
+        .teardown = v1_teardown,
         .create = v1_create,
         .open_for_clone = v1_open_for_clone,
         .attach = v1_attach,

@@ -77,6 +77,14 @@ static int v2_setup(const struct rt_config *cfg, struct hutch_error *err)
 	return v2_enable(dir, err);
 }
 
+static int v2_teardown(const struct rt_config *cfg, struct hutch_error *err)
+{
+	_cleanup_free_ char *dir = v2_dir(cfg, NULL);
+	if (rmdir(dir) < 0 && errno != ENOENT)
+		return hutch_error_errno(err, "removing cgroup %s", dir);
+	return 0;
+}
+
 static int v2_create(const struct rt_config *cfg, const char *id, const struct rt_limits *lim,
                      struct hutch_error *err)
 {
@@ -225,6 +233,7 @@ static int v2_list(const struct rt_config *cfg, int (*cb)(const char *id, void *
 const struct rt_cgroup_ops rt_cgroup_v2_ops = {
         .name = "v2",
         .setup = v2_setup,
+        .teardown = v2_teardown,
         .create = v2_create,
         .open_for_clone = v2_open_for_clone,
         .attach = v2_attach,

@@ -102,6 +102,8 @@ struct rt_limits {
 struct rt_cgroup_ops {
 	const char *name; /* "v1" or "v2" */
 	int (*setup)(const struct rt_config *cfg, struct hutch_error *err);
+	/* Removes the top cgroup setup made (it must be empty of sandboxes by then). */
+	int (*teardown)(const struct rt_config *cfg, struct hutch_error *err);
 	int (*create)(const struct rt_config *cfg, const char *id, const struct rt_limits *lim,
 	              struct hutch_error *err);
 	/* v2: an fd for CLONE_INTO_CGROUP; v1: -1 (the pid is attached with attach). */

@@ -79,6 +79,9 @@ int rt_init(const struct rt_config *cfg, struct hutch_error *err)
 
 int rt_host_release(const struct rt_config *cfg, struct hutch_error *err)
 {
+	const struct rt_cgroup_ops *cg = rt_cgroup(NULL);
+	if (cg && cg->teardown(cfg, err) < 0)
+		return -1;
 	if (!rt_is_mountpoint(cfg->state_dir))
 		return 0;
 	if (umount2(cfg->state_dir, MNT_DETACH) < 0)

@@ -97,8 +97,9 @@ enum rt_exit_reason {
  * Fills err with a message naming the missing feature. */
 int rt_init(const struct rt_config *cfg, struct hutch_error *err);
 
-/* Undoes rt_init's host setup (the private bind mount of state_dir) once no sandbox and no
- * pooled disk is left, e.g. when uninstalling or at the end of a test. Idempotent. */
+/* Undoes rt_init's host setup (the top cgroup, the private bind mount of state_dir) once no
+ * sandbox and no pooled disk is left, e.g. when uninstalling or at the end of a test.
+ * Idempotent. */
 int rt_host_release(const struct rt_config *cfg, struct hutch_error *err);
 
 /* Creates and starts a sandbox. On success *ret is a new handle (free with rt_sandbox_free) and

@@ -702,7 +702,9 @@ int hutchd_cleanup(struct hutchd_config *cfg)
 	struct hutch_error err = HUTCH_ERROR_INIT;
 	hutchd_rt_config(cfg, &rt, &state_dir);
 	int rc = 0;
-	if (access(state_dir, F_OK) == 0) {
+	{
+		/* sandboxes are found by their state, their run directory and their cgroup: one
+		 * whose state is gone is still found (and ended) through the others */
 		struct buf ids = BUF_INIT;
 		rt_sandbox_list(&rt, collect_id, &ids, &err);
 		struct sv rest = sv_make(buf_cstr(&ids), ids.len), id;
