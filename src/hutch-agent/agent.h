@@ -30,6 +30,7 @@ struct agent_config {
 	size_t max_output_lines; /* captured lines kept per stream */
 	size_t max_line_bytes;   /* longer lines are split */
 	size_t max_exited;       /* exited processes kept in the table */
+	size_t max_exited_bytes; /* captured output they keep, all together */
 	size_t max_running;      /* live processes started through the API */
 	size_t max_json_body;
 	uint64_t keepalive_ms;      /* SSE keep-alive comments */

@@ -34,6 +34,7 @@ static void config_defaults(struct agent_config *c)
 	c->max_output_lines = 100000;
 	c->max_line_bytes = 64 * 1024;
 	c->max_exited = 1000;
+	c->max_exited_bytes = 64 * 1024 * 1024;
 	c->max_running = 4096;
 	c->max_json_body = 1024 * 1024;
 	c->keepalive_ms = 15000;
@@ -50,7 +51,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 	        "usage: hutch-agent [--socket PATH] [--listen ADDR:PORT] [--max-output-bytes N]\n"
-	        "                   [--max-output-lines N] [--max-exited N] [--tunnel-502]\n"
+	        "                   [--max-output-lines N] [--max-exited N] [--max-exited-bytes N] [--tunnel-502]\n"
 	        "Environment: HUTCH_AGENT_SOCKET, HUTCH_READY_FD, HUTCH_OOM_FILE,\n"
 	        "HUTCH_ENTRYPOINT_FILE, HUTCH_EXIT_REASON_FILE, HUTCH_AGENT_LOG_LEVEL.\n"
 	        "Test knobs: HUTCH_AGENT_PTY_IDLE_MS, HUTCH_AGENT_PTY_REAP_MS,\n"
@@ -99,6 +100,7 @@ static void parse_args(int argc, char **argv, struct agent_config *c)
 	        {"max-output-bytes", required_argument, NULL, 'b'},
 	        {"max-output-lines", required_argument, NULL, 'n'},
 	        {"max-exited", required_argument, NULL, 'x'},
+	        {"max-exited-bytes", required_argument, NULL, 'X'},
 	        {"tunnel-502", no_argument, NULL, 't'},
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
@@ -120,6 +122,9 @@ static void parse_args(int argc, char **argv, struct agent_config *c)
 			break;
 		case 'x':
 			c->max_exited = arg_size(optarg);
+			break;
+		case 'X':
+			c->max_exited_bytes = arg_size(optarg);
 			break;
 		case 't':
 			c->tunnel_refused_502 = true;

@@ -321,15 +321,26 @@ void proc_remove(struct proc *p)
 	proc_unref(p);
 }
 
-/* Evicts the oldest finished processes beyond the cap (ones still being followed stay). */
+static size_t proc_output_bytes(const struct proc *p)
+{
+	return p->out[0].log.bytes + p->out[1].log.bytes;
+}
+
+/* Evicts the oldest finished processes beyond the caps on their number and on the output they
+ * keep (ones still being followed stay): the output is charged to the sandbox's memory. */
 static void table_trim(struct agent *a)
 {
-	size_t over = 0;
+	size_t over = 0, bytes = 0;
 	for (struct proc *p = a->procs_head; p; p = p->next)
-		over += proc_over(p);
-	for (struct proc *p = a->procs_head, *next; p && over > a->cfg.max_exited; p = next) {
+		if (proc_over(p)) {
+			over++;
+			bytes += proc_output_bytes(p);
+		}
+	for (struct proc *p = a->procs_head, *next;
+	     p && (over > a->cfg.max_exited || bytes > a->cfg.max_exited_bytes); p = next) {
 		next = p->next;
 		if (proc_over(p) && !p->subs) {
+			bytes -= proc_output_bytes(p);
 			proc_remove(p);
 			over--;
 		}

@@ -54,6 +54,15 @@ ms=$(( ($(date +%s%N) - start) / 1000000 ))
 check "shutdown with cooperative children is quick ($ms ms)" test $ms -lt 3000
 check "children were terminated" bash -c "! kill -0 $pid 2>/dev/null"
 
+# finished processes keep at most --max-exited-bytes of output together: the oldest go
+agent_start --max-exited-bytes 2500000
+for i in 1 2 3 4; do
+	A -N -X POST -d '{"command":"sh","args":["-c","head -c 1000000 /dev/zero | tr \"\\\\0\" a | fold -w 100"]}' /processes/run >/dev/null
+done
+check "the newest outputs stay within the cap" jq -e '[.processes[]|select(.status!="running")]|length==2' <<<"$(A /processes)"
+check "the agent's memory is bounded by it" test "$(awk '/VmRSS/{print $2}' /proc/$AGENT_PID/status)" -lt 20000
+agent_stop
+
 # a child that ignores SIGTERM is SIGKILLed after the 5 s grace
 agent_start
 pid=$(start_proc '{"command":"sh","args":["-c","trap \"\" TERM; while :; do sleep 0.1; done"]}')
