@@ -155,6 +155,8 @@ void http_sse_start(struct http_request *req);
 /* Writes "event: <event>\n" (when event is non-NULL) and "data: <data>\n\n". Returns as
  * http_response_write. */
 int http_sse_send(struct http_request *req, const char *event, const char *data, size_t len);
+/* Appends the same event to out, to send several with one http_response_write. */
+void http_sse_append(struct buf *out, const char *event, const char *data, size_t len);
 int http_sse_comment(struct http_request *req, const char *text);
 
 /* Takes the connection out of HTTP handling (after a 101 or for a raw tunnel): returns the

@@ -396,22 +396,27 @@ void http_sse_start(struct http_request *req)
 	http_response_start(req, 200, -1);
 }
 
-int http_sse_send(struct http_request *req, const char *event, const char *data, size_t len)
+void http_sse_append(struct buf *b, const char *event, const char *data, size_t len)
 {
-	struct buf b = BUF_INIT;
 	if (event)
-		buf_printf(&b, "event: %s\n", event);
+		buf_printf(b, "event: %s\n", event);
 	/* one data: line per line of data, as SSE requires */
 	size_t start = 0;
 	for (size_t i = 0; i <= len; i++) {
 		if (i == len || data[i] == '\n') {
-			buf_adds(&b, "data: ");
-			buf_add(&b, data + start, i - start);
-			buf_addch(&b, '\n');
+			buf_adds(b, "data: ");
+			buf_add(b, data + start, i - start);
+			buf_addch(b, '\n');
 			start = i + 1;
 		}
 	}
-	buf_addch(&b, '\n');
+	buf_addch(b, '\n');
+}
+
+int http_sse_send(struct http_request *req, const char *event, const char *data, size_t len)
+{
+	struct buf b = BUF_INIT;
+	http_sse_append(&b, event, data, len);
 	int r = http_response_write(req, b.data, b.len);
 	buf_release(&b);
 	return r;

@@ -265,7 +265,9 @@ static void sub_detach(struct sub *s)
 	proc_unref(p);
 }
 
-static int sub_send_line(struct sub *s, int stream, int64_t ts, const char *line, size_t len)
+/* Appends one line's event to out (sent in batches: one write per batch, not per line). */
+static void sub_format_line(struct sub *s, int stream, int64_t ts, const char *line, size_t len,
+                            struct buf *out)
 {
 	struct buf b = BUF_INIT;
 	struct jw w;
@@ -277,16 +279,14 @@ static int sub_send_line(struct sub *s, int stream, int64_t ts, const char *line
 	if (s->kind == SUB_OUTPUT || s->kind == SUB_RUN)
 		jw_kstr(&w, "stream", stream_names[stream]);
 	jw_obj_end(&w);
-	int r = http_sse_send(s->req, s->kind == SUB_RUN ? NULL : "output", b.data, b.len);
+	http_sse_append(out, s->kind == SUB_RUN ? NULL : "output", b.data, b.len);
 	buf_release(&b);
-	return r;
 }
 
 /* Lines the log evicted before this subscriber read them become one marker line each. */
-static int sub_send_markers(struct sub *s, unsigned streams)
+static void sub_format_markers(struct sub *s, unsigned streams, struct buf *out)
 {
-	int r = 0;
-	for (int i = 0; i < 2 && r >= 0; i++) {
+	for (int i = 0; i < 2; i++) {
 		const struct outlog *log = &s->p->out[i].log;
 		if (!(streams & (1u << i)) || s->cur[i] >= log->first)
 			continue;
@@ -294,10 +294,9 @@ static int sub_send_markers(struct sub *s, unsigned streams)
 		marker_line(&m, i, log->first - s->cur[i], s->p->a);
 		const struct out_line *l = outlog_get(log, log->first);
 		s->cur[i] = log->first;
-		r = sub_send_line(s, i, l ? l->ts : time_now_ms(), m.data, m.len);
+		sub_format_line(s, i, l ? l->ts : time_now_ms(), m.data, m.len, out);
 		buf_release(&m);
 	}
-	return r;
 }
 
 static void sub_end(struct sub *s)
@@ -328,25 +327,35 @@ static void sub_set_pressure(struct sub *s)
 		proc_io_pause(s->p);
 }
 
-/* Sends what the subscriber has not seen yet, as far as the client keeps up. */
+#define SUB_BATCH_BYTES (64 * 1024)
+
+/* Sends what the subscriber has not seen yet, as far as the client keeps up, in batches of
+ * lines (one write each). */
 static void sub_pump(struct sub *s)
 {
 	unsigned streams = kind_streams(s->kind);
+	struct buf batch = BUF_INIT;
 	while (!s->pressured) {
-		int r = sub_send_markers(s, streams);
+		sub_format_markers(s, streams, &batch);
 		const struct out_line *l;
-		int i = r < 0 ? -1 : next_line(s->p, streams, s->cur, &l);
-		if (i >= 0) {
+		int i;
+		while (batch.len < SUB_BATCH_BYTES &&
+		       (i = next_line(s->p, streams, s->cur, &l)) >= 0) {
 			s->cur[i]++;
-			r = sub_send_line(s, i, l->ts, l->data, l->len);
+			sub_format_line(s, i, l->ts, l->data, l->len, &batch);
 		}
-		if (r < 0)
+		if (batch.len == 0)
+			break;
+		int r = http_response_write(s->req, batch.data, batch.len);
+		buf_reset(&batch);
+		if (r < 0) {
+			buf_release(&batch);
 			return; /* the connection is gone (and s with it, via on_abort) */
+		}
 		if (r > 0)
 			sub_set_pressure(s);
-		else if (i < 0)
-			break;
 	}
+	buf_release(&batch);
 	if (!s->pressured && proc_over(s->p))
 		sub_end(s);
 }
