@@ -49,7 +49,7 @@ static int v1_teardown(const struct rt_config *cfg, struct hutch_error *err)
 	int ret = 0;
 	for (size_t i = 0; rt_cgroup_v1_controllers[i]; i++) {
 		_cleanup_free_ char *dir = v1_dir(cfg, rt_cgroup_v1_controllers[i], NULL);
-		if (rmdir(dir) < 0 && errno != ENOENT && ret == 0)
+		if (rmdir(dir) < 0 && errno != ENOENT && errno != EBUSY && ret == 0)
 			ret = hutch_error_errno(err, "removing cgroup %s", dir);
 	}
 	return ret;

@@ -80,7 +80,7 @@ static int v2_setup(const struct rt_config *cfg, struct hutch_error *err)
 static int v2_teardown(const struct rt_config *cfg, struct hutch_error *err)
 {
 	_cleanup_free_ char *dir = v2_dir(cfg, NULL);
-	if (rmdir(dir) < 0 && errno != ENOENT)
+	if (rmdir(dir) < 0 && errno != ENOENT && errno != EBUSY)
 		return hutch_error_errno(err, "removing cgroup %s", dir);
 	return 0;
 }

@@ -159,6 +159,7 @@ struct agent {
 	char **base_env; /* the agent's environment, minus its own control variables */
 	uv_signal_t sig_chld, sig_term, sig_int;
 	uv_timer_t keepalive_timer, shutdown_timer;
+	uv_timer_t trim_timer; /* a deferred proc_table_trim (safe point, not inside a walk) */
 	int exit_status;
 };
 
@@ -176,6 +177,8 @@ void agent_respond_json(struct http_request *req, int status, const struct buf *
 /* Starts spec (ownership passes to the process on success). Returns 0 and the process, or a
  * negative code with err set (400-worthy for bad users / directories / commands). */
 int proc_start(struct agent *a, struct proc_spec *spec, struct proc **ret, struct hutch_error *err);
+/* Evicts the oldest finished processes beyond the caps (--max-exited, --max-exited-bytes). */
+void proc_table_trim(struct agent *a);
 /* Respawns a managed process in place (new pid, same name/output). */
 int proc_respawn(struct proc *p, struct hutch_error *err);
 /* By decimal pid or managed name; NULL when unknown. */

@@ -367,7 +367,8 @@ static void agent_init(struct agent *a, uv_loop_t *loop)
 	uv_signal_start(&a->sig_usr2, on_sigusr2, SIGUSR2);
 	uv_timer_init(loop, &a->keepalive_timer);
 	uv_timer_init(loop, &a->shutdown_timer);
-	a->keepalive_timer.data = a->shutdown_timer.data = a;
+	uv_timer_init(loop, &a->trim_timer);
+	a->keepalive_timer.data = a->shutdown_timer.data = a->trim_timer.data = a;
 	uv_timer_start(&a->keepalive_timer, keepalive_tick, a->cfg.keepalive_ms,
 	               a->cfg.keepalive_ms);
 }

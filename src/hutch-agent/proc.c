@@ -2,6 +2,7 @@
  * signals, reaping with OOM detection, the end of a run, eviction of old exited processes, and
  * the ProcessInfo JSON. */
 #include <errno.h>
+#include <malloc.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -204,8 +205,6 @@ static int check_name_free(struct agent *a, const char *name, struct hutch_error
 	return 0;
 }
 
-static void table_trim(struct agent *a);
-
 int proc_start(struct agent *a, struct proc_spec *spec, struct proc **ret, struct hutch_error *err)
 {
 	if (a->shutting_down)
@@ -227,7 +226,7 @@ int proc_start(struct agent *a, struct proc_spec *spec, struct proc **ret, struc
 		p->m = managed_new(spec);
 		managed_on_start(p);
 	}
-	table_trim(a);
+	proc_table_trim(a);
 	*ret = p;
 	return 0;
 }
@@ -328,9 +327,9 @@ static size_t proc_output_bytes(const struct proc *p)
 
 /* Evicts the oldest finished processes beyond the caps on their number and on the output they
  * keep (ones still being followed stay): the output is charged to the sandbox's memory. */
-static void table_trim(struct agent *a)
+void proc_table_trim(struct agent *a)
 {
-	size_t over = 0, bytes = 0;
+	size_t over = 0, bytes = 0, freed = 0;
 	for (struct proc *p = a->procs_head; p; p = p->next)
 		if (proc_over(p)) {
 			over++;
@@ -341,10 +340,13 @@ static void table_trim(struct agent *a)
 		next = p->next;
 		if (proc_over(p) && !p->subs) {
 			bytes -= proc_output_bytes(p);
+			freed += proc_output_bytes(p);
 			proc_remove(p);
 			over--;
 		}
 	}
+	if (freed >= 4 * 1024 * 1024)
+		malloc_trim(0); /* many small line allocations: give the pages back */
 }
 
 /* ---- exit ---- */
@@ -435,7 +437,7 @@ void proc_finish(struct proc *p)
 		managed_on_exit(p);
 	proc_subs_notify(p);
 	if (!p->removed)
-		table_trim(a);
+		proc_table_trim(a);
 	agent_exit_check(a);
 }
 

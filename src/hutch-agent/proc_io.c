@@ -249,9 +249,15 @@ void proc_output_json(struct proc *p, enum sub_kind kind, struct buf *out)
 
 /* ---- subscribers ---- */
 
+static void trim_fire(uv_timer_t *t)
+{
+	proc_table_trim(t->data);
+}
+
 static void sub_detach(struct sub *s)
 {
 	struct proc *p = s->p;
+	struct agent *a = p->a;
 	if (s->pressured && s->kind == SUB_RUN && --p->paused_by == 0)
 		proc_io_resume(p);
 	if (s->prev)
@@ -263,6 +269,10 @@ static void sub_detach(struct sub *s)
 	s->req->data = NULL;
 	free(s);
 	proc_unref(p);
+	/* a finished process nobody follows any more may go now: soon, not from inside whatever
+	 * walk of the tables got here */
+	if (!uv_is_closing((uv_handle_t *)&a->trim_timer))
+		uv_timer_start(&a->trim_timer, trim_fire, 0, 0);
 }
 
 /* Appends one line's event to out (sent in batches: one write per batch, not per line). */
