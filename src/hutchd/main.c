@@ -141,21 +141,27 @@ int main(int argc, char **argv)
 			break;
 		}
 	}
+	int rc = 0;
 	if (hutchd_config_load(&cfg, argc, argv, &err) < 0) {
 		log_error("%s", err.msg);
-		return 2;
+		rc = 2;
+		goto out;
 	}
 	log_set_level((enum log_level)log_level_parse(cfg.log_level));
-	if (cleanup)
-		return hutchd_cleanup(&cfg);
+	if (cleanup) {
+		rc = hutchd_cleanup(&cfg);
+		goto out;
+	}
 	if (mkdir_p(cfg.data_dir, 0700) < 0) {
 		log_error("cannot create data directory %s: %s", cfg.data_dir, strerror(errno));
-		return 1;
+		rc = 1;
+		goto out;
 	}
 	/* the token the executor and proxy use on the internal API */
 	if (hutchd_node_token_load(&cfg, hutchd_config_has_role(&cfg, "api"), &err) < 0) {
 		log_error("%s", err.msg);
-		return 1;
+		rc = 1;
+		goto out;
 	}
 	size_t n = sizeof(roles) / sizeof(roles[0]);
 	size_t active = 0;
@@ -171,7 +177,8 @@ int main(int argc, char **argv)
 	}
 	if (active == 0) {
 		log_error("no known role in --roles '%s' (api, proxy, executor)", cfg.roles);
-		return 2;
+		rc = 2;
+		goto out;
 	}
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	struct sigaction sa = {.sa_handler = on_stop};
@@ -181,14 +188,17 @@ int main(int argc, char **argv)
 	log_info("hutchd %s starting roles %s (data dir %s)", HUTCH_VERSION, cfg.roles,
 	         cfg.data_dir);
 	for (size_t i = 0; i < active; i++) {
-		if (role_start(&roles[i], &cfg, (int)i) < 0)
-			return 1;
+		if (role_start(&roles[i], &cfg, (int)i) < 0) {
+			rc = 1;
+			goto out;
+		}
 		if (i == 0 && strcmp(roles[i].name, "api") == 0)
 			usleep(1000); /* let the api bind first; others retry anyway */
 	}
 	supervise(&cfg, active);
 	log_info("stopping (signal %d)", (int)stopping);
 	stop_all(active);
+out:
 	hutchd_config_release(&cfg);
-	return 0;
+	return rc;
 }

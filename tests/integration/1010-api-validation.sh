@@ -77,7 +77,11 @@ good ''
 good '{"resources":{"cpus":0.25,"memory_mb":1024.0,"ephemeral_disk_mb":2048},"timeout_secs":0}'
 good '{"resources":{"gpus":[]},"secret_names":[],"file_systems":[],"image":null,"name":null}'
 good '{"name":"abcdefghij0123456789","exposed_ports":[8080,80,8080]}'
-good '{"network":{"allow_internet_access":false,"allow_out":["198.51.100.7:443","10.0.0.0/8","example.com"],"deny_out":[]}}'
+good '{"network":{"allow_internet_access":false,"allow_out":["198.51.100.7:443","10.0.0.0/8"],"deny_out":[]}}'
+# a well-formed host name must resolve (this server's DNS answers nothing: 127.0.0.1:1)
+bad '{"network":{"allow_out":["example.com"]}}' 400 "INVALID_NETWORK_POLICY"
+bad '{"network":{"deny_out":["10.0.0.1","no-such-host.test"]}}' 400 "deny_out[1]"
+
 good '{"allow_unauthenticated_proxy_access":true,"unknown_field_is_ignored":1}'
 
 api POST "/sandboxes?wait=false" '{"name":"ports","exposed_ports":[8080,80,8080,443]}'

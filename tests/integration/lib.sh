@@ -72,9 +72,12 @@ net_slot() {
 			local p
 			p=$(printf 't%02x' "$n")
 			T_VETH_PREFIX=$p
+			# names resolve nowhere by default (127.0.0.1:1 refuses at once): no test
+			# query ever leaves the machine; a test with its own DNS passes
+			# --dns-upstreams again (the last one wins)
 			T_NETFLAGS=(--cgroup-name "hutch-it$n" --network-cidr "10.89.$n.0/24"
 				--network-bridge "hit$n" --network-table "hutch_it$n"
-				--network-veth-prefix "$p")
+				--network-veth-prefix "$p" --dns-upstreams 127.0.0.1:1)
 			return 0
 		fi
 		# a slot whose owner is gone is free again
