@@ -37,7 +37,7 @@ $H snapshot nope-nope >/dev/null 2>&1; expect_eq "snapshot of an unknown sandbox
 $H snapshot snapsrc --type bogus >/dev/null 2>&1; expect_eq "a bad --type is a usage error" $? 2
 
 # memory: running processes and their memory come along
-$H exec -d snapsrc -- sh -c 'i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.2; done' >/dev/null
+$H exec -d snapsrc -- sh -c 'i=0; while true; do i=$((i+1)); echo $i > /tmp/count.new; mv /tmp/count.new /tmp/count; sleep 0.2; done' >/dev/null
 wait_for sh -c "[ \"\$($H exec snapsrc -- cat /tmp/count 2>/dev/null)\" -ge 5 ]"
 if ! msid=$($H snapshot snapsrc --type memory 2>/tmp/hutch-snap.$$); then
 	if grep -q MEMORY_SNAPSHOT_UNAVAILABLE /tmp/hutch-snap.$$; then

@@ -9,7 +9,7 @@ T="X-Tensorlake-Request-Timeout-Ms: 30000"
 mk() { curl -s -H "$AUTH" -H "$T" -X POST "$API/sandboxes" -d "$1" | jq_get .sandbox_id; }
 wait_snap() { for _ in $(seq 1 100); do st=$(apij GET "/snapshots/$1" | jq_get .status); [ "$st" != in_progress ] && break; sleep 0.1; done; echo "$st"; }
 id=$(mk '{"image":"busybox","name":"origin"}')
-sb_run "$id" 'echo data > /root/kept; rm /etc/group; mkdir -p /srv/d; echo x > /srv/d/f; (i=0; while :; do i=$((i+1)); echo $i > /tmp/count; sleep 0.1; done) </dev/null >/dev/null 2>&1 &' >/dev/null
+sb_run "$id" 'echo data > /root/kept; rm /etc/group; mkdir -p /srv/d; echo x > /srv/d/f; (i=0; while :; do i=$((i+1)); echo $i > /tmp/count.new; mv /tmp/count.new /tmp/count; sleep 0.1; done) </dev/null >/dev/null 2>&1 &' >/dev/null
 
 api POST "/sandboxes/$id/snapshot" '{"snapshot_type":"bogus"}'; expect_eq "unknown snapshot_type is 400" "$CODE" 400
 api POST "/sandboxes/$id/snapshot"

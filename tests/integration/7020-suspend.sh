@@ -7,7 +7,7 @@ need_root; need_cmd jq
 hutchd_start --suspend-to-disk-secs -1
 T="X-Tensorlake-Request-Timeout-Ms: 30000"
 id=$(curl -s -H "$AUTH" -H "$T" -X POST "$API/sandboxes" -d '{"image":"busybox","name":"keep","resources":{"memory_mb":256}}' | jq_get .sandbox_id)
-sb_run "$id" 'mkdir -p /www; echo served > /www/index.html; httpd -p 127.0.0.1:8000 -h /www; (i=0; while :; do i=$((i+1)); echo $i > /tmp/count; sleep 0.1; done) </dev/null >/dev/null 2>&1 &' >/dev/null
+sb_run "$id" 'mkdir -p /www; echo served > /www/index.html; httpd -p 127.0.0.1:8000 -h /www; (i=0; while :; do i=$((i+1)); echo $i > /tmp/count.new; mv /tmp/count.new /tmp/count; sleep 0.1; done) </dev/null >/dev/null 2>&1 &' >/dev/null
 count() { sb_run "$id" 'cat /tmp/count'; }
 listener() { sb_run "$id" 'wget -qO- http://127.0.0.1:8000/'; }
 expect_eq "the listener answers" "$(listener)" served

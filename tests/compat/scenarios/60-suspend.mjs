@@ -4,7 +4,7 @@ import { RemoteAPIError, Sandbox } from "tensorlake";
 import { test } from "../harness.mjs";
 import { assert, client, createSandbox, eventually, rejectsWith, sleep } from "../lib.mjs";
 
-const COUNTER = "i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.2; done";
+const COUNTER = "i=0; while true; do i=$((i+1)); echo $i > /tmp/count.new; mv /tmp/count.new /tmp/count; sleep 0.2; done";
 
 async function count(sbx) {
 	return Number((await sbx.run("cat", { args: ["/tmp/count"] })).stdout);

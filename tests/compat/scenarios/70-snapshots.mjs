@@ -6,7 +6,7 @@ import { test } from "../harness.mjs";
 import { assert, client, createSandbox, eventually, own, rejectsWith, skipIfUnavailable, sleep } from "../lib.mjs";
 
 const UNAVAILABLE = ["MEMORY_SNAPSHOT_UNAVAILABLE"];
-const COUNTER = "i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.2; done";
+const COUNTER = "i=0; while true; do i=$((i+1)); echo $i > /tmp/count.new; mv /tmp/count.new /tmp/count; sleep 0.2; done";
 const ready = (s) => s === SnapshotStatus.LOCAL_READY || s === SnapshotStatus.COMPLETED;
 
 async function restore(snapshotId, opts = {}) {
