@@ -9,7 +9,8 @@ cd "$(dirname "$0")/../.."
 . bench/lib.sh
 . tests/integration/lib.sh
 seq=${1:-100}; burst=${2:-50}; density=${3:-500}
-hutchd_start --max-sandboxes 100000
+# a /16 of addresses for the density run (a test server's own network is a /24)
+hutchd_start --max-sandboxes 100000 --network-cidr 10.90.0.0/16
 sleep 2 # executor registered, warm disk pool filled
 json=$(python3 bench/create/create.py "${API#http://}" "${PROXY#http://}" "$KEY" "$T_DATA/hutchd.log" "$seq" "$burst" "$density")
 echo "$json"
