@@ -12,7 +12,7 @@
 	" allow_unauth, exposed_ports, snapshot_id, template_id, secret_names, pool_id, status," \
 	" desired, pending_reason, outcome, termination_reason, error_details, created_at,"      \
 	" updated_at, terminated_at, archived_at, last_activity_at, executor_id, agent_socket,"  \
-	" ip, generation, pool_state, pool_generation, snapshot_op, network_pending"
+	" ip, generation, pool_state, pool_generation, snapshot_op, network_pending, suspend_to_disk"
 
 void sandbox_rec_release(struct sandbox_rec *r)
 {
@@ -87,10 +87,11 @@ static void sb_from_row(struct db_row *row, struct sandbox_rec *r)
 	r->pool_generation = db_row_int(row, 32);
 	r->snapshot_op = col(row, 33);
 	r->network_pending = col(row, 34);
+	r->suspend_to_disk = db_row_int(row, 35) != 0;
 }
 
 /* Parameters in SB_COLS order, for insert and update. */
-#define SB_NCOLS 35
+#define SB_NCOLS 36
 /* warm pool sandboxes belong to their pool until claimed: users do not see them */
 #define NOT_WARM "(pool_state IS NULL OR pool_state <> 'warm')"
 
@@ -132,6 +133,7 @@ static void sb_params(const struct sandbox_rec *r, struct db_value p[SB_NCOLS])
 	        DB_I(r->pool_generation),
 	        DB_T(r->snapshot_op),
 	        DB_T(r->network_pending),
+	        DB_I(r->suspend_to_disk),
 	};
 	_Static_assert(sizeof(v) / sizeof(v[0]) == SB_NCOLS, "one parameter per column");
 	memcpy(p, v, sizeof(v));
@@ -144,7 +146,7 @@ int store_sandbox_insert(struct store *s, const struct sandbox_rec *r, struct hu
 	int rc = db_exec(s->db,
 	                 "INSERT INTO sandboxes(" SB_COLS ") VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,"
 	                 "$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,"
-	                 "$29,$30,$31,$32,$33,$34,$35)",
+	                 "$29,$30,$31,$32,$33,$34,$35,$36)",
 	                 p, SB_NCOLS, NULL, err);
 	if (rc == -EEXIST)
 		return hutch_error_api(err, 409, "NAME_TAKEN",
@@ -167,7 +169,7 @@ int store_sandbox_update(struct store *s, const struct sandbox_rec *r, struct hu
 	        " termination_reason=$21, error_details=$22, created_at=$23, updated_at=$24,"
 	        " terminated_at=$25, archived_at=$26, last_activity_at=$27, executor_id=$28,"
 	        " agent_socket=$29, ip=$30, generation=$31, pool_state=$32,"
-	        " pool_generation=$33, snapshot_op=$34, network_pending=$35 WHERE id=$1",
+	        " pool_generation=$33, snapshot_op=$34, network_pending=$35, suspend_to_disk=$36 WHERE id=$1",
 	        p, SB_NCOLS, &changes, err);
 	if (rc == -EEXIST)
 		return hutch_error_api(err, 409, "NAME_TAKEN",

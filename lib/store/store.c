@@ -74,6 +74,8 @@ static const char *const migrations[] = {
         " created_at, updated_at, generation FROM pools;"
         "DROP TABLE pools;"
         "ALTER TABLE pools5 RENAME TO pools;",
+        /* 6: a suspend that goes to disk at once */
+        "ALTER TABLE sandboxes ADD COLUMN suspend_to_disk INTEGER NOT NULL DEFAULT 0;",
 };
 
 static int read_int(struct db_row *row, void *data)

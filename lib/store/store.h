@@ -92,6 +92,7 @@ struct sandbox_rec {
 	char *snapshot_op; /* JSON {"id","type"} of a snapshot the executor must take, or NULL */
 	char *network_pending; /* a policy (JSON, "null" = unrestricted) not yet applied by the
 	                        * executor, or NULL */
+	bool suspend_to_disk;  /* suspended on request straight to disk (CRIU), not after a delay */
 };
 
 void sandbox_rec_release(struct sandbox_rec *r);

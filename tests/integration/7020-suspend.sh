@@ -1,7 +1,8 @@
 #!/bin/bash
 # Suspend keeps everything: a counter process and a TCP listener inside a named sandbox carry on
-# across an in-memory suspend, a suspend to disk (CRIU: memory freed), a server restart while
-# suspended to disk, and an automatic resume triggered by proxy traffic.
+# across an in-memory suspend, a suspend to disk on request (?to_disk=true) and after a delay
+# (CRIU: memory freed), a server restart while suspended to disk, and an automatic resume
+# triggered by proxy traffic.
 . "$(dirname "$0")/lib.sh"
 need_root; need_cmd jq
 hutchd_start --suspend-to-disk-secs -1
@@ -18,10 +19,29 @@ a=$(count); suspend; sleep 1; resume; b=$(count)
 [ "$b" -ge "$a" ] && [ "$b" -lt $((a + 8)) ] && pass "in-memory suspend: counter carried on, frozen meanwhile ($a -> $b)" || fail "counter $a -> $b"
 expect_eq "in-memory suspend: the listener still answers" "$(listener)" served
 
+# on request: ?to_disk=true checkpoints at once (this server never would on its own: -1)
+api POST "/sandboxes/$id/suspend?to_disk=maybe"; expect_eq "to_disk takes true or false" "$CODE" 400
+if grep -q "memory snapshots unavailable" "$T_DATA/hutchd.log"; then
+	api POST "/sandboxes/$id/suspend?to_disk=true"
+	expect_eq "to_disk without CRIU is refused" "$(jq_get .code <<<"$BODY")" MEMORY_SNAPSHOT_UNAVAILABLE
+else
+	a=$(count); api POST "/sandboxes/$id/suspend?to_disk=true"
+	expect_eq "suspend?to_disk=true is 202" "$CODE" 202
+	wait_for sh -c "grep -q 'sandbox $id suspended to disk' $T_DATA/hutchd.log"
+	expect_eq "on request it goes to disk at once" "$(grep -c "sandbox $id suspended to disk" "$T_DATA/hutchd.log")" 1
+	resume; b=$(count)
+	[ "$b" -ge "$a" ] && [ "$b" -lt $((a + 10)) ] && pass "and comes back with its counter ($a -> $b)" || fail "counter $a -> $b"
+	api POST "/sandboxes/$id/suspend"; wait_for sh -c "curl -s -H '$AUTH' $API/sandboxes/$id | jq -e '.status==\"suspended\"'"
+	sleep 1.5
+	expect_eq "a later plain suspend stays in memory" "$(grep -c "sandbox $id suspended to disk" "$T_DATA/hutchd.log")" 1
+	resume
+fi
+
 hutchd_kill TERM
 hutchd_restart --suspend-to-disk-secs 1
 a=$(count); suspend
-if ! wait_for sh -c "grep -q 'sandbox $id suspended to disk' $T_DATA/hutchd.log"; then
+on_disk_before=$(grep -c "sandbox $id suspended to disk" "$T_DATA/hutchd.log")
+if ! wait_for sh -c "[ \$(grep -c 'sandbox $id suspended to disk' $T_DATA/hutchd.log) -gt $on_disk_before ]"; then
 	if grep -q "memory snapshots unavailable" "$T_DATA/hutchd.log"; then
 		echo "SKIP: suspend to disk: $(grep -m1 'memory snapshots unavailable' "$T_DATA/hutchd.log")"; t_done
 	fi

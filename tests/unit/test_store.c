@@ -41,7 +41,7 @@ int main(void)
 	struct store *s;
 
 	CHECK(store_open_sqlite(path, &s, &err) == 0);
-	CHECK(store_schema_version(s) == 5);
+	CHECK(store_schema_version(s) == 6);
 
 	/* keys */
 	struct key_rec k = {
@@ -153,7 +153,7 @@ int main(void)
 
 	/* durability: reopen and find everything, migrations are idempotent */
 	store_close(s);
-	CHECK(store_open_sqlite(path, &s, &err) == 0 && store_schema_version(s) == 5);
+	CHECK(store_open_sqlite(path, &s, &err) == 0 && store_schema_version(s) == 6);
 	CHECK(store_sandbox_get(s, "default", "web", 0, &g, &err) == 0);
 	sandbox_rec_release(&g);
 	int64_t live = 0;

@@ -41,6 +41,7 @@ static json_t *assignment_json(const struct sandbox_rec *r)
 	json_object_set_new(o, "snapshot_op", json_text(r->snapshot_op));
 	json_object_set_new(o, "network_pending_set", json_boolean(r->network_pending != NULL));
 	json_object_set_new(o, "network_pending", json_text(r->network_pending));
+	json_object_set_new(o, "suspend_to_disk", json_boolean(r->suspend_to_disk));
 	return o;
 }
 

@@ -488,6 +488,7 @@ int api_sandbox_terminate(struct api *api, struct sandbox_rec *r, const char *ou
 
 int api_sandbox_begin_suspend(struct api *api, struct sandbox_rec *r, struct hutch_error *err)
 {
+	r->suspend_to_disk = false; /* the executor's --suspend-to-disk-secs decides */
 	rec_set(&r->status, "suspending");
 	rec_set(&r->desired, "suspended");
 	r->generation++;
@@ -525,22 +526,58 @@ void api_sandbox_delete(struct http_request *req, struct api_ctx *ctx)
 	sandbox_rec_release(&r);
 }
 
+/* ?to_disk=true (a hutch extension): checkpoint to disk at once instead of after
+ * --suspend-to-disk-secs; needs CRIU on the sandbox's host. */
+static int suspend_to_disk_wanted(struct api *api, struct http_request *req,
+                                  const struct sandbox_rec *r, bool *ret, struct hutch_error *err)
+{
+	struct buf q = BUF_INIT;
+	*ret = http_request_query(req, "to_disk", &q) &&
+	       (strcmp(buf_cstr(&q), "true") == 0 || strcmp(buf_cstr(&q), "1") == 0);
+	bool bad = http_request_query_has(req, "to_disk") && !*ret &&
+	           strcmp(buf_cstr(&q), "false") != 0 && strcmp(buf_cstr(&q), "0") != 0;
+	buf_release(&q);
+	if (bad)
+		return hutch_error_api(err, 400, "INVALID_ARGUMENT",
+		                       "to_disk must be true or false");
+	struct api_executor *e = r->executor_id ? api_executor_find(api, r->executor_id) : NULL;
+	if (*ret && !(e && e->criu))
+		return hutch_error_api(
+		        err, 400, "MEMORY_SNAPSHOT_UNAVAILABLE",
+		        "suspending to disk needs CRIU 4.1 or newer on the sandbox's "
+		        "host%s%s",
+		        e && e->criu_reason[0] ? ": " : "", e ? e->criu_reason : "");
+	return 0;
+}
+
 void api_sandbox_suspend(struct http_request *req, struct api_ctx *ctx)
 {
 	struct hutch_error err = HUTCH_ERROR_INIT;
 	struct sandbox_rec r = {0};
 	int status = 202;
+	bool to_disk = false;
 	int rc = load(ctx, req, &r, &err);
 	if (rc == 0 && !r.name)
 		rc = hutch_error_api(&err, 400, "EPHEMERAL_SANDBOX",
 		                     "only named sandboxes can be suspended; give it a name with "
 		                     "PATCH first");
-	else if (rc == 0 && status_is(&r, "suspended"))
+	if (rc == 0)
+		rc = suspend_to_disk_wanted(ctx->api, req, &r, &to_disk, &err);
+	if (rc < 0)
+		; /* answered below */
+	else if (status_is(&r, "suspended") && !(to_disk && !r.suspend_to_disk))
 		status = 200;
-	else if (rc == 0 && status_is(&r, "running"))
+	else if (status_is(&r, "running"))
 		rc = api_sandbox_begin_suspend(ctx->api, &r, &err);
-	else if (rc == 0 && !status_is(&r, "suspending"))
+	else if (!status_is(&r, "suspending") && !status_is(&r, "suspended"))
 		rc = conflict(&err, &r, "suspend");
+	if (rc == 0 && to_disk && !r.suspend_to_disk) {
+		/* on its way down, or already frozen in memory: to disk now */
+		r.suspend_to_disk = true;
+		r.generation++;
+		if ((rc = save(ctx->api, &r, &err)) == 0)
+			api_desired_changed(ctx->api);
+	}
 	if (rc < 0)
 		api_respond_err(req, &err);
 	else

@@ -363,12 +363,16 @@ static bool kick_network(struct ex_sandbox *sb)
 	return true;
 }
 
-/* A sandbox frozen in memory long enough moves to disk (when CRIU is there). */
+/* A sandbox frozen in memory long enough, or whose suspend asked for it, moves to disk (when
+ * CRIU is there). */
 static bool suspend_to_disk_due(struct ex_sandbox *sb)
 {
 	int64_t after = sb->ex->cfg->suspend_to_disk_secs;
-	return sb->ex->criu && after >= 0 && sb->frozen_at_ms &&
-	       time_mono_ms() - sb->frozen_at_ms >= (uint64_t)after * 1000;
+	if (!sb->ex->criu || !sb->frozen_at_ms)
+		return false;
+	if (json_is_true(json_object_get(sb->want, "suspend_to_disk")))
+		return true;
+	return after >= 0 && time_mono_ms() - sb->frozen_at_ms >= (uint64_t)after * 1000;
 }
 
 /* Decides the next operation for sb from its desired and actual state. */
