@@ -14,7 +14,6 @@
 
 struct api_waiter;
 struct api_copy_job;
-struct api_net_waiter;
 
 /* An executor known to this api (from its long-polls). */
 struct api_executor {
@@ -39,7 +38,6 @@ struct api {
 	struct api_waiter *waiters;
 	struct api_executor *executors;
 	struct api_copy_job *copy_jobs;
-	struct api_net_waiter *net_waiters;
 };
 
 /* Per-request context after routing and authentication. */
@@ -139,7 +137,6 @@ bool api_network_needs_executor(const struct sandbox_rec *r);
 void api_network_wait(struct api *api, struct http_request *req, const char *id);
 /* Applies an executor's network_result to r (saved) and answers the waiting PATCH. */
 void api_network_report(struct api *api, struct sandbox_rec *r, json_t *result);
-void api_network_close(struct api *api);
 
 /* ---- render.c ---- */
 json_t *api_sandbox_json(struct api *api, const struct sandbox_rec *r);
@@ -157,6 +154,14 @@ void api_wait_for_start(struct api *api, struct http_request *req, const char *i
 void api_wait_for_version(struct api *api, struct http_request *req, uint64_t since,
                           uint64_t timeout_ms, void (*done)(struct http_request *, void *),
                           void *data);
+/* Holds req until api_hold_release(id, tag) brings an outcome, or timeout_ms passes (fn then
+ * gets outcome NULL). fn answers req. */
+typedef void (*api_held_fn)(struct http_request *req, struct api *api, const char *id,
+                            const void *outcome);
+void api_hold(struct api *api, struct http_request *req, const char *id, int tag,
+              uint64_t timeout_ms, api_held_fn fn);
+void api_hold_release(struct api *api, const char *id, int tag, const void *outcome);
+#define API_HOLD_NETWORK 1 /* a PATCH of network, until the executor applied it */
 void api_waiters_sandbox(struct api *api, const char *id);
 void api_waiters_version(struct api *api);
 void api_waiters_close(struct api *api);

@@ -260,7 +260,6 @@ static void on_signal(uv_signal_t *s, int sig)
 	uv_timer_stop(&api->sweep);
 	api_waiters_close(api);
 	api_copy_close(api);
-	api_network_close(api);
 	http_server_close(api->srv);
 	uv_close((uv_handle_t *)&api->sweep, NULL);
 	uv_close((uv_handle_t *)&api->sigterm, NULL);

@@ -1,5 +1,6 @@
-/* Requests the api holds open: blocking creates (until the sandbox runs or ends) and executor
- * long-polls (until desired state changes). Each has a timer and ends exactly once: answered,
+/* Requests the api holds open: blocking creates (until the sandbox runs or ends), executor
+ * long-polls (until desired state changes) and holds until an outcome about a sandbox arrives
+ * (a network policy applied by its executor). Each has a timer and ends exactly once: answered,
  * timed out, or abandoned by its client. */
 #include <stdlib.h>
 #include <string.h>
@@ -7,7 +8,7 @@
 #include "api.h"
 #include "base/xalloc.h"
 
-enum waiter_kind { W_START, W_VERSION };
+enum waiter_kind { W_START, W_VERSION, W_HOLD };
 
 struct api_waiter {
 	struct api *api;
@@ -17,6 +18,8 @@ struct api_waiter {
 	uint64_t since;
 	void (*done)(struct http_request *req, void *data);
 	void *data;
+	int tag;          /* W_HOLD: what it waits for */
+	api_held_fn held; /* W_HOLD: answers req */
 	uv_timer_t timer;
 	struct api_waiter *next;
 };
@@ -102,6 +105,8 @@ static void on_timeout(uv_timer_t *t)
 	struct api_waiter *w = t->data;
 	if (w->kind == W_START) {
 		start_answer(w, true);
+	} else if (w->kind == W_HOLD) {
+		w->held(waiter_take(w), w->api, w->id, NULL);
 	} else {
 		w->done(waiter_take(w), w->data);
 		w->done = NULL;
@@ -148,6 +153,27 @@ void api_wait_for_version(struct api *api, struct http_request *req, uint64_t si
 	w->since = since;
 	w->done = done;
 	w->data = data;
+}
+
+void api_hold(struct api *api, struct http_request *req, const char *id, int tag,
+              uint64_t timeout_ms, api_held_fn fn)
+{
+	struct api_waiter *w = waiter_new(api, req, W_HOLD, timeout_ms);
+	snprintf(w->id, sizeof(w->id), "%s", id);
+	w->tag = tag;
+	w->held = fn;
+}
+
+void api_hold_release(struct api *api, const char *id, int tag, const void *outcome)
+{
+	struct api_waiter *w = api->waiters, *next;
+	for (; w; w = next) {
+		next = w->next;
+		if (w->kind == W_HOLD && w->tag == tag && w->req && strcmp(w->id, id) == 0) {
+			w->held(waiter_take(w), api, id, outcome);
+			waiter_drop(w);
+		}
+	}
 }
 
 void api_waiters_sandbox(struct api *api, const char *id)
