@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/jsonesc.h"
 #include "base/xalloc.h"
 #include "http/http.h"
 #include "http/internal.h"
@@ -81,32 +82,7 @@ const char *http_status_text(int status)
 
 void http_json_escape(struct buf *b, const char *s)
 {
-	buf_addch(b, '"');
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		switch (*p) {
-		case '"':
-			buf_adds(b, "\\\"");
-			break;
-		case '\\':
-			buf_adds(b, "\\\\");
-			break;
-		case '\n':
-			buf_adds(b, "\\n");
-			break;
-		case '\r':
-			buf_adds(b, "\\r");
-			break;
-		case '\t':
-			buf_adds(b, "\\t");
-			break;
-		default:
-			if (*p < 0x20)
-				buf_printf(b, "\\u%04x", *p);
-			else
-				buf_addch(b, (char)*p);
-		}
-	}
-	buf_addch(b, '"');
+	json_escape_append(b, s, strlen(s), 0);
 }
 
 /* ---- the write queue ---- */

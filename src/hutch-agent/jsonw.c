@@ -1,7 +1,8 @@
-/* The JSON writer and the UTF-8-sanitising string escaper. */
+/* The JSON writer; strings go through lib/base's escaper with UTF-8 repair. */
 #include <inttypes.h>
 #include <string.h>
 
+#include "base/jsonesc.h"
 #include "jsonw.h"
 
 void jw_init(struct jw *w, struct buf *b)
@@ -121,89 +122,7 @@ void jw_knull(struct jw *w, const char *key)
 	jw_null(w);
 }
 
-/* Length of the valid UTF-8 sequence at p, or 0 with *ret_bad the length of the maximal invalid
- * subpart (at least 1). */
-static size_t utf8_seq(const unsigned char *p, size_t len, size_t *ret_bad)
-{
-	unsigned char c = p[0];
-	size_t n;
-	unsigned char lo = 0x80, hi = 0xbf;
-
-	if (c >= 0xc2 && c <= 0xdf)
-		n = 2;
-	else if (c >= 0xe0 && c <= 0xef)
-		n = 3, lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
-	else if (c >= 0xf0 && c <= 0xf4)
-		n = 4, lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
-	else {
-		*ret_bad = 1;
-		return 0;
-	}
-	for (size_t i = 1; i < n; i++) {
-		if (i >= len || p[i] < lo || p[i] > hi) {
-			*ret_bad = i;
-			return 0;
-		}
-		lo = 0x80, hi = 0xbf;
-	}
-	return n;
-}
-
 bool json_escape_bytes(struct buf *b, const char *s, size_t len)
 {
-	const unsigned char *p = (const unsigned char *)s;
-	bool clean = true;
-	size_t i = 0, run = 0; /* run: bytes from i - run that need no escaping */
-
-	buf_grow(b, len + 2);
-	buf_addch(b, '"');
-	while (i < len) {
-		unsigned char c = p[i];
-		if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
-			i++, run++;
-			continue;
-		}
-		if (c >= 0x80) {
-			size_t bad, n = utf8_seq(p + i, len - i, &bad);
-			if (n) {
-				i += n, run += n;
-				continue;
-			}
-			buf_add(b, p + i - run, run), run = 0;
-			buf_adds(b, "\xef\xbf\xbd");
-			clean = false;
-			i += bad;
-			continue;
-		}
-		buf_add(b, p + i - run, run), run = 0;
-		switch (c) {
-		case '"':
-			buf_adds(b, "\\\"");
-			break;
-		case '\\':
-			buf_adds(b, "\\\\");
-			break;
-		case '\n':
-			buf_adds(b, "\\n");
-			break;
-		case '\r':
-			buf_adds(b, "\\r");
-			break;
-		case '\t':
-			buf_adds(b, "\\t");
-			break;
-		case '\b':
-			buf_adds(b, "\\b");
-			break;
-		case '\f':
-			buf_adds(b, "\\f");
-			break;
-		default:
-			buf_printf(b, "\\u%04x", c);
-		}
-		i++;
-	}
-	buf_add(b, p + i - run, run);
-	buf_addch(b, '"');
-	return clean;
+	return json_escape_append(b, s, len, JSON_ESC_UTF8_REPAIR | JSON_ESC_SHORT_BF);
 }

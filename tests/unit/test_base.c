@@ -1,4 +1,5 @@
-/* Unit tests for lib/base: buffers, string views, ids, encodings, errors, files. */
+/* Unit tests for lib/base: buffers, string views, ids, encodings, the JSON string escaper,
+ * errors, files. */
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -6,6 +7,7 @@
 
 #include "base/buf.h"
 #include "base/error.h"
+#include "base/jsonesc.h"
 #include "base/sv.h"
 #include "base/util.h"
 #include "base/xalloc.h"
@@ -92,6 +94,44 @@ static void test_encodings(void)
 	buf_release(&b);
 }
 
+/* s[0..len) through json_escape_append() with flags; the literal, valid until the next call. */
+static const char *jesc(const char *s, size_t len, unsigned flags, bool *ret_clean)
+{
+	static struct buf b;
+	buf_reset(&b);
+	bool clean = json_escape_append(&b, s, len, flags);
+	if (ret_clean)
+		*ret_clean = clean;
+	return buf_cstr(&b);
+}
+
+static void test_json_escape(void)
+{
+	const unsigned both = JSON_ESC_UTF8_REPAIR | JSON_ESC_SHORT_BF;
+	bool clean;
+
+	CHECK_STR(jesc("", 0, 0, &clean), "\"\"");
+	CHECK(clean);
+	CHECK_STR(jesc("plain text", 10, both, NULL), "\"plain text\"");
+	/* quotes, backslash, the short escapes; NUL and other control characters as \u00XX */
+	CHECK_STR(jesc("q\"b\\n\nr\rt\t", 10, 0, NULL), "\"q\\\"b\\\\n\\nr\\rt\\t\"");
+	CHECK_STR(jesc("x\0y\x01\x1f\x7f", 6, 0, NULL), "\"x\\u0000y\\u0001\\u001f\x7f\"");
+	CHECK_STR(jesc("\b\f", 2, 0, NULL), "\"\\u0008\\u000c\"");
+	CHECK_STR(jesc("\b\f", 2, JSON_ESC_SHORT_BF, NULL), "\"\\b\\f\"");
+	/* valid UTF-8 passes unchanged in both modes */
+	const char utf8[] = "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80";
+	CHECK_STR(jesc(utf8, 9, 0, NULL), "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"");
+	CHECK_STR(jesc(utf8, 9, both, &clean), "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"");
+	CHECK(clean);
+	/* invalid UTF-8: copied as is, or one U+FFFD per maximal invalid subpart */
+	CHECK_STR(jesc("a\xff\xe2\x82", 4, 0, &clean), "\"a\xff\xe2\x82\"");
+	CHECK(clean);
+	CHECK_STR(jesc("a\xff\xe2\x82", 4, both, &clean), "\"a\xef\xbf\xbd\xef\xbf\xbd\"");
+	CHECK(!clean);
+	CHECK_STR(jesc("\xed\xa0\x80", 3, JSON_ESC_UTF8_REPAIR, NULL),
+	          "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\""); /* surrogate */
+}
+
 static void test_error(void)
 {
 	struct hutch_error err = HUTCH_ERROR_INIT;
@@ -137,6 +177,7 @@ int main(void)
 	test_sv();
 	test_ids();
 	test_encodings();
+	test_json_escape();
 	test_error();
 	test_files();
 	T_DONE();
