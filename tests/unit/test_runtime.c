@@ -10,10 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -22,155 +18,30 @@
 #include "base/util.h"
 #include "runtime/image.h"
 #include "runtime/runtime.h"
+#include "rt_env.h"
 #include "t.h"
 
 #define MB (1ull << 20)
 
-static char base_dir[64], state_dir[128], run_dir[128], agent_path[128], cgroup_name[64];
-static struct rt_config cfg;
-static const char *const controllers[] = {"memory", "cpu", "pids", "freezer"};
-
-static int build_agent(void)
+/* Requests and shell commands go to the socket the runtime reported for the sandbox. */
+static char *sb_req(const struct rt_sandbox *sb, const char *req, int timeout_ms)
 {
-	char src[512], cmd[1200];
-	const char *dir = getenv("HUTCH_FIXTURE_DIR");
-
-	snprintf(src, sizeof(src), "%s/fake-agent.c", dir ? dir : "tests/fixtures/runtime");
-	if (access(src, R_OK) < 0) {
-		fprintf(stderr, "fixture %s not found (run from the repository root)\n", src);
-		return -1;
-	}
-	snprintf(cmd, sizeof(cmd), "cc -static -O2 -o %s %s", agent_path, src);
-	return system(cmd) == 0 ? 0 : -1;
+	return agent_req_at(sb->agent_socket, req, timeout_ms);
 }
 
-static int setup(void)
+static char *sb_shell(const struct rt_sandbox *sb, const char *cmd)
 {
-	snprintf(base_dir, sizeof(base_dir), "/tmp/hutch-rt-XXXXXX");
-	if (!mkdtemp(base_dir) || chmod(base_dir, 0755) < 0)
-		return -1;
-	snprintf(state_dir, sizeof(state_dir), "%s/state", base_dir);
-	snprintf(run_dir, sizeof(run_dir), "%s/run", base_dir);
-	snprintf(agent_path, sizeof(agent_path), "%s/fake-agent", base_dir);
-	snprintf(cgroup_name, sizeof(cgroup_name), "hutch-test-%d", (int)getpid());
-	cfg.state_dir = state_dir;
-	cfg.run_dir = run_dir;
-	cfg.agent_path = agent_path;
-	cfg.cgroup_name = cgroup_name;
-	cfg.disk_pool_size = 2;
-	/* Like /run on a real host: the run directory is a tmpfs. */
-	if (mkdir(run_dir, 0755) < 0 || mount("tmpfs", run_dir, "tmpfs", 0, "mode=755") < 0)
-		return -1;
-	return build_agent();
-}
-
-static void teardown(void)
-{
-	char path[256];
-
-	rt_disk_pool_drain(&cfg, NULL);
-	umount2(state_dir, MNT_DETACH);
-	umount2(run_dir, MNT_DETACH);
-	rm_rf(base_dir);
-	for (size_t i = 0; i < ARRAY_SIZE(controllers); i++) {
-		snprintf(path, sizeof(path), "/sys/fs/cgroup/%s/%s", controllers[i], cgroup_name);
-		rmdir(path);
-	}
-	snprintf(path, sizeof(path), "/sys/fs/cgroup/%s", cgroup_name);
-	rmdir(path);
-}
-
-/* Sends one request line to the agent and returns its whole answer (malloc'd) or NULL. */
-static char *agent_req(const struct rt_sandbox *sb, const char *req, int timeout_ms)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	struct buf out = BUF_INIT;
-	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	if (strlen(sb->agent_socket) >= sizeof(sa.sun_path)) {
-		if (s >= 0)
-			close(s);
-		return NULL;
-	}
-	memcpy(sa.sun_path, sb->agent_socket, strlen(sb->agent_socket) + 1);
-	if (s < 0 || connect(s, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    write_all(s, req, strlen(req)) < 0 || write_all(s, "\n", 1) < 0) {
-		if (s >= 0)
-			close(s);
-		return NULL;
-	}
-	for (;;) {
-		struct pollfd p = {.fd = s, .events = POLLIN};
-		char b[4096];
-		if (poll(&p, 1, timeout_ms) <= 0)
-			break;
-		ssize_t n = read(s, b, sizeof(b));
-		if (n <= 0) {
-			close(s);
-			return buf_detach(&out, NULL) ?: strdup("");
-		}
-		buf_add(&out, b, (size_t)n);
-	}
-	close(s);
-	buf_release(&out);
-	return NULL;
-}
-
-/* Runs a shell command in the sandbox: its output (trimmed, malloc'd) when it exits 0. */
-static char *sb_sh(const struct rt_sandbox *sb, const char *cmd)
-{
-	char req[1024];
-	snprintf(req, sizeof(req), "sh %s", cmd);
-	char *out = agent_req(sb, req, 10000);
-	char *rc = out ? strstr(out, "\n@rc=") : NULL;
-	if (!rc || atoi(rc + 5) != 0) {
-		fprintf(stderr, "sandbox command failed: %s -> %s\n", cmd, out ? out : "(none)");
-		free(out);
-		return NULL;
-	}
-	*rc = '\0';
-	size_t n = strlen(out);
-	while (n && (out[n - 1] == '\n' || out[n - 1] == ' '))
-		out[--n] = '\0';
-	return out;
+	return agent_sh_at(sb->agent_socket, sb->id, cmd, 10000);
 }
 
 static long sb_errno(const struct rt_sandbox *sb, const char *probe)
 {
 	char req[128];
 	snprintf(req, sizeof(req), "errno %s", probe);
-	char *out = agent_req(sb, req, 5000);
+	char *out = sb_req(sb, req, 5000);
 	long v = out ? strtol(out, NULL, 10) : -1;
 	free(out);
 	return v;
-}
-
-static int read_str(const char *path, char *out, size_t size)
-{
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return -1;
-	size_t n = fread(out, 1, size - 1, f);
-	fclose(f);
-	out[n] = '\0';
-	while (n && out[n - 1] == '\n')
-		out[--n] = '\0';
-	return 0;
-}
-
-static long long cg_value(const char *ctrl, const char *id, const char *file)
-{
-	char path[256], v[64];
-	snprintf(path, sizeof(path), "/sys/fs/cgroup/%s/%s/%s/%s", ctrl, cgroup_name, id, file);
-	return read_str(path, v, sizeof(v)) == 0 ? atoll(v) : -1;
-}
-
-static bool file_contains(const char *path, const char *needle)
-{
-	struct buf b = BUF_INIT;
-	bool found = read_file(path, 1 << 24, &b) == 0 && strstr(buf_cstr(&b), needle);
-	buf_release(&b);
-	return found;
 }
 
 static bool loop_uses(const char *needle)
@@ -184,7 +55,7 @@ static bool loop_uses(const char *needle)
 		if (strncmp(de->d_name, "loop", 4) != 0)
 			continue;
 		snprintf(path, sizeof(path), "/sys/block/%s/loop/backing_file", de->d_name);
-		found = read_str(path, v, sizeof(v)) == 0 && strstr(v, needle);
+		found = read_str(path, v, sizeof(v)) >= 0 && strstr(v, needle);
 	}
 	if (d)
 		closedir(d);
@@ -214,52 +85,24 @@ static bool have_children(void)
 	return found;
 }
 
-/* What is left of sandbox id on the host: NULL when nothing. */
-static const char *leftover(const char *id)
+/* What leftover() does not look for: a loop device on the sandbox's disk, a process. */
+static const char *runtime_leftover(const char *id)
 {
-	static char what[400];
-	char needle[96], path[300];
+	char needle[96];
 
 	snprintf(needle, sizeof(needle), "/%s/", id);
-	if (file_contains("/proc/self/mountinfo", needle))
-		return "a mount";
 	if (loop_uses(needle))
 		return "a loop device";
-	for (size_t i = 0; i < ARRAY_SIZE(controllers); i++) {
-		snprintf(path, sizeof(path), "/sys/fs/cgroup/%s/%s/%s", controllers[i], cgroup_name,
-		         id);
-		if (access(path, F_OK) == 0) {
-			snprintf(what, sizeof(what), "cgroup %s", path);
-			return what;
-		}
-	}
-	snprintf(path, sizeof(path), "%s/sandboxes/%s", state_dir, id);
-	if (access(path, F_OK) == 0)
-		return "the state directory";
-	snprintf(path, sizeof(path), "%s/%s", run_dir, id);
-	if (access(path, F_OK) == 0)
-		return "the run directory";
 	if (have_children())
 		return "a process";
 	return NULL;
 }
 
-#define CHECK_CLEAN(id)                                                   \
-	do {                                                              \
-		const char *_l = leftover(id);                            \
-		if (_l)                                                   \
-			fprintf(stderr, "%s: left behind: %s\n", id, _l); \
-		CHECK(_l == NULL);                                        \
-	} while (0)
-
-static struct rt_spec spec_of(const char *id, uint64_t disk_mb)
+/* 64 MiB, half a CPU. */
+static struct rt_spec small_spec(const char *id, uint64_t disk_mb)
 {
-	struct rt_spec s = {.id = id,
-	                    .image = "busybox",
-	                    .cpus = 0.5,
-	                    .memory_mb = 64,
-	                    .disk_mb = disk_mb,
-	                    .pids_max = 100};
+	struct rt_spec s = spec_of(id, 64, disk_mb);
+	s.cpus = 0.5;
 	return s;
 }
 
@@ -269,7 +112,7 @@ static void check_isolation(const struct rt_sandbox *sb, const char *id)
 	char *out;
 
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)sb->init_pid);
-	CHECK(read_str(path, status, sizeof(status)) == 0);
+	CHECK(read_str(path, status, sizeof(status)) >= 0);
 	CHECK(strstr(status, "\nUid:\t100000\t100000\t100000\t100000") != NULL);
 	CHECK(strstr(status, "\nGid:\t100000\t100000\t100000\t100000") != NULL);
 	CHECK(strstr(status, "\nNoNewPrivs:\t1") != NULL);
@@ -278,14 +121,14 @@ static void check_isolation(const struct rt_sandbox *sb, const char *id)
 	CHECK(strstr(status, "\nCapBnd:\t00000000a80425fb") != NULL);
 	CHECK(strstr(status, "\nCapEff:\t00000000a80425fb") != NULL);
 	CHECK(strstr(status, "\nCapAmb:\t0000000000000000") != NULL);
-	CHECK_STR(out = sb_sh(sb, "hostname"), id);
+	CHECK_STR(out = sb_shell(sb, "hostname"), id);
 	free(out);
-	CHECK_STR(out = sb_sh(sb, "id -u"), "0");
+	CHECK_STR(out = sb_shell(sb, "id -u"), "0");
 	free(out);
-	CHECK_STR(out = sb_sh(sb, "readlink /proc/1/exe"), "/run/hutch-agent");
+	CHECK_STR(out = sb_shell(sb, "readlink /proc/1/exe"), "/run/hutch-agent");
 	free(out);
 	/* Only the agent, the shell and its children: no host process is visible. */
-	out = sb_sh(sb, "ls /proc | grep -c '^[0-9]'");
+	out = sb_shell(sb, "ls /proc | grep -c '^[0-9]'");
 	CHECK(out && atoi(out) <= 4);
 	free(out);
 	CHECK(sb_errno(sb, "getpid") == 0);
@@ -294,18 +137,18 @@ static void check_isolation(const struct rt_sandbox *sb, const char *id)
 	CHECK(sb_errno(sb, "unshare_user") == EPERM);
 	CHECK(sb_errno(sb, "keyctl") == EPERM);
 	CHECK(sb_errno(sb, "personality") == EPERM);
-	out = sb_sh(sb, "grep -c '127.0.1.1.*t-basic' /etc/hosts && cat /run/hutch/oom");
+	out = sb_shell(sb, "grep -c '127.0.1.1.*t-basic' /etc/hosts && cat /run/hutch/oom");
 	CHECK(out && strstr(out, "oom_kill"));
 	free(out);
-	out = sb_sh(sb, "ip link show lo 2>/dev/null || cat /sys/class/net/lo/operstate");
+	out = sb_shell(sb, "ip link show lo 2>/dev/null || cat /sys/class/net/lo/operstate");
 	CHECK(out && (strstr(out, "UP") || strstr(out, "unknown")));
 	free(out);
-	CHECK((out = sb_sh(sb, "touch /tmp/x && echo hi > /root/y && cat /root/y")) != NULL);
+	CHECK((out = sb_shell(sb, "touch /tmp/x && echo hi > /root/y && cat /root/y")) != NULL);
 	free(out);
-	out = agent_req(sb, "sh echo x > /proc/sys/kernel/hostname", 5000);
+	out = sb_req(sb, "sh echo x > /proc/sys/kernel/hostname", 5000);
 	CHECK(out && strstr(out, "Read-only file system"));
 	free(out);
-	out = sb_sh(sb, "cat /proc/sys/kernel/hostname");
+	out = sb_shell(sb, "cat /proc/sys/kernel/hostname");
 	CHECK_STR(out, id);
 	free(out);
 }
@@ -321,7 +164,7 @@ static void kill_sleeps(const char *id)
 		for (char *p = b.data; p && *p;) {
 			long pid = strtol(p, &p, 10);
 			snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
-			if (pid > 0 && read_str(path, comm, sizeof(comm)) == 0 &&
+			if (pid > 0 && read_str(path, comm, sizeof(comm)) >= 0 &&
 			    strcmp(comm, "sleep") == 0)
 				kill((pid_t)pid, SIGKILL);
 			while (*p == '\n')
@@ -335,7 +178,7 @@ static void kill_sleeps(const char *id)
 
 static void check_limits(const struct rt_sandbox *sb, const char *id)
 {
-	char *out = agent_req(sb, "fill /big", 60000);
+	char *out = sb_req(sb, "fill /big", 60000);
 	long e = -1, bytes = 0;
 
 	CHECK(out && sscanf(out, "%ld %ld", &e, &bytes) == 2);
@@ -351,16 +194,16 @@ static void check_limits(const struct rt_sandbox *sb, const char *id)
 	uint64_t mem = 0;
 	CHECK(rt_sandbox_memory_usage(&cfg, id, &mem, NULL) == 0 && mem > 0);
 	/* pids.max: 120 sleeps cannot all start. */
-	out = agent_req(sb,
-	                "sh i=0; while [ $i -lt 120 ]; do sleep 30 >/dev/null 2>&1 & "
-	                "i=$((i+1)); done; echo spawned",
-	                20000);
+	out = sb_req(sb,
+	             "sh i=0; while [ $i -lt 120 ]; do sleep 30 >/dev/null 2>&1 & "
+	             "i=$((i+1)); done; echo spawned",
+	             20000);
 	CHECK(out && strstr(out, "can't fork"));
 	free(out);
 	long long cur = cg_value("pids", id, "pids.current");
 	CHECK(cur >= 90 && cur <= 100);
 	kill_sleeps(id);
-	CHECK((out = sb_sh(sb, "echo ok")) != NULL);
+	CHECK((out = sb_shell(sb, "echo ok")) != NULL);
 	free(out);
 }
 
@@ -371,13 +214,13 @@ static void check_freeze(const struct rt_sandbox *sb, const char *id)
 
 	CHECK(rt_sandbox_freeze(&cfg, id, true, NULL) == 0);
 	snprintf(path, sizeof(path), "/sys/fs/cgroup/freezer/%s/%s/freezer.state", cgroup_name, id);
-	CHECK(read_str(path, state, sizeof(state)) == 0 && strcmp(state, "FROZEN") == 0);
-	out = agent_req(sb, "sh echo alive", 300);
+	CHECK(read_str(path, state, sizeof(state)) >= 0 && strcmp(state, "FROZEN") == 0);
+	out = sb_req(sb, "sh echo alive", 300);
 	CHECK(out == NULL);
 	free(out);
 	CHECK(rt_sandbox_freeze(&cfg, id, false, NULL) == 0);
-	CHECK(read_str(path, state, sizeof(state)) == 0 && strcmp(state, "THAWED") == 0);
-	CHECK_STR(out = sb_sh(sb, "echo alive"), "alive");
+	CHECK(read_str(path, state, sizeof(state)) >= 0 && strcmp(state, "THAWED") == 0);
+	CHECK_STR(out = sb_shell(sb, "echo alive"), "alive");
 	free(out);
 }
 
@@ -391,7 +234,7 @@ static int count_id(const char *id, void *data)
 static void test_basic(void)
 {
 	struct hutch_error err = HUTCH_ERROR_INIT;
-	struct rt_spec spec = spec_of("t-basic", 64);
+	struct rt_spec spec = small_spec("t-basic", 64);
 	struct rt_sandbox *sb = NULL;
 	int seen = 0;
 
@@ -411,7 +254,7 @@ static void test_basic(void)
 	sb = NULL;
 	CHECK(rt_sandbox_adopt(&cfg, "t-basic", &sb, &err) == 0);
 	CHECK(sb && sb->init_pid == pid && sb->pidfd >= 0);
-	char *out = sb ? sb_sh(sb, "echo adopted") : NULL;
+	char *out = sb ? sb_shell(sb, "echo adopted") : NULL;
 	CHECK_STR(out, "adopted");
 	free(out);
 	rt_sandbox_free(sb);
@@ -425,14 +268,14 @@ static void test_basic(void)
 /* The agent exits on its own: the pidfd turns readable, the reason is AGENT_DIED. */
 static void test_agent_exit(void)
 {
-	struct rt_spec spec = spec_of("t-exit", 64);
+	struct rt_spec spec = small_spec("t-exit", 64);
 	struct rt_sandbox *sb = NULL;
 	int status = 0;
 
 	CHECK(rt_sandbox_create(&cfg, &spec, &sb, NULL) == 0);
 	if (!sb)
 		return;
-	free(agent_req(sb, "exit 3", 500));
+	free(sb_req(sb, "exit 3", 500));
 	struct pollfd p = {.fd = sb->pidfd, .events = POLLIN};
 	CHECK(poll(&p, 1, 5000) == 1);
 	CHECK(rt_sandbox_reap(sb, &status) == 1);
@@ -447,17 +290,17 @@ static void test_agent_exit(void)
 /* The entrypoint is OOM-killed, then the agent ends the sandbox: the reason is OOM. */
 static void test_oom(void)
 {
-	struct rt_spec spec = spec_of("t-oom", 64);
+	struct rt_spec spec = small_spec("t-oom", 64);
 	struct rt_sandbox *sb = NULL;
 
 	spec.memory_mb = 32;
 	CHECK(rt_sandbox_create(&cfg, &spec, &sb, NULL) == 0);
 	if (!sb)
 		return;
-	char *out = agent_req(sb, "sh dd if=/dev/zero of=/dev/null bs=64M count=1", 10000);
+	char *out = sb_req(sb, "sh dd if=/dev/zero of=/dev/null bs=64M count=1", 10000);
 	CHECK(out && strstr(out, "@rc=137"));
 	free(out);
-	free(agent_req(sb, "exit 0", 500));
+	free(sb_req(sb, "exit 0", 500));
 	struct pollfd p = {.fd = sb->pidfd, .events = POLLIN};
 	CHECK(poll(&p, 1, 5000) == 1);
 	CHECK(rt_sandbox_reap(sb, NULL) == 1);
@@ -477,7 +320,7 @@ static void test_cycles(void)
 		struct rt_sandbox *sb = NULL;
 		snprintf(id, sizeof(id), "t-cycle-%d", i);
 		/* Alternate the pooled default size and a cold size. */
-		struct rt_spec spec = spec_of(id, i % 2 ? 10240 : 128);
+		struct rt_spec spec = small_spec(id, i % 2 ? 10240 : 128);
 		if (i % 4 == 1)
 			rt_disk_pool_refill(&cfg, NULL);
 		int r = rt_sandbox_create(&cfg, &spec, &sb, &err);
@@ -499,7 +342,7 @@ static void test_faults(void)
 		struct hutch_error err = HUTCH_ERROR_INIT;
 		struct rt_sandbox *sb = NULL;
 		snprintf(id, sizeof(id), "t-fault-%zu", i);
-		struct rt_spec spec = spec_of(id, i % 2 ? 10240 : 64);
+		struct rt_spec spec = small_spec(id, i % 2 ? 10240 : 64);
 		cfg.fault_step = rt_create_steps[i];
 		int r = rt_sandbox_create(&cfg, &spec, &sb, &err);
 		cfg.fault_step = NULL;
@@ -515,7 +358,7 @@ static void test_faults(void)
 static void test_bad_agent(void)
 {
 	struct hutch_error err = HUTCH_ERROR_INIT;
-	struct rt_spec spec = spec_of("t-noagent", 64);
+	struct rt_spec spec = small_spec("t-noagent", 64);
 	struct rt_sandbox *sb = NULL;
 	const char *saved = cfg.agent_path;
 
@@ -549,7 +392,7 @@ static void bench_one(int n, bool warm)
 		struct rt_sandbox *sb = NULL;
 		struct hutch_error err = HUTCH_ERROR_INIT;
 		snprintf(id, sizeof(id), "bench-%d", i);
-		struct rt_spec spec = spec_of(id, warm ? 10240 : 10240);
+		struct rt_spec spec = small_spec(id, warm ? 10240 : 10240);
 		if (warm)
 			rt_disk_pool_refill(&cfg, NULL);
 		uint64_t t0 = time_mono_ns();
@@ -580,7 +423,7 @@ int main(int argc, char **argv)
 		printf("SKIP: test_runtime needs root (namespaces, cgroups, loop devices)\n");
 		T_DONE();
 	}
-	if (setup() < 0) {
+	if (setup("fake-agent.c", 2, runtime_leftover) < 0) {
 		fprintf(stderr, "setup failed (is a C compiler with static glibc installed?)\n");
 		teardown();
 		CHECK(0);

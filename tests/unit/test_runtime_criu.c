@@ -7,15 +7,10 @@
  * (scripts/install-criu.sh). */
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -25,181 +20,8 @@
 #include "runtime/checkpoint.h"
 #include "runtime/image.h"
 #include "runtime/runtime.h"
+#include "rt_env.h"
 #include "t.h"
-
-static char base_dir[64], state_dir[128], run_dir[128], agent_path[128], cgroup_name[64];
-static struct rt_config cfg;
-static const char *const controllers[] = {"memory", "cpu", "pids", "freezer"};
-
-static int build_agent(const char *fixture)
-{
-	char src[512], cmd[1200];
-	const char *dir = getenv("HUTCH_FIXTURE_DIR");
-
-	snprintf(src, sizeof(src), "%s/%s", dir ? dir : "tests/fixtures/runtime", fixture);
-	if (access(src, R_OK) < 0) {
-		fprintf(stderr, "fixture %s not found (run from the repository root)\n", src);
-		return -1;
-	}
-	snprintf(cmd, sizeof(cmd), "cc -static -O2 -o %s %s", agent_path, src);
-	return system(cmd) == 0 ? 0 : -1;
-}
-
-static int setup(const char *fixture)
-{
-	snprintf(base_dir, sizeof(base_dir), "/tmp/hutch-rt-XXXXXX");
-	if (!mkdtemp(base_dir) || chmod(base_dir, 0755) < 0)
-		return -1;
-	snprintf(state_dir, sizeof(state_dir), "%s/state", base_dir);
-	snprintf(run_dir, sizeof(run_dir), "%s/run", base_dir);
-	snprintf(agent_path, sizeof(agent_path), "%s/agent", base_dir);
-	snprintf(cgroup_name, sizeof(cgroup_name), "hutch-test-%d", (int)getpid());
-	cfg.state_dir = state_dir;
-	cfg.run_dir = run_dir;
-	cfg.agent_path = agent_path;
-	cfg.cgroup_name = cgroup_name;
-	cfg.disk_pool_disabled = true;
-	if (mkdir(run_dir, 0755) < 0 || mount("tmpfs", run_dir, "tmpfs", 0, "mode=755") < 0)
-		return -1;
-	return build_agent(fixture);
-}
-
-static void teardown(void)
-{
-	char path[256];
-
-	rt_disk_pool_drain(&cfg, NULL);
-	umount2(state_dir, MNT_DETACH);
-	umount2(run_dir, MNT_DETACH);
-	rm_rf(base_dir);
-	for (size_t i = 0; i < ARRAY_SIZE(controllers); i++) {
-		snprintf(path, sizeof(path), "/sys/fs/cgroup/%s/%s", controllers[i], cgroup_name);
-		rmdir(path);
-	}
-	snprintf(path, sizeof(path), "/sys/fs/cgroup/%s", cgroup_name);
-	rmdir(path);
-}
-
-/* Sends one request line to the agent of sandbox id; its whole answer (malloc'd) or NULL. */
-static char *agent_req(const char *id, const char *req, int timeout_ms)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	struct buf out = BUF_INIT;
-	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	int len = snprintf(sa.sun_path, sizeof(sa.sun_path), "%.60s/%.40s/agent.sock", run_dir, id);
-	if (len < 0 || (size_t)len >= sizeof(sa.sun_path) || s < 0 ||
-	    connect(s, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    write_all(s, req, strlen(req)) < 0 || write_all(s, "\n", 1) < 0) {
-		if (s >= 0)
-			close(s);
-		return NULL;
-	}
-	for (;;) {
-		struct pollfd p = {.fd = s, .events = POLLIN};
-		char b[4096];
-		if (poll(&p, 1, timeout_ms) <= 0)
-			break;
-		ssize_t n = read(s, b, sizeof(b));
-		if (n <= 0) {
-			close(s);
-			return buf_detach(&out, NULL) ?: strdup("");
-		}
-		buf_add(&out, b, (size_t)n);
-	}
-	close(s);
-	buf_release(&out);
-	return NULL;
-}
-
-/* A shell command's output (trimmed, malloc'd) when it exits 0, else NULL. */
-static char *sb_sh(const char *id, const char *cmd)
-{
-	char req[1024];
-	snprintf(req, sizeof(req), "sh %s", cmd);
-	char *out = agent_req(id, req, 30000);
-	char *rc = out ? strstr(out, "\n@rc=") : NULL;
-	if (!rc || atoi(rc + 5) != 0) {
-		fprintf(stderr, "%s: command failed: %s -> %s\n", id, cmd, out ? out : "(none)");
-		free(out);
-		return NULL;
-	}
-	*rc = '\0';
-	size_t n = strlen(out);
-	while (n && (out[n - 1] == '\n' || out[n - 1] == ' '))
-		out[--n] = '\0';
-	return out;
-}
-
-static int read_str(const char *path, char *out, size_t size)
-{
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return -1;
-	size_t n = fread(out, 1, size - 1, f);
-	fclose(f);
-	out[n] = '\0';
-	while (n && out[n - 1] == '\n')
-		out[--n] = '\0';
-	return (int)n;
-}
-
-/* What is left of sandbox id on the host: NULL when nothing. */
-static const char *leftover(const char *id)
-{
-	static char what[400];
-	char needle[96], path[300];
-	struct buf b = BUF_INIT;
-
-	snprintf(needle, sizeof(needle), "/%s/", id);
-	const char *hit = read_file("/proc/self/mountinfo", 1 << 24, &b) == 0
-	                          ? strstr(buf_cstr(&b), needle)
-	                          : NULL;
-	if (hit) {
-		const char *start = hit, *end = strchr(hit, '\n');
-		while (start > b.data && start[-1] != '\n')
-			start--;
-		snprintf(what, sizeof(what), "a mount: %.*s", (int)(end ? end - start : 200),
-		         start);
-		buf_release(&b);
-		return what;
-	}
-	buf_release(&b);
-	for (size_t i = 0; i < ARRAY_SIZE(controllers); i++) {
-		snprintf(path, sizeof(path), "/sys/fs/cgroup/%s/%s/%s", controllers[i], cgroup_name,
-		         id);
-		if (access(path, F_OK) == 0) {
-			snprintf(what, sizeof(what), "cgroup %s", path);
-			return what;
-		}
-	}
-	snprintf(path, sizeof(path), "%s/sandboxes/%s", state_dir, id);
-	if (access(path, F_OK) == 0)
-		return "the state directory";
-	snprintf(path, sizeof(path), "%s/%s", run_dir, id);
-	if (access(path, F_OK) == 0)
-		return "the run directory";
-	return NULL;
-}
-
-#define CHECK_CLEAN(id)                                                   \
-	do {                                                              \
-		const char *_l = leftover(id);                            \
-		if (_l)                                                   \
-			fprintf(stderr, "%s: left behind: %s\n", id, _l); \
-		CHECK(_l == NULL);                                        \
-	} while (0)
-
-static struct rt_spec spec_of(const char *id, uint64_t memory_mb, uint64_t disk_mb)
-{
-	struct rt_spec s = {.id = id,
-	                    .image = "busybox",
-	                    .cpus = 1,
-	                    .memory_mb = memory_mb,
-	                    .disk_mb = disk_mb,
-	                    .pids_max = 100};
-	return s;
-}
 
 static bool sh_ok(const char *id, const char *cmd)
 {
@@ -217,13 +39,6 @@ static long req_num(const char *id, const char *req)
 		fprintf(stderr, "%s: %s -> %s\n", id, req, out ? out : "(no answer)");
 	free(out);
 	return v;
-}
-
-static long long cg_value(const char *ctrl, const char *id, const char *file)
-{
-	char path[256], v[64];
-	snprintf(path, sizeof(path), "/sys/fs/cgroup/%s/%s/%s/%s", ctrl, cgroup_name, id, file);
-	return read_str(path, v, sizeof(v)) >= 0 ? atoll(v) : -1;
 }
 
 static bool cgroup_empty(const char *id)
@@ -401,7 +216,7 @@ int main(void)
 		T_DONE();
 	}
 	printf("CRIU %s at %s\n", v.text, v.path);
-	if (setup("criu-agent.c") < 0) {
+	if (setup("criu-agent.c", 0, NULL) < 0) {
 		fprintf(stderr, "setup failed (is a C compiler with static glibc installed?)\n");
 		teardown();
 		CHECK(0);
