@@ -21,6 +21,7 @@
 #include "base/buf.h"
 #include "base/cleanup.h"
 #include "base/util.h"
+#include "runtime/image.h"
 #include "runtime/runtime.h"
 #include "t.h"
 
@@ -51,8 +52,8 @@ static int build_agent(const char *fixture)
 /* Makes the base directory and cfg, with the agent built from fixture, a warm disk pool of
  * disk_pool_size disks (0: no pool) and more_leftovers called by leftover() after its own
  * checks (NULL: none). Call teardown() afterwards, also when this fails. */
-static int setup(const char *fixture, unsigned disk_pool_size,
-                 const char *(*more_leftovers)(const char *id))
+static int make_env(const char *fixture, unsigned disk_pool_size,
+                    const char *(*more_leftovers)(const char *id))
 {
 	snprintf(base_dir, sizeof(base_dir), "/tmp/hutch-rt-XXXXXX");
 	if (!mkdtemp(base_dir) || chmod(base_dir, 0755) < 0)
@@ -90,6 +91,29 @@ static void teardown(void)
 	}
 	snprintf(path, sizeof(path), "/sys/fs/cgroup/%s", cgroup_name);
 	rmdir(path);
+}
+
+/* make_env(), rt_init() and the busybox image: 0, or -1 after saying why on stderr and
+ * tearing down (the caller records the failure and ends). teardown() when done. */
+static int setup(const char *fixture, unsigned disk_pool_size,
+                 const char *(*more_leftovers)(const char *id))
+{
+	struct hutch_error err = HUTCH_ERROR_INIT;
+
+	if (make_env(fixture, disk_pool_size, more_leftovers) < 0) {
+		fprintf(stderr, "setup failed (is a C compiler with static glibc installed?)\n");
+		teardown();
+		return -1;
+	}
+	int r = rt_init(&cfg, &err);
+	if (r == 0)
+		r = image_build_busybox(&cfg, NULL, &err);
+	if (r < 0) {
+		fprintf(stderr, "init: %s\n", err.msg);
+		teardown();
+		return -1;
+	}
+	return 0;
 }
 
 /* Sends one request line to the agent listening on the unix socket sock; its whole answer
