@@ -7,9 +7,9 @@
 #include "runtime/internal.h"
 
 const char *const rt_create_steps[] = {
-        "dirs",    "image",        "disk",        "overlay",    "rundir",      "cgroup",
-        "seccomp", "clone",        "maps",        "attach",     "netns",       "state",
-        "release", "child-mounts", "child-pivot", "child-exec", "agent-ready", NULL,
+        "dirs",         "image",       "disk",       "overlay",     "rundir",  "cgroup", "seccomp",
+        "clone",        "maps",        "attach",     "netns",       "network", "state",  "release",
+        "child-mounts", "child-pivot", "child-exec", "agent-ready", NULL,
 };
 
 uid_t rt_cfg_id_base(const struct rt_config *cfg)

@@ -68,6 +68,13 @@ struct rt_spec {
 	const char *memory_snapshot_dir; /* if set: a checkpoint made with leave_running=true
 	                                  * (checkpoint.h); the sandbox resumes its process tree
 	                                  * and writable layer instead of starting an agent */
+	/* If set: called once the sandbox's network namespace exists (bind-mounted at
+	 * netns_path) and before its first process is let go, so that the network is there when
+	 * the agent and the entrypoint start. A negative return fails the create; undoing what
+	 * the callback did is the caller's business (also when a later step fails). Not called
+	 * for a memory_snapshot_dir restore. */
+	int (*on_netns)(const char *netns_path, void *arg, struct hutch_error *err);
+	void *on_netns_arg;
 };
 
 /* A live sandbox as the runtime sees it. */

@@ -195,6 +195,14 @@ static int step_netns(struct create *c)
 	return 0;
 }
 
+static int step_network(struct create *c)
+{
+	if (!c->spec->on_netns)
+		return 0;
+	_cleanup_free_ char *path = rt_path_sandbox(c->cfg, c->spec->id, "netns");
+	return c->spec->on_netns(path, c->spec->on_netns_arg, c->err);
+}
+
 static int step_state(struct create *c)
 {
 	struct rt_state st = {.init_pid = c->pid, .created_at_ms = time_now_ms()};
@@ -408,6 +416,7 @@ static int run_steps(struct create *c)
 	/* v1: the child joins its cgroups itself right after release (see self_attach_files) */
 	STEP(c, "attach", c->cgroup_files ? 0 : c->cg->attach(c->cfg, c->spec->id, c->pid, c->err));
 	STEP(c, "netns", step_netns(c));
+	STEP(c, "network", step_network(c));
 	STEP(c, "state", step_state(c));
 	STEP(c, "release", step_release(c));
 	return step_agent_ready(c);

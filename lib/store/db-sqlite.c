@@ -153,6 +153,13 @@ static int sq_script(struct db *db, const char *sql, struct hutch_error *err)
 	return rc == SQLITE_OK ? 0 : sq_error(d, rc, "script", err);
 }
 
+static int sq_relax(struct db *db, bool relaxed)
+{
+	/* WAL: NORMAL syncs at checkpoints only; FULL syncs the WAL at every commit */
+	return sq_simple((struct db_sqlite *)db,
+	                 relaxed ? "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL", NULL);
+}
+
 static int sq_begin(struct db *db, struct hutch_error *err)
 {
 	return sq_simple((struct db_sqlite *)db, "BEGIN IMMEDIATE", err);
@@ -200,6 +207,7 @@ static const struct db_ops sqlite_ops = {
         .exec = sq_exec,
         .query = sq_query,
         .script = sq_script,
+        .relax = sq_relax,
         .begin = sq_begin,
         .commit = sq_commit,
         .rollback = sq_rollback,

@@ -46,6 +46,9 @@ struct db_ops {
 	             db_row_fn fn, void *data, struct hutch_error *err);
 	/* Runs several statements separated by ';' (migrations); never cached. */
 	int (*script)(struct db *db, const char *sql, struct hutch_error *err);
+	/* Commits that follow are durable against a crash of the process but may be lost with
+	 * the machine (relaxed true), or durable before they return (false, the default). */
+	int (*relax)(struct db *db, bool relaxed);
 	int (*begin)(struct db *db, struct hutch_error *err);
 	int (*commit)(struct db *db, struct hutch_error *err);
 	void (*rollback)(struct db *db);

@@ -162,6 +162,12 @@ void store_close(struct store *s)
 	free(s);
 }
 
+void store_relax(struct store *s, bool relaxed)
+{
+	if (s->db->ops->relax)
+		s->db->ops->relax(s->db, relaxed);
+}
+
 int store_begin(struct store *s, struct hutch_error *err)
 {
 	return s->db->ops->begin(s->db, err);

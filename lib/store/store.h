@@ -23,6 +23,10 @@ int store_open_sqlite(const char *path, struct store **ret, struct hutch_error *
 /* Opens an existing SQLite store for reading only (the proxy); no migrations. */
 int store_open_sqlite_readonly(const char *path, struct store **ret, struct hutch_error *err);
 void store_close(struct store *s);
+/* Executors' observations (a status they will report again after any restart) may be stored
+ * without waiting for the disk: store_relax(s, true) around them, false after. What a user
+ * asked for is always durable before it is answered. */
+void store_relax(struct store *s, bool relaxed);
 int store_begin(struct store *s, struct hutch_error *err);
 int store_commit(struct store *s, struct hutch_error *err);
 void store_rollback(struct store *s);

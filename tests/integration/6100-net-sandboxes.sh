@@ -41,6 +41,11 @@ expect_match "its resolver is the gateway" "$(sb_run "$a" 'grep ^nameserver /etc
 expect_match "names resolve through the forwarder" "$(sb_run "$a" 'nslookup web.test')" '198\.51\.100\.11'
 expect_blocked "the metadata address is blocked" "$a" 169.254.169.254
 
+# the network is there before the first process runs: an entrypoint connecting at once works
+e=$(mk '{"image":"busybox","entrypoint":["sh","-c","echo | nc -w 2 198.51.100.10 80 > /tmp/first 2>&1; sleep 600"]}' | jq_get .sandbox_id)
+wait_for sh -c "[ -s /proc/\$(jq -r .init_pid $T_DATA/runtime/sandboxes/$e/state.json)/root/tmp/first ]"
+expect_eq "an entrypoint's first connection goes through" "$(sb_run "$e" 'head -n 1 /tmp/first')" "hello 198.51.100.10"
+
 b=$(mk '{"image":"busybox","network":{"allow_internet_access":false}}' | jq_get .sandbox_id)
 expect_blocked "allow_internet_access false: blocked" "$b" 198.51.100.10
 

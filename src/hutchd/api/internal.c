@@ -309,7 +309,14 @@ static void report_with_body(struct http_request *req, void *unused)
 	const char *node = http_request_param(req, "node");
 	size_t i;
 	json_t *item;
+	/* statuses are observations the executor reports again after any restart: they need not
+	 * wait for the disk; results (a snapshot's outcome) and deletions must */
+	bool observations_only = json_array_size(json_object_get(o, "snapshots_deleted")) == 0;
+	json_array_foreach(arr, i, item) if (json_object_get(item, "snapshot")) observations_only =
+	        false;
+	store_relax(api->store, observations_only);
 	json_array_foreach(arr, i, item) report_one(api, node, item);
+	store_relax(api->store, false);
 	json_array_foreach(json_object_get(o, "snapshots_deleted"), i, item)
 	{
 		if (json_is_string(item))

@@ -132,6 +132,20 @@ static int net_detach(struct ex_work *wk, bool for_checkpoint)
 	return rc;
 }
 
+static int net_attach_hook(const char *netns_path, void *arg, struct hutch_error *err)
+{
+	struct ex_work *wk = arg;
+	uint64_t t0 = time_mono_ns();
+	int rc = net_attach(wk, netns_path);
+	wk->net_ns = time_mono_ns() - t0;
+	if (rc < 0) {
+		if (err != &wk->err)
+			*err = wk->err;
+		hutch_error_wrap(err, "connecting the sandbox's network");
+	}
+	return rc;
+}
+
 static void run_create(struct ex_work *wk, const struct rt_config *cfg)
 {
 	struct rt_fs_snapshot_info info;
@@ -146,15 +160,27 @@ static void run_create(struct ex_work *wk, const struct rt_config *cfg)
 	} else if (wk->dir) {
 		wk->spec.memory_snapshot_dir = wk->dir;
 	}
-	wk->rc = rt_sandbox_create(cfg, &wk->spec, &wk->result, &wk->err);
-	uint64_t t0 = time_mono_ns();
-	if (wk->rc == 0 && (wk->rc = net_attach(wk, wk->result->netns_path)) < 0) {
-		hutch_error_wrap(&wk->err, "connecting the sandbox's network");
-		rt_sandbox_destroy(cfg, wk->sb->id, NULL);
-		rt_sandbox_free(wk->result);
-		wk->result = NULL;
+	if (!wk->spec.memory_snapshot_dir) {
+		/* connected before its first process runs: the entrypoint starts with a network */
+		wk->spec.on_netns = net_attach_hook;
+		wk->spec.on_netns_arg = wk;
 	}
-	wk->net_ns = time_mono_ns() - t0;
+	wk->rc = rt_sandbox_create(cfg, &wk->spec, &wk->result, &wk->err);
+	if (wk->rc < 0) {
+		net_detach(wk, false); /* whatever the hook did before a later step failed */
+		return;
+	}
+	if (wk->spec.memory_snapshot_dir) {
+		uint64_t t0 = time_mono_ns();
+		if ((wk->rc = net_attach(wk, wk->result->netns_path)) < 0) {
+			hutch_error_wrap(&wk->err, "connecting the sandbox's network");
+			net_detach(wk, false);
+			rt_sandbox_destroy(cfg, wk->sb->id, NULL);
+			rt_sandbox_free(wk->result);
+			wk->result = NULL;
+		}
+		wk->net_ns = time_mono_ns() - t0;
+	}
 }
 
 static void run_snapshot(struct ex_work *wk, const struct rt_config *cfg)
