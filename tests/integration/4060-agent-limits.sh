@@ -60,7 +60,11 @@ for i in 1 2 3 4; do
 	A -N -X POST -d '{"command":"sh","args":["-c","head -c 1000000 /dev/zero | tr \"\\\\0\" a | fold -w 100"]}' /processes/run >/dev/null
 done
 check "the newest outputs stay within the cap" jq -e '[.processes[]|select(.status!="running")]|length==2' <<<"$(A /processes)"
-check "the agent's memory is bounded by it" test "$(awk '/VmRSS/{print $2}' /proc/$AGENT_PID/status)" -lt 20000
+if agent_sanitized; then
+	echo "SKIP: the agent's RSS bound: a sanitizer build's shadow memory hides it"
+else
+	check "the agent's memory is bounded by it" test "$(awk '/VmRSS/{print $2}' /proc/$AGENT_PID/status)" -lt 20000
+fi
 agent_stop
 
 # a child that ignores SIGTERM is SIGKILLed after the 5 s grace
