@@ -35,8 +35,8 @@ hutch image ls
 [ -n "${HUTCH_NO_START:-}" ] && exit 0
 
 step "starting hutchd"
-if pgrep -x hutchd >/dev/null; then
-	echo "hutchd is already running"
+if curl -sf http://127.0.0.1:8900/health >/dev/null 2>&1; then
+	echo "hutchd is already running (http://127.0.0.1:8900/health answers)"
 elif [ -d /run/systemd/system ]; then
 	cat >/etc/systemd/system/hutchd.service <<UNIT
 [Unit]
