@@ -43,11 +43,14 @@ struct http_conn {
 	http_parser parser;
 	struct buf in; /* bytes read and not yet parsed */
 	struct http_request *req;
+	struct http_request *spare; /* the last finished request, kept for its buffers */
 	struct http_conn *prev, *next;
 	struct hdr_off *hoffs;
 	size_t nh, caph;
 	size_t url_len;
 	enum conn_event event;
+	uint64_t deadline;  /* loop time at which conn_timeout() runs; 0 = none */
+	uint64_t timer_due; /* when the timer fires (at or before deadline while it runs) */
 	int fail_status;
 	int open_handles; /* handles not yet closed plus writes not yet completed */
 	size_t write_queued;
@@ -74,8 +77,12 @@ struct http_req_priv {
 	bool body_paused;
 	bool dispatched;
 	bool aborted;
+	bool headers_done;  /* req->headers built: later header callbacks are trailers */
+	size_t headers_cap; /* entries allocated in req->headers */
 	/* response */
-	struct buf resp_headers;
+	struct buf resp_headers; /* header lines, then the framing and the blank line */
+	char status_line[48];    /* "HTTP/1.1 200 OK\r\n", sent in front of resp_headers */
+	size_t status_len;
 	bool started;
 	bool head_pending; /* head built, waiting in resp_headers for the first body bytes */
 	bool chunked;

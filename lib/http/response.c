@@ -169,6 +169,36 @@ static int conn_write3(struct http_conn *conn, const char *pre, size_t prelen, c
 	return 0;
 }
 
+/* ---- number formatting (no printf on the hot path) ---- */
+
+/* Writes v in decimal to out (at least 20 bytes); returns the length. */
+static size_t fmt_dec(char *out, uint64_t v)
+{
+	char tmp[20];
+	size_t n = 0;
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	for (size_t i = 0; i < n; i++)
+		out[i] = tmp[n - 1 - i];
+	return n;
+}
+
+/* Writes v in lowercase hex to out (at least 16 bytes); returns the length. */
+static size_t fmt_hex(char *out, uint64_t v)
+{
+	char tmp[16];
+	size_t n = 0;
+	do {
+		tmp[n++] = "0123456789abcdef"[v & 15];
+		v >>= 4;
+	} while (v);
+	for (size_t i = 0; i < n; i++)
+		out[i] = tmp[n - 1 - i];
+	return n;
+}
+
 /* ---- responses ---- */
 
 void http_response_header(struct http_request *req, const char *name, const char *fmt, ...)
@@ -188,25 +218,45 @@ void http_response_header_block(struct http_request *req, const char *block, siz
 	buf_add(&req->priv->resp_headers, block, len);
 }
 
+/* "HTTP/1.1 <status> <text>\r\n" into pr->status_line. */
+static void status_line_build(struct http_req_priv *pr, int status)
+{
+	const char *text = http_status_text(status);
+	size_t tlen = strlen(text), n = 0;
+	char *o = pr->status_line;
+	memcpy(o, "HTTP/1.1 ", 9);
+	n = 9;
+	n += fmt_dec(o + n, status >= 0 && status <= 999 ? (uint64_t)status : 500);
+	o[n++] = ' ';
+	if (tlen > sizeof(pr->status_line) - n - 2)
+		tlen = sizeof(pr->status_line) - n - 2;
+	memcpy(o + n, text, tlen);
+	n += tlen;
+	memcpy(o + n, "\r\n", 2);
+	pr->status_len = n + 2;
+}
+
 void http_response_start(struct http_request *req, int status, int64_t content_length)
 {
 	struct http_req_priv *pr = req->priv;
 	struct http_conn *conn = req->conn;
-	struct buf head = BUF_INIT;
+	struct buf *head = &pr->resp_headers; /* the status line goes in front when written */
 
 	if (pr->started || pr->aborted)
 		return;
 	pr->started = true;
 	bool bodyless = status < 200 || status == 204 || status == 304;
 	bool http11 = req->http_major == 1 && req->http_minor >= 1;
-	buf_printf(&head, "HTTP/1.1 %d %s\r\n", status, http_status_text(status));
-	buf_add(&head, pr->resp_headers.data ? pr->resp_headers.data : "", pr->resp_headers.len);
+	status_line_build(pr, status);
 	if (bodyless) {
 		pr->no_body = true;
 	} else if (content_length >= 0) {
-		buf_printf(&head, "Content-Length: %lld\r\n", (long long)content_length);
+		char num[24];
+		buf_add(head, "Content-Length: ", 16);
+		buf_add(head, num, fmt_dec(num, (uint64_t)content_length));
+		buf_add(head, "\r\n", 2);
 	} else if (http11) {
-		buf_adds(&head, "Transfer-Encoding: chunked\r\n");
+		buf_adds(head, "Transfer-Encoding: chunked\r\n");
 		pr->chunked = true;
 	} else {
 		conn->keep_alive = false; /* close-delimited */
@@ -216,19 +266,16 @@ void http_response_start(struct http_request *req, int status, int64_t content_l
 	if (status == 101)
 		;
 	else if (!conn->keep_alive)
-		buf_adds(&head, "Connection: close\r\n");
+		buf_adds(head, "Connection: close\r\n");
 	else if (!http11)
-		buf_adds(&head, "Connection: keep-alive\r\n");
-	buf_adds(&head, "\r\n");
+		buf_adds(head, "Connection: keep-alive\r\n");
+	buf_add(head, "\r\n", 2);
 	if (!pr->no_body && content_length > 0) {
 		/* held back to go out with the first body bytes: one write instead of two */
-		buf_release(&pr->resp_headers);
-		pr->resp_headers = head;
 		pr->head_pending = true;
 		return;
 	}
-	conn_write3(conn, head.data, head.len, NULL, 0, NULL, 0);
-	buf_release(&head);
+	conn_write3(conn, pr->status_line, pr->status_len, head->data, head->len, NULL, 0);
 }
 
 void http_response_flush(struct http_request *req)
@@ -237,7 +284,8 @@ void http_response_flush(struct http_request *req)
 	if (!pr->head_pending)
 		return;
 	pr->head_pending = false;
-	conn_write3(req->conn, pr->resp_headers.data, pr->resp_headers.len, NULL, 0, NULL, 0);
+	conn_write3(req->conn, pr->status_line, pr->status_len, pr->resp_headers.data,
+	            pr->resp_headers.len, NULL, 0);
 }
 
 void http_response_continue(struct http_request *req)
@@ -259,15 +307,17 @@ int http_response_write(struct http_request *req, const void *data, size_t len)
 	if (pr->no_body || len == 0)
 		return req->conn->pressure ? 1 : 0;
 	if (pr->head_pending) {
+		/* status line, headers and the first body bytes in one write */
 		pr->head_pending = false;
-		return conn_write3(req->conn, pr->resp_headers.data, pr->resp_headers.len, data,
-		                   len, NULL, 0);
+		return conn_write3(req->conn, pr->status_line, pr->status_len,
+		                   pr->resp_headers.data, pr->resp_headers.len, data, len);
 	}
 	if (!pr->chunked)
 		return conn_write3(req->conn, NULL, 0, data, len, NULL, 0);
 	char pre[24];
-	int n = snprintf(pre, sizeof(pre), "%zx\r\n", len);
-	return conn_write3(req->conn, pre, (size_t)n, data, len, "\r\n", 2);
+	size_t n = fmt_hex(pre, len);
+	memcpy(pre + n, "\r\n", 2);
+	return conn_write3(req->conn, pre, n + 2, data, len, "\r\n", 2);
 }
 
 void http_response_end(struct http_request *req)

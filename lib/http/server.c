@@ -9,6 +9,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
+
 #include "base/cleanup.h"
 #include "base/util.h"
 #include "base/xalloc.h"
@@ -53,34 +57,41 @@ static void server_maybe_free(struct http_server *srv)
 		free(srv);
 }
 
-/* ---- connection lifetime ---- */
+/* ---- requests ---- */
 
-void http_conn_unref(struct http_conn *conn)
+/* A spare request is poisoned under ASan while it waits, so that a handler still touching a
+ * finished request is caught as if the request had been freed. */
+static void request_poison(struct http_request *req, bool on)
 {
-	if (--conn->open_handles > 0)
-		return;
-	struct http_server *srv = conn->srv;
-	if (conn->prev)
-		conn->prev->next = conn->next;
-	else
-		srv->conns = conn->next;
-	if (conn->next)
-		conn->next->prev = conn->prev;
-	srv->nconns--;
-	buf_release(&conn->in);
-	free(conn->hoffs);
-	free(conn);
-	server_maybe_free(srv);
-}
-
-static void conn_handle_closed(uv_handle_t *h)
-{
-	http_conn_unref(h->data);
-}
-
-void http_stream_free(uv_handle_t *h)
-{
-	free(h);
+#if defined(__SANITIZE_ADDRESS__)
+	if (!on) {
+		ASAN_UNPOISON_MEMORY_REGION(req, sizeof(*req));
+		ASAN_UNPOISON_MEMORY_REGION(req->priv, sizeof(*req->priv));
+	}
+	struct http_req_priv *pr = req->priv;
+	struct {
+		void *p;
+		size_t n;
+	} r[] = {
+	        {req->head_store.data, req->head_store.cap},
+	        {req->body.data, req->body.cap},
+	        {req->headers, pr->headers_cap * sizeof(*req->headers)},
+	        {pr->resp_headers.data, pr->resp_headers.cap},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(r); i++) {
+		if (r[i].p && on)
+			ASAN_POISON_MEMORY_REGION(r[i].p, r[i].n);
+		else if (r[i].p)
+			ASAN_UNPOISON_MEMORY_REGION(r[i].p, r[i].n);
+	}
+	if (on) {
+		ASAN_POISON_MEMORY_REGION(pr, sizeof(*pr));
+		ASAN_POISON_MEMORY_REGION(req, sizeof(*req));
+	}
+#else
+	(void)req;
+	(void)on;
+#endif
 }
 
 static void request_free(struct http_request *req)
@@ -98,6 +109,99 @@ static void request_free(struct http_request *req)
 	free(req->headers);
 	free(req->priv);
 	free(req);
+}
+
+/* The request for the next message: the connection's spare one if it has one, else a new one. */
+static struct http_request *request_new(struct http_conn *conn)
+{
+	struct http_request *req = conn->spare;
+	if (req) {
+		conn->spare = NULL;
+		request_poison(req, false);
+	} else {
+		req = xcalloc(1, sizeof(*req));
+		req->priv = xcalloc(1, sizeof(*req->priv));
+	}
+	req->conn = conn;
+	return req;
+}
+
+#define SPARE_BUF_MAX     4096 /* larger buffers of a finished request are not kept */
+#define SPARE_HEADERS_MAX 32
+
+/* Keeps a finished request as the connection's spare, cleared as if new but keeping the memory
+ * of its head, header array and response head when they are small (an idle connection stays
+ * cheap): every request of a keep-alive connection would otherwise allocate and grow them
+ * again. */
+static void request_recycle(struct http_conn *conn, struct http_request *req)
+{
+	struct http_req_priv *pr = req->priv;
+	struct buf head = req->head_store, resp = pr->resp_headers;
+	struct http_header *headers = req->headers;
+	size_t headers_cap = pr->headers_cap;
+
+	if (conn->spare) {
+		request_free(req);
+		return;
+	}
+	for (size_t i = 0; i < req->nparams; i++) {
+		free(req->params[i].name);
+		free(req->params[i].value);
+	}
+	buf_release(&req->body);
+	if (head.cap > SPARE_BUF_MAX)
+		buf_release(&head);
+	if (resp.cap > SPARE_BUF_MAX)
+		buf_release(&resp);
+	if (headers_cap > SPARE_HEADERS_MAX) {
+		free(headers);
+		headers = NULL;
+		headers_cap = 0;
+	}
+	memset(req, 0, sizeof(*req));
+	memset(pr, 0, sizeof(*pr));
+	buf_reset(&head);
+	buf_reset(&resp);
+	req->head_store = head;
+	req->headers = headers;
+	req->priv = pr;
+	pr->resp_headers = resp;
+	pr->headers_cap = headers_cap;
+	request_poison(req, true);
+	conn->spare = req;
+}
+
+/* ---- connection lifetime ---- */
+
+void http_conn_unref(struct http_conn *conn)
+{
+	if (--conn->open_handles > 0)
+		return;
+	struct http_server *srv = conn->srv;
+	if (conn->prev)
+		conn->prev->next = conn->next;
+	else
+		srv->conns = conn->next;
+	if (conn->next)
+		conn->next->prev = conn->prev;
+	srv->nconns--;
+	if (conn->spare)
+		request_poison(conn->spare, false);
+	request_free(conn->spare);
+	buf_release(&conn->in);
+	free(conn->hoffs);
+	free(conn);
+	server_maybe_free(srv);
+}
+
+static void conn_handle_closed(uv_handle_t *h)
+{
+	http_conn_unref(h->data);
+}
+
+void http_stream_free(uv_handle_t *h)
+{
+	free(h);
 }
 
 /* Ends the request in flight without a complete response: tells the handler, then frees it. */
@@ -145,7 +249,7 @@ static void shutdown_done(uv_shutdown_t *sr, int status)
 	http_conn_close(conn);
 }
 
-static void conn_timeout(uv_timer_t *t);
+static void conn_arm_timer(struct http_conn *conn, uint64_t ms);
 
 /* Closes after everything queued has been written (Connection: close, errors). */
 void http_conn_close_after_write(struct http_conn *conn)
@@ -155,7 +259,7 @@ void http_conn_close_after_write(struct http_conn *conn)
 	conn->shutting_down = true;
 	uv_read_stop(conn->stream);
 	/* bounded: a peer that never reads must not hold the connection */
-	uv_timer_start(&conn->timer, conn_timeout, conn->srv->cfg.idle_timeout_ms, 0);
+	conn_arm_timer(conn, conn->srv->cfg.idle_timeout_ms);
 	uv_shutdown_t *sr = xcalloc(1, sizeof(*sr));
 	sr->data = conn;
 	if (uv_shutdown(sr, conn->stream, shutdown_done) < 0) {
@@ -166,9 +270,8 @@ void http_conn_close_after_write(struct http_conn *conn)
 
 /* ---- timers ---- */
 
-static void conn_timeout(uv_timer_t *t)
+static void conn_timeout(struct http_conn *conn)
 {
-	struct http_conn *conn = t->data;
 	if (conn->shutting_down) {
 		/* the peer does not take the rest of the response: give up on it */
 		http_conn_close(conn);
@@ -189,10 +292,41 @@ static void conn_timeout(uv_timer_t *t)
 	http_conn_close(conn);
 }
 
+/* The timer fires at timer_due; the deadline may have moved later meanwhile (every request moves
+ * it), so it is set again for the rest, or does nothing when the deadline was cleared. */
+static void conn_timer_fired(uv_timer_t *t)
+{
+	struct http_conn *conn = t->data;
+	uint64_t now = uv_now(conn->srv->loop);
+	if (!conn->deadline)
+		return;
+	if (now < conn->deadline) {
+		conn->timer_due = conn->deadline;
+		uv_timer_start(&conn->timer, conn_timer_fired, conn->deadline - now, 0);
+		return;
+	}
+	conn->deadline = 0;
+	conn_timeout(conn);
+}
+
+/* Sets the connection's deadline ms from now. The timer is started only when it would fire too
+ * late (or not at all): moving a deadline later, which each request of a keep-alive connection
+ * does three times, costs no timer operation. */
 static void conn_arm_timer(struct http_conn *conn, uint64_t ms)
 {
-	if (!conn->closing)
-		uv_timer_start(&conn->timer, conn_timeout, ms, 0);
+	if (conn->closing)
+		return;
+	conn->deadline = uv_now(conn->srv->loop) + ms;
+	if (!uv_is_active((uv_handle_t *)&conn->timer) || conn->timer_due > conn->deadline) {
+		conn->timer_due = conn->deadline;
+		uv_timer_start(&conn->timer, conn_timer_fired, ms, 0);
+	}
+}
+
+/* No deadline; a running timer finds none when it fires. */
+static void conn_disarm_timer(struct http_conn *conn)
+{
+	conn->deadline = 0;
 }
 
 /* ---- reading ---- */
@@ -285,10 +419,7 @@ static int head_add(struct http_conn *conn, const char *at, size_t len)
 static int on_message_begin(http_parser *p)
 {
 	struct http_conn *conn = pconn(p);
-	struct http_request *req = xcalloc(1, sizeof(*req));
-	req->priv = xcalloc(1, sizeof(*req->priv));
-	req->conn = conn;
-	conn->req = req;
+	conn->req = request_new(conn);
 	conn->nh = 0;
 	conn->last_was_value = false;
 	conn_arm_timer(conn, conn->srv->cfg.head_timeout_ms);
@@ -307,7 +438,7 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
 	struct http_conn *conn = pconn(p);
 	/* trailers of a chunked body are dropped: the headers point into head_store, which
 	 * must not grow (move) once they are built */
-	if (conn->req->headers)
+	if (conn->req->priv->headers_done)
 		return 0;
 	if (conn->nh == 0 || conn->last_was_value) {
 		if (conn->nh >= conn->srv->cfg.max_headers) {
@@ -332,7 +463,7 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
 static int on_header_value(http_parser *p, const char *at, size_t len)
 {
 	struct http_conn *conn = pconn(p);
-	if (conn->req->headers)
+	if (conn->req->priv->headers_done)
 		return 0; /* a trailer */
 	struct hdr_off *h = &conn->hoffs[conn->nh - 1];
 	/* obs-fold (a value continued on the next line): rejected, RFC 9112 section 5.2 */
@@ -366,7 +497,7 @@ static bool is_token(struct sv s)
 	return true;
 }
 
-/* Rejects the framing shapes request smuggling relies on. */
+/* Rejects the framing shapes request smuggling relies on; sets has_content_length. */
 static int check_framing(struct http_conn *conn, struct http_request *req)
 {
 	int ncl = 0, nte = 0;
@@ -383,6 +514,7 @@ static int check_framing(struct http_conn *conn, struct http_request *req)
 	}
 	if (ncl > 1 || nte > 1 || (ncl && nte))
 		return 400;
+	req->has_content_length = ncl == 1;
 	return 0;
 }
 
@@ -390,9 +522,15 @@ static int on_headers_complete(http_parser *p)
 {
 	struct http_conn *conn = pconn(p);
 	struct http_request *req = conn->req;
+	struct http_req_priv *pr = req->priv;
 	const char *base = req->head_store.data ? req->head_store.data : "";
 
-	req->headers = xcalloc(conn->nh ? conn->nh : 1, sizeof(*req->headers));
+	if (conn->nh > pr->headers_cap || !req->headers) {
+		pr->headers_cap = conn->nh > 16 ? conn->nh : 16;
+		free(req->headers);
+		req->headers = xcalloc(pr->headers_cap, sizeof(*req->headers));
+	}
+	pr->headers_done = true;
 	for (size_t i = 0; i < conn->nh; i++) {
 		struct hdr_off *h = &conn->hoffs[i];
 		req->headers[i].name = sv_make(base + h->name_off, h->name_len);
@@ -408,12 +546,10 @@ static int on_headers_complete(http_parser *p)
 	req->http_minor = p->http_minor;
 	req->upgrade = p->upgrade;
 	req->chunked = (p->flags & F_CHUNKED) != 0;
-	if (http_request_header(req, "content-length").p) {
-		req->has_content_length = true;
-		req->content_length = p->content_length;
-	}
 	conn->keep_alive = http_should_keep_alive(p);
 	int bad = check_framing(conn, req);
+	if (req->has_content_length)
+		req->content_length = p->content_length;
 	if (!bad && (req->path.len == 0 || (req->path.p[0] != '/' && !sv_eq(req->path, SV("*")))))
 		bad = 400;
 	if (bad) {
@@ -462,7 +598,7 @@ static int on_body(http_parser *p, const char *at, size_t len)
 static int on_message_complete(http_parser *p)
 {
 	struct http_conn *conn = pconn(p);
-	uv_timer_stop(&conn->timer); /* the response takes as long as its handler needs */
+	conn_disarm_timer(conn); /* the response takes as long as its handler needs */
 	conn->req->priv->message_complete = true;
 	conn->event = EV_MESSAGE;
 	http_parser_pause(p, 1);
@@ -506,12 +642,13 @@ static void message_done(struct http_conn *conn)
 static bool request_finish(struct http_conn *conn)
 {
 	struct http_request *req = conn->req;
-	request_free(req);
 	conn->req = NULL;
 	if (!conn->keep_alive || conn->read_eof) {
+		request_free(req);
 		http_conn_close_after_write(conn);
 		return false;
 	}
+	request_recycle(conn, req);
 	conn_arm_timer(conn, conn->srv->cfg.idle_timeout_ms);
 	return true;
 }

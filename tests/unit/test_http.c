@@ -113,6 +113,17 @@ static void h_upgrade(struct http_request *req, void *data)
 	buf_release(&left);
 }
 
+/* Reports what the request looked like: header count, one header, the query. */
+static void h_headers(struct http_request *req, void *data)
+{
+	struct buf b = BUF_INIT;
+	struct sv last = http_request_header(req, "x-last");
+	buf_printf(&b, "n=%zu last=%.*s q=%.*s cl=%d", req->nheaders, SV_FMT(last),
+	           SV_FMT(req->query), req->has_content_length);
+	http_respond(req, 200, "text/plain", b.data, b.len);
+	buf_release(&b);
+}
+
 static void h_error(struct http_request *req, void *data)
 {
 	http_respond_error(req, 401, "UNAUTHENTICATED", "no \"key\"");
@@ -121,10 +132,10 @@ static void h_error(struct http_request *req, void *data)
 static const struct http_route routes[] = {
         {HTTP_POST, "/echo", NULL},  {HTTP_GET, "/stream", NULL},      {HTTP_GET, "/sse", NULL},
         {HTTP_POST, "/count", NULL}, {HTTP_GET, "/things/{id}", NULL}, {HTTP_GET, "/upgrade", NULL},
-        {HTTP_POST, "/auth", NULL},
+        {HTTP_POST, "/auth", NULL},  {HTTP_GET, "/headers", NULL},
 };
 static void (*const handlers[])(struct http_request *, void *) = {
-        h_echo, h_stream, h_sse, h_count, h_param, h_upgrade, h_error,
+        h_echo, h_stream, h_sse, h_count, h_param, h_upgrade, h_error, h_headers,
 };
 
 static void dispatch(struct http_request *req, void *data)
@@ -348,6 +359,54 @@ static void test_streams(void)
 	usleep(50000);
 }
 
+/* Requests of one keep-alive connection reuse its request storage: nothing of a request may show
+ * in the next (headers, trailers, query, framing), and the connection's deadlines still hold
+ * (the timer is moved lazily). */
+static void test_reuse(void)
+{
+	int fd = dial();
+	struct buf h = BUF_INIT;
+	buf_adds(&h, "GET /headers?a=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n");
+	for (int i = 0; i < 40; i++)
+		buf_printf(&h, "X-H%d: v\r\n", i);
+	buf_adds(&h, "X-Last: many\r\n\r\n");
+	char *r = roundtrip(fd, buf_cstr(&h), "cl=", 1);
+	CHECK(strstr(r, "n=43 last=many q=a=1 cl=1") != NULL);
+	free(r);
+	r = roundtrip(fd, "GET /headers HTTP/1.1\r\nHost: x\r\n\r\n", "cl=", 1);
+	CHECK(strstr(r, "n=1 last= q= cl=0") != NULL);
+	free(r);
+	/* a chunked body with a trailer, then a request whose headers must not be the trailer's */
+	r = roundtrip(fd,
+	              "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+	              "3\r\nabc\r\n0\r\nX-Last: trailer\r\n\r\n",
+	              "abc", 1);
+	CHECK(strstr(r, "/echo 3:abc") != NULL);
+	free(r);
+	r = roundtrip(fd, "GET /headers HTTP/1.1\r\nHost: x\r\nX-Last: mine\r\n\r\n", "cl=", 1);
+	CHECK(strstr(r, "n=2 last=mine q= cl=0") != NULL);
+	free(r);
+	/* a head that stops arriving gets 408 at the head deadline, after requests moved the
+	 * idle deadline several times */
+	uint64_t t0 = time_mono_ms();
+	r = roundtrip(fd, "GET /headers HTTP/1.1\r\nHo", NULL, 0);
+	uint64_t took = time_mono_ms() - t0;
+	CHECK(strstr(r, "408") != NULL && took >= 500 && took < 4000);
+	free(r);
+	close(fd);
+	/* an idle keep-alive connection is closed at the idle deadline */
+	fd = dial();
+	r = roundtrip(fd, "GET /headers HTTP/1.1\r\nHost: x\r\n\r\n", "cl=", 1);
+	free(r);
+	t0 = time_mono_ms();
+	r = roundtrip(fd, NULL, NULL, 0);
+	took = time_mono_ms() - t0;
+	CHECK(r[0] == '\0' && took >= 300 && took < 4000);
+	free(r);
+	buf_release(&h);
+	close(fd);
+}
+
 static void test_upgrade(void)
 {
 	int fd = dial();
@@ -419,6 +478,7 @@ int main(void)
 	http_server_config_defaults(&cfg);
 	cfg.max_head_bytes = 4096;
 	cfg.idle_timeout_ms = 400;
+	cfg.head_timeout_ms = 600;
 	srv = http_server_new(&loop, &cfg, dispatch, NULL);
 	CHECK(http_server_listen(srv, "127.0.0.1:0", &port) == 0);
 	/* refused addresses fail cleanly (no handle to close) */
@@ -432,6 +492,7 @@ int main(void)
 	test_errors();
 	test_robustness();
 	test_streams();
+	test_reuse();
 	test_upgrade();
 	test_client();
 
