@@ -153,9 +153,17 @@ void proxy_cache_key_put(struct proxy_cache *c, struct sv header, const char *ns
 	proxy_map_put(&c->keys, buf, k);
 }
 
+/* "ns/target", cut at size - 1 bytes like the snprintf it replaces (ns is at most 63 bytes and
+ * target at most PROXY_TARGET_MAX, so it never is). */
 static void sb_key(char *out, size_t size, const char *target, const char *ns)
 {
-	snprintf(out, size, "%s/%s", ns, target);
+	size_t n = 0;
+	for (const char *parts[] = {ns, "/", target}, **p = parts; p < parts + 3; p++) {
+		size_t len = strnlen(*p, size - 1 - n);
+		memcpy(out + n, *p, len);
+		n += len;
+	}
+	out[n] = '\0';
 }
 
 /* The fields the proxy uses. */

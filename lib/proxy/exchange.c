@@ -10,8 +10,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define EX_POISON(p, n)   ASAN_POISON_MEMORY_REGION(p, n)
+#define EX_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
+#else
+#define EX_POISON(p, n)   ((void)(p), (void)(n))
+#define EX_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
+#include "base/cleanup.h"
 #include "base/xalloc.h"
 #include "proxy/internal.h"
+
+#define EX_SPARE_BUF_MAX 4096 /* an exchange with larger buffers is not kept for reuse */
 
 enum ex_state {
 	EX_WAKING,     /* the sandbox is suspended: waiting for it to run */
@@ -22,7 +34,8 @@ enum ex_state {
 };
 
 struct rh_hdr {
-	uint32_t name, value; /* offsets of NUL-terminated strings in rh */
+	uint32_t name, value;         /* offsets of NUL-terminated strings in rh */
+	uint32_t name_len, value_len; /* value_len untrimmed */
 };
 
 struct proxy_exchange {
@@ -42,6 +55,7 @@ struct proxy_exchange {
 	struct rh_hdr hdrs[PROXY_RESP_HEADERS_MAX];
 	size_t nhdrs;
 	int ncl, nte;
+	int connection, acao; /* index of Connection / Access-Control-Allow-Origin, or -1 */
 	bool te_bad;
 	bool in_value;
 	bool head_done;
@@ -64,11 +78,53 @@ static const struct proxy_upstream_ops ex_up_ops;
 
 /* ---- lifetime ---- */
 
+/* A finished exchange is kept for the next request (with its head buffers) while there is room,
+ * poisoned under ASan meanwhile so that a late use is still caught. */
 static void ex_free(struct proxy_exchange *ex)
 {
+	struct proxy *px = ex->px;
+	if (!px->closing && px->nex_spare < ARRAY_SIZE(px->ex_spare) &&
+	    ex->head.cap <= EX_SPARE_BUF_MAX && ex->rh.cap <= EX_SPARE_BUF_MAX) {
+		EX_POISON(ex->head.data, ex->head.cap);
+		EX_POISON(ex->rh.data, ex->rh.cap);
+		EX_POISON(ex, sizeof(*ex));
+		px->ex_spare[px->nex_spare++] = ex;
+		return;
+	}
 	buf_release(&ex->head);
 	buf_release(&ex->rh);
 	free(ex);
+}
+
+/* A cleared exchange: a kept one (its buffers emptied but allocated) or a new one. */
+static struct proxy_exchange *ex_alloc(struct proxy *px)
+{
+	if (px->nex_spare == 0)
+		return xcalloc(1, sizeof(struct proxy_exchange));
+	struct proxy_exchange *ex = px->ex_spare[--px->nex_spare];
+	EX_UNPOISON(ex, sizeof(*ex));
+	struct buf head = ex->head, rh = ex->rh;
+	EX_UNPOISON(head.data, head.cap);
+	EX_UNPOISON(rh.data, rh.cap);
+	memset(ex, 0, sizeof(*ex));
+	buf_reset(&head);
+	buf_reset(&rh);
+	ex->head = head;
+	ex->rh = rh;
+	return ex;
+}
+
+void proxy_exchange_spares_release(struct proxy *px)
+{
+	while (px->nex_spare) {
+		struct proxy_exchange *ex = px->ex_spare[--px->nex_spare];
+		EX_UNPOISON(ex, sizeof(*ex));
+		EX_UNPOISON(ex->head.data, ex->head.cap);
+		EX_UNPOISON(ex->rh.data, ex->rh.cap);
+		buf_release(&ex->head);
+		buf_release(&ex->rh);
+		free(ex);
+	}
 }
 
 static void ex_wake_timer_closed(uv_handle_t *h)
@@ -190,6 +246,7 @@ static void rh_reset(struct proxy_exchange *ex)
 	buf_reset(&ex->rh);
 	ex->nhdrs = 0;
 	ex->ncl = ex->nte = 0;
+	ex->connection = ex->acao = -1;
 	ex->te_bad = false;
 	ex->in_value = false;
 }
@@ -202,6 +259,7 @@ static void rh_close_header(struct proxy_exchange *ex)
 	if (!ex->in_value) {
 		buf_addch(&ex->rh, '\0');
 		ex->hdrs[ex->nhdrs - 1].value = (uint32_t)ex->rh.len;
+		ex->hdrs[ex->nhdrs - 1].value_len = 0;
 	}
 	buf_addch(&ex->rh, '\0');
 	ex->in_value = false;
@@ -212,12 +270,15 @@ static const char *rh_str(const struct proxy_exchange *ex, uint32_t off)
 	return ex->rh.data + off;
 }
 
-static struct sv rh_get(const struct proxy_exchange *ex, const char *name)
+static struct sv rh_name(const struct proxy_exchange *ex, size_t i)
 {
-	for (size_t i = 0; i < ex->nhdrs; i++)
-		if (strcasecmp(rh_str(ex, ex->hdrs[i].name), name) == 0)
-			return sv_from(rh_str(ex, ex->hdrs[i].value));
-	return SV_NULL;
+	return sv_make(rh_str(ex, ex->hdrs[i].name), ex->hdrs[i].name_len);
+}
+
+/* The value as received (http_parser leaves trailing spaces in it). */
+static struct sv rh_value(const struct proxy_exchange *ex, size_t i)
+{
+	return sv_make(rh_str(ex, ex->hdrs[i].value), ex->hdrs[i].value_len);
 }
 
 static int on_r_begin(http_parser *p)
@@ -237,11 +298,13 @@ static int on_r_field(http_parser *p, const char *at, size_t len)
 		if (ex->nhdrs == PROXY_RESP_HEADERS_MAX)
 			return -1;
 		rh_close_header(ex);
-		ex->hdrs[ex->nhdrs++].name = (uint32_t)ex->rh.len;
+		ex->hdrs[ex->nhdrs].name = (uint32_t)ex->rh.len;
+		ex->hdrs[ex->nhdrs++].name_len = 0;
 	}
 	if (ex->rh.len + len > PROXY_RESP_HEAD_MAX)
 		return -1;
 	buf_add(&ex->rh, at, len);
+	ex->hdrs[ex->nhdrs - 1].name_len += (uint32_t)len;
 	return 0;
 }
 
@@ -257,28 +320,34 @@ static int on_r_value(http_parser *p, const char *at, size_t len)
 	if (!ex->in_value) {
 		buf_addch(&ex->rh, '\0');
 		ex->hdrs[ex->nhdrs - 1].value = (uint32_t)ex->rh.len;
+		ex->hdrs[ex->nhdrs - 1].value_len = 0;
 		ex->in_value = true;
 	}
 	if (ex->rh.len + len > PROXY_RESP_HEAD_MAX)
 		return -1;
 	buf_add(&ex->rh, at, len);
+	ex->hdrs[ex->nhdrs - 1].value_len += (uint32_t)len;
 	return 0;
 }
 
-/* Rejects framing that two parsers could read differently. */
+/* Rejects framing that two parsers could read differently; notes where the headers the proxy
+ * looks at later are (the first of each), so nothing scans the head again. */
 static bool rh_framing_ok(struct proxy_exchange *ex)
 {
 	for (size_t i = 0; i < ex->nhdrs; i++) {
-		const char *name = rh_str(ex, ex->hdrs[i].name);
-		if (!proxy_header_name_valid(name))
+		struct sv name = rh_name(ex, i);
+		if (!proxy_header_name_valid(name.p))
 			return false;
-		if (strcasecmp(name, "content-length") == 0) {
+		if (sv_case_eq(name, SV("content-length"))) {
 			ex->ncl++;
-		} else if (strcasecmp(name, "transfer-encoding") == 0) {
+		} else if (sv_case_eq(name, SV("transfer-encoding"))) {
 			ex->nte++;
-			if (!sv_case_eq(sv_trim(sv_from(rh_str(ex, ex->hdrs[i].value))),
-			                SV("chunked")))
+			if (!sv_case_eq(sv_trim(rh_value(ex, i)), SV("chunked")))
 				ex->te_bad = true;
+		} else if (ex->connection < 0 && sv_case_eq(name, SV("connection"))) {
+			ex->connection = (int)i;
+		} else if (ex->acao < 0 && sv_case_eq(name, SV("access-control-allow-origin"))) {
+			ex->acao = (int)i;
 		}
 	}
 	return ex->ncl <= 1 && ex->nte <= 1 && !ex->te_bad && !(ex->ncl && ex->nte);
@@ -297,12 +366,12 @@ static void ex_mark_activity(struct proxy_exchange *ex)
 static void ex_response_begin(struct proxy_exchange *ex)
 {
 	struct http_request *req = ex->req;
-	struct sv connection = rh_get(ex, "connection");
+	struct sv connection = ex->connection >= 0 ? rh_value(ex, (size_t)ex->connection) : SV_NULL;
 	struct buf *block = &ex->px->scratch; /* names are tokens and values have no CR/LF */
 	buf_reset(block);
 	for (size_t i = 0; i < ex->nhdrs; i++) {
-		struct sv name = sv_from(rh_str(ex, ex->hdrs[i].name));
-		struct sv value = sv_from(rh_str(ex, ex->hdrs[i].value));
+		struct sv name = rh_name(ex, i);
+		struct sv value = rh_value(ex, i);
 		if (proxy_header_is_hop(name, connection))
 			continue;
 		buf_add(block, name.p, name.len);
@@ -311,7 +380,7 @@ static void ex_response_begin(struct proxy_exchange *ex)
 		buf_add(block, "\r\n", 2);
 	}
 	http_response_header_block(req, block->data ? block->data : "", block->len);
-	if (!rh_get(ex, "access-control-allow-origin").p)
+	if (ex->acao < 0)
 		proxy_cors_headers(req);
 	int64_t cl = ex->ncl == 1 && !(ex->parser.flags & F_CHUNKED)
 	                     ? (int64_t)ex->parser.content_length
@@ -677,33 +746,11 @@ static void ex_wake_tick(struct proxy_exchange *ex)
 	sandbox_rec_release(&rec);
 }
 
-int proxy_target_key(const struct sandbox_rec *rec, uint16_t port, char key[PROXY_KEY_MAX],
-                     struct hutch_error *err)
-{
-	int n;
-	if (port == PROXY_AGENT_PORT) {
-		if (!rec->agent_socket || !rec->agent_socket[0])
-			return hutch_error_api(err, 503, "SANDBOX_NOT_RUNNING",
-			                       "the agent of sandbox %s is not reachable yet",
-			                       rec->id);
-		n = snprintf(key, PROXY_KEY_MAX, "unix:%s", rec->agent_socket);
-	} else {
-		if (!rec->ip || !rec->ip[0])
-			return hutch_error_api(err, 502, "PROXY_ERROR",
-			                       "sandbox %s has no network address", rec->id);
-		n = snprintf(key, PROXY_KEY_MAX, "tcp:%s:%u", rec->ip, port);
-	}
-	if (n < 0 || n >= PROXY_KEY_MAX)
-		return hutch_error_api(err, 502, "PROXY_ERROR", "sandbox %s: address too long",
-		                       rec->id);
-	return 0;
-}
-
 /* A new exchange for req, linked into the proxy and owning req's callbacks. */
 static struct proxy_exchange *ex_new(struct proxy *px, struct http_request *req,
                                      const struct proxy_target *t)
 {
-	struct proxy_exchange *ex = xcalloc(1, sizeof(*ex));
+	struct proxy_exchange *ex = ex_alloc(px);
 	ex->px = px;
 	ex->req = req;
 	ex->t = *t;

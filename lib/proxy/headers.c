@@ -3,6 +3,7 @@
  * must not be passed back, and CORS (reference section 6.1). */
 #include <string.h>
 
+#include "base/cleanup.h"
 #include "proxy/internal.h"
 
 static bool token_listed(struct sv list, struct sv name)
@@ -16,39 +17,48 @@ static bool token_listed(struct sv list, struct sv name)
 	return false;
 }
 
-static bool name_in(struct sv name, const char *const *names)
-{
-	for (; *names; names++)
-		if (sv_case_eq(name, sv_from(*names)))
-			return true;
-	return false;
-}
+#define HDR_HOP     1u /* hop-by-hop or framing: dropped both ways */
+#define HDR_REQUEST 2u /* dropped from requests only */
+#define HDR_COOKIE  4u
 
 /* Dropped from every request: hop-by-hop and framing headers (re-made here), credentials meant
- * for the proxy, and forwarding headers the client must not be able to forge. */
-static const char *const request_drop[] = {
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "content-length",
-        "upgrade",
-        "expect",
-        "authorization",
-        "proxy-authorization",
-        "x-forwarded-for",
-        "x-forwarded-proto",
-        "x-forwarded-host",
-        "forwarded",
-        NULL,
+ * for the proxy, and forwarding headers the client must not be able to forge. Responses drop the
+ * HDR_HOP ones. Lengths are precomputed: every header of every request is classified. */
+static const struct {
+	struct sv name;
+	unsigned flags;
+} special[] = {
+#define H(s, f)                       \
+	{                             \
+		{s, sizeof(s) - 1}, f \
+	}
+        H("connection", HDR_HOP),
+        H("keep-alive", HDR_HOP),
+        H("proxy-connection", HDR_HOP),
+        H("te", HDR_HOP),
+        H("trailer", HDR_HOP),
+        H("transfer-encoding", HDR_HOP),
+        H("content-length", HDR_HOP),
+        H("upgrade", HDR_HOP),
+        H("expect", HDR_REQUEST),
+        H("authorization", HDR_REQUEST),
+        H("proxy-authorization", HDR_REQUEST),
+        H("x-forwarded-for", HDR_REQUEST),
+        H("x-forwarded-proto", HDR_REQUEST),
+        H("x-forwarded-host", HDR_REQUEST),
+        H("forwarded", HDR_REQUEST),
+        H("cookie", HDR_COOKIE),
+#undef H
 };
 
-static const char *const response_drop[] = {
-        "connection",        "keep-alive",     "proxy-connection", "te", "trailer",
-        "transfer-encoding", "content-length", "upgrade",          NULL,
-};
+/* The HDR_* flags of a header name (0 for an ordinary end-to-end header). */
+static unsigned header_flags(struct sv name)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(special); i++)
+		if (special[i].name.len == name.len && sv_case_eq(special[i].name, name))
+			return special[i].flags;
+	return 0;
+}
 
 bool proxy_header_name_valid(const char *name)
 {
@@ -66,15 +76,16 @@ bool proxy_header_name_valid(const char *name)
 
 bool proxy_header_is_hop(struct sv name, struct sv connection)
 {
-	return name_in(name, response_drop) || (connection.len && token_listed(connection, name));
+	return (header_flags(name) & HDR_HOP) || (connection.len && token_listed(connection, name));
 }
 
 static bool request_keeps(const struct http_request *req, const struct proxy_fwd *f, struct sv name,
                           struct sv connection)
 {
-	if (name_in(name, request_drop))
+	unsigned flags = header_flags(name);
+	if (flags & (HDR_HOP | HDR_REQUEST))
 		return false;
-	if (!f->keep_cookies && sv_case_eq(name, SV("cookie")))
+	if (!f->keep_cookies && (flags & HDR_COOKIE))
 		return false;
 	return !(connection.len && token_listed(connection, name));
 }

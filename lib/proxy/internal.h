@@ -32,9 +32,13 @@ struct proxy_upstream_ops {
 	void (*on_drain)(struct proxy_upstream *up);
 };
 
+/* The connections to one target. Each open connection refers to its bucket (no lookup by key
+ * when it is released or taken); the bucket goes when the last of them closes. */
 struct proxy_bucket {
 	struct proxy_upstream *idle; /* most recently used first */
 	size_t nidle;
+	size_t nref; /* open connections to this target */
+	bool orphan; /* no longer in the pool's map (the pool closed) */
 };
 
 struct proxy_pool {
@@ -62,7 +66,8 @@ struct proxy_upstream {
 	struct proxy_pool *pool;
 	union proxy_stream h;
 	uv_connect_t connect;
-	char *key; /* "unix:/path" or "tcp:A.B.C.D:PORT" */
+	char *key;                   /* "unix:/path" or "tcp:A.B.C.D:PORT" */
+	struct proxy_bucket *bucket; /* NULL once closing */
 	const struct proxy_upstream_ops *ops;
 	void *owner; /* NULL while idle or closing */
 	size_t write_queued;
@@ -87,6 +92,11 @@ void proxy_pool_close(struct proxy_pool *pool);
 int proxy_pool_acquire(struct proxy_pool *pool, const char *key, bool fresh,
                        const struct proxy_upstream_ops *ops, void *owner,
                        struct proxy_upstream **ret);
+/* The upstream key for a sandbox and port into key ("unix:<agent socket>" for the agent,
+ * "tcp:<ip>:<port>" for a user port); 0 or a negative errno with err set (503 without an agent
+ * socket, 502 without an address or when the key would not fit). */
+int proxy_target_key(const struct sandbox_rec *rec, uint16_t port, char key[PROXY_KEY_MAX],
+                     struct hutch_error *err);
 /* The owner is done: reusable connections go back to the pool, others are closed. */
 void proxy_upstream_release(struct proxy_upstream *up, bool reusable);
 /* Queues a + b + c as one write (copied). Returns 0, 1 above the high-water mark, or -EPIPE. */
@@ -150,6 +160,8 @@ struct proxy {
 	struct http_client *client;
 	struct proxy_pool pool;
 	struct proxy_exchange *exchanges;
+	struct proxy_exchange *ex_spare[64]; /* finished exchanges kept for reuse */
+	size_t nex_spare;
 	struct proxy_tunnel *tunnels;
 	size_t nexchanges, ntunnels;
 	struct proxy_activity *activity; /* shared, or own_activity */
@@ -219,9 +231,8 @@ void proxy_exchange_start(struct proxy *px, struct http_request *req, const stru
 void proxy_exchange_sweep(struct proxy *px);
 /* Aborts every exchange (shutdown). */
 void proxy_exchange_abort_all(struct proxy *px);
-/* The upstream key for a sandbox and port into key; 0 or a negative errno with err set. */
-int proxy_target_key(const struct sandbox_rec *rec, uint16_t port, char key[PROXY_KEY_MAX],
-                     struct hutch_error *err);
+/* Frees the finished exchanges kept for reuse. */
+void proxy_exchange_spares_release(struct proxy *px);
 
 /* Splices client (taken over after the upstream's 101) and up both ways until either ends.
  * client_left / up_left are bytes already read from each side, to deliver first. */

@@ -162,6 +162,7 @@ static int proxy_lookup_store(struct proxy *px, const struct proxy_route *rt, co
 struct proxy_found {
 	const struct sandbox_rec *rec; /* NULL: not found */
 	struct sandbox_rec own;
+	bool own_set; /* own holds a record (to release) */
 };
 
 static int proxy_lookup(struct proxy *px, const struct proxy_route *rt, const char *ns,
@@ -173,6 +174,7 @@ static int proxy_lookup(struct proxy *px, const struct proxy_route *rt, const ch
 	int r = proxy_lookup_store(px, rt, ns, &f->own, &found, err);
 	if (r < 0)
 		return r;
+	f->own_set = found;
 	const struct sandbox_rec *c =
 	        proxy_cache_sandbox_put(&px->cache, rt->target, ns, found ? &f->own : NULL);
 	f->rec = !found ? NULL : c ? c : &f->own;
@@ -267,10 +269,13 @@ static void proxy_handle(struct http_request *req, void *data)
 	if (r < 0) {
 		proxy_respond_error(req,
 		                    &err); /* may start the next request: f.rec is stale after */
-		sandbox_rec_release(&f.own);
+		if (f.own_set)
+			sandbox_rec_release(&f.own);
 		return;
 	}
-	snprintf(t.id, sizeof(t.id), "%s", f.rec->id);
+	size_t idlen = strnlen(f.rec->id, sizeof(t.id) - 1);
+	memcpy(t.id, f.rec->id, idlen);
+	t.id[idlen] = '\0';
 	t.port = rt.port;
 	t.wake = r == 1;
 	/* cookies belong to the origin of a user port's own host name; elsewhere they would leak
@@ -278,7 +283,8 @@ static void proxy_handle(struct http_request *req, void *data)
 	t.keep_cookies = rt.via == PROXY_VIA_DOMAIN_HOST && rt.port != PROXY_AGENT_PORT;
 	proxy_activity_mark(px, t.id);
 	proxy_exchange_start(px, req, f.rec, &t);
-	sandbox_rec_release(&f.own);
+	if (f.own_set)
+		sandbox_rec_release(&f.own);
 }
 
 /* ---- lifecycle ---- */
@@ -395,6 +401,7 @@ void proxy_free(struct proxy *px)
 	if (!px)
 		return;
 	proxy_wake_release(px);
+	proxy_exchange_spares_release(px);
 	proxy_cache_release(&px->cache);
 	proxy_map_release(&px->marked, NULL);
 	buf_release(&px->scratch);

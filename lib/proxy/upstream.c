@@ -24,18 +24,38 @@ void proxy_pool_init(struct proxy_pool *pool, uv_loop_t *loop, const struct prox
 
 /* ---- idle lists ---- */
 
+/* The bucket for key, made when there is none. */
+static struct proxy_bucket *bucket_get(struct proxy_pool *pool, const char *key)
+{
+	struct proxy_bucket *b = proxy_map_get(&pool->buckets, key);
+	if (!b) {
+		b = xcalloc(1, sizeof(*b));
+		proxy_map_put(&pool->buckets, key, b);
+	}
+	return b;
+}
+
+/* A connection of the bucket closed: the last one takes the bucket with it. */
+static void bucket_unref(struct proxy_pool *pool, struct proxy_bucket *b, const char *key)
+{
+	if (--b->nref > 0)
+		return;
+	if (!b->orphan)
+		proxy_map_remove(&pool->buckets, key);
+	free(b);
+}
+
 static void idle_unlink(struct proxy_upstream *up)
 {
 	struct proxy_pool *pool = up->pool;
-	struct proxy_bucket *b = proxy_map_get(&pool->buckets, up->key);
+	struct proxy_bucket *b = up->bucket;
 	if (up->bprev)
 		up->bprev->bnext = up->bnext;
-	else if (b)
+	else
 		b->idle = up->bnext;
 	if (up->bnext)
 		up->bnext->bprev = up->bprev;
-	if (b && --b->nidle == 0)
-		free(proxy_map_remove(&pool->buckets, up->key));
+	b->nidle--;
 	if (up->lprev)
 		up->lprev->lnext = up->lnext;
 	else
@@ -52,11 +72,7 @@ static void idle_unlink(struct proxy_upstream *up)
 static void idle_link(struct proxy_upstream *up)
 {
 	struct proxy_pool *pool = up->pool;
-	struct proxy_bucket *b = proxy_map_get(&pool->buckets, up->key);
-	if (!b) {
-		b = xcalloc(1, sizeof(*b));
-		proxy_map_put(&pool->buckets, up->key, b);
-	}
+	struct proxy_bucket *b = up->bucket;
 	up->bnext = b->idle;
 	if (b->idle)
 		b->idle->bprev = up;
@@ -89,6 +105,10 @@ static void up_close(struct proxy_upstream *up)
 		return;
 	if (up->idle)
 		idle_unlink(up);
+	if (up->bucket) {
+		bucket_unref(up->pool, up->bucket, up->key);
+		up->bucket = NULL;
+	}
 	up->closing = true;
 	up->owner = NULL;
 	up->ops = NULL;
@@ -108,7 +128,14 @@ void proxy_pool_close(struct proxy_pool *pool)
 	pool->closing = true;
 	while (pool->lru)
 		up_close(pool->lru);
-	proxy_map_release(&pool->buckets, free);
+	/* connections still owned by exchanges or tunnels keep their buckets until they close */
+	size_t pos = 0;
+	struct proxy_map_slot *slot;
+	while ((slot = proxy_map_next(&pool->buckets, &pos))) {
+		struct proxy_bucket *b = slot->value;
+		b->orphan = true;
+	}
+	proxy_map_release(&pool->buckets, NULL);
 	uv_close((uv_handle_t *)&pool->sweep, NULL);
 }
 
@@ -245,6 +272,50 @@ int proxy_upstream_write(struct proxy_upstream *up, const void *a, size_t alen, 
 	return 0;
 }
 
+/* ---- keys ---- */
+
+/* Appends the first len bytes of s to key (n bytes used so far); false when it does not fit. */
+static bool key_put(char key[PROXY_KEY_MAX], size_t *n, const char *s, size_t len)
+{
+	if (len >= PROXY_KEY_MAX - *n)
+		return false;
+	memcpy(key + *n, s, len);
+	*n += len;
+	key[*n] = '\0';
+	return true;
+}
+
+int proxy_target_key(const struct sandbox_rec *rec, uint16_t port, char key[PROXY_KEY_MAX],
+                     struct hutch_error *err)
+{
+	size_t n = 0;
+	bool ok;
+	if (port == PROXY_AGENT_PORT) {
+		if (!rec->agent_socket || !rec->agent_socket[0])
+			return hutch_error_api(err, 503, "SANDBOX_NOT_RUNNING",
+			                       "the agent of sandbox %s is not reachable yet",
+			                       rec->id);
+		ok = key_put(key, &n, "unix:", 5) &&
+		     key_put(key, &n, rec->agent_socket, strlen(rec->agent_socket));
+	} else {
+		if (!rec->ip || !rec->ip[0])
+			return hutch_error_api(err, 502, "PROXY_ERROR",
+			                       "sandbox %s has no network address", rec->id);
+		char num[8], *d = num + sizeof(num);
+		unsigned v = port;
+		do
+			*--d = (char)('0' + v % 10);
+		while (v /= 10);
+		ok = key_put(key, &n, "tcp:", 4) && key_put(key, &n, rec->ip, strlen(rec->ip)) &&
+		     key_put(key, &n, ":", 1) &&
+		     key_put(key, &n, d, (size_t)(num + sizeof(num) - d));
+	}
+	if (!ok)
+		return hutch_error_api(err, 502, "PROXY_ERROR", "sandbox %s: address too long",
+		                       rec->id);
+	return 0;
+}
+
 /* ---- connecting ---- */
 
 static void up_connected(uv_connect_t *c, int status)
@@ -292,8 +363,8 @@ int proxy_pool_acquire(struct proxy_pool *pool, const char *key, bool fresh,
                        const struct proxy_upstream_ops *ops, void *owner,
                        struct proxy_upstream **ret)
 {
-	struct proxy_bucket *b = fresh ? NULL : proxy_map_get(&pool->buckets, key);
-	if (b && b->idle) {
+	struct proxy_bucket *b = bucket_get(pool, key);
+	if (!fresh && b->idle) {
 		struct proxy_upstream *up = b->idle;
 		/* it keeps reading: stopping and restarting would cost two epoll_ctl calls */
 		idle_unlink(up);
@@ -307,6 +378,8 @@ int proxy_pool_acquire(struct proxy_pool *pool, const char *key, bool fresh,
 	struct proxy_upstream *up = xcalloc(1, sizeof(*up));
 	up->pool = pool;
 	up->key = xstrdup(key);
+	up->bucket = b;
+	b->nref++;
 	up->ops = ops;
 	up->owner = owner;
 	int r = up_open(pool, up);
@@ -315,6 +388,7 @@ int proxy_pool_acquire(struct proxy_pool *pool, const char *key, bool fresh,
 		if (up->h.handle.data) {
 			up_close(up);
 		} else {
+			bucket_unref(pool, b, key);
 			pool->open--;
 			free(up->key);
 			free(up);
@@ -329,9 +403,9 @@ int proxy_pool_acquire(struct proxy_pool *pool, const char *key, bool fresh,
 void proxy_upstream_release(struct proxy_upstream *up, bool reusable)
 {
 	struct proxy_pool *pool = up->pool;
-	struct proxy_bucket *b = proxy_map_get(&pool->buckets, up->key);
-	if (!reusable || pool->closing || up->failed || !up->connected || up->write_queued ||
-	    pool->cfg->upstream_idle_max == 0 || (b && b->nidle >= pool->cfg->upstream_idle_max)) {
+	struct proxy_bucket *b = up->bucket;
+	if (!reusable || pool->closing || up->failed || !up->connected || up->write_queued || !b ||
+	    pool->cfg->upstream_idle_max == 0 || b->nidle >= pool->cfg->upstream_idle_max) {
 		up_close(up);
 		return;
 	}

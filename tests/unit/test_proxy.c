@@ -329,6 +329,87 @@ static void test_head_build(void)
 	CHECK(!proxy_header_is_hop(SV("Set-Cookie"), SV_NULL));
 }
 
+/* Every header the proxy drops, in any case, and names that only look like them, which stay. */
+static void test_head_names(void)
+{
+	static const char *const dropped[] = {
+	        "cOnnection",
+	        "KEEP-ALIVE",
+	        "Proxy-Connection",
+	        "TE",
+	        "Trailer",
+	        "Transfer-encoding",
+	        "Content-Length",
+	        "upgrade",
+	        "EXPECT",
+	        "authorization",
+	        "Proxy-Authorization",
+	        "X-Forwarded-For",
+	        "x-forwarded-PROTO",
+	        "X-Forwarded-Host",
+	        "Forwarded",
+	        "cookie",
+	};
+	static const char *const kept[] = {
+	        "Connections", "TE2",     "Cookie2",        "Content-Lengthy", "X-Forwarded-Fo",
+	        "Upgrades",    "Expects", "Authorizations", "Forwarde",        "Trailers",
+	};
+	struct buf out = BUF_INIT;
+	for (size_t i = 0; i < ARRAY_SIZE(dropped) + ARRAY_SIZE(kept); i++) {
+		bool drop = i < ARRAY_SIZE(dropped);
+		const char *name = drop ? dropped[i] : kept[i - ARRAY_SIZE(dropped)];
+		const char *hdrs[] = {"Host", "h", name, "zzz", "X-Keep", "yes", NULL, NULL};
+		struct http_request *req = fake_req(HTTP_GET, "/", hdrs);
+		struct proxy_fwd f = {.peer = "1.2.3.4:5"};
+		buf_reset(&out);
+		proxy_head_build(req, &f, &out);
+		const char *h = buf_cstr(&out);
+		bool ok = strstr(h, "\r\nX-Keep: yes\r\n") && !strstr(h, "zzz") == drop;
+		CHECK(ok);
+		if (!ok)
+			fprintf(stderr, "  header %s: %s\n", name, h);
+		CHECK(proxy_header_is_hop(sv_from(name), SV_NULL) == (drop && i < 8));
+		free_req(req);
+	}
+	buf_release(&out);
+}
+
+/* Upstream keys: the agent's unix socket, a user port over TCP, and the refusals. */
+static void test_target_key(void)
+{
+	char key[PROXY_KEY_MAX], path[200];
+	struct hutch_error err = HUTCH_ERROR_INIT;
+	struct sandbox_rec rec = {.id = "s1", .agent_socket = "/run/a.sock", .ip = "10.0.0.2"};
+	CHECK(proxy_target_key(&rec, PROXY_AGENT_PORT, key, &err) == 0);
+	CHECK_STR(key, "unix:/run/a.sock");
+	CHECK(proxy_target_key(&rec, 8080, key, &err) == 0);
+	CHECK_STR(key, "tcp:10.0.0.2:8080");
+	CHECK(proxy_target_key(&rec, 1, key, &err) == 0);
+	CHECK_STR(key, "tcp:10.0.0.2:1");
+	CHECK(proxy_target_key(&rec, 65535, key, &err) == 0);
+	CHECK_STR(key, "tcp:10.0.0.2:65535");
+	memset(path, 'p', sizeof(path) - 1);
+	path[sizeof(path) - 1] = '\0';
+	rec.agent_socket = path;
+	hutch_error_clear(&err);
+	CHECK(proxy_target_key(&rec, PROXY_AGENT_PORT, key, &err) < 0);
+	CHECK(hutch_error_http_status(&err) == 502);
+	path[PROXY_KEY_MAX - 6] = '\0'; /* "unix:" + path + NUL fills the key exactly */
+	CHECK(proxy_target_key(&rec, PROXY_AGENT_PORT, key, &err) == 0 &&
+	      strlen(key) == PROXY_KEY_MAX - 1);
+	path[PROXY_KEY_MAX - 6] = 'p'; /* one byte more */
+	path[PROXY_KEY_MAX - 5] = '\0';
+	CHECK(proxy_target_key(&rec, PROXY_AGENT_PORT, key, &err) < 0);
+	rec.agent_socket = "";
+	hutch_error_clear(&err);
+	CHECK(proxy_target_key(&rec, PROXY_AGENT_PORT, key, &err) < 0);
+	CHECK(hutch_error_http_status(&err) == 503);
+	rec.ip = NULL;
+	hutch_error_clear(&err);
+	CHECK(proxy_target_key(&rec, 8080, key, &err) < 0);
+	CHECK(hutch_error_http_status(&err) == 502);
+}
+
 static void test_map(void)
 {
 	struct proxy_map m = PROXY_MAP_INIT;
@@ -376,6 +457,8 @@ int main(void)
 	test_ports();
 	test_policy();
 	test_head_build();
+	test_head_names();
+	test_target_key();
 	test_map();
 	T_DONE();
 }
