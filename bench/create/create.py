@@ -42,26 +42,53 @@ def detach_ms(ids):
         out[m.group(1)] = float(m.group(2))
     return [out[i] for i in ids if i in out]
 
+def wait_destroyed(sid, timeout=10.0):
+    """Until the executor logged the sandbox's teardown (so the next create runs alone)."""
+    pat = f"sandbox {sid} destroyed in"; end = time.monotonic() + timeout
+    with open(log_path) as f:
+        while time.monotonic() < end:
+            f.seek(0)
+            if pat in f.read(): return
+            time.sleep(0.002)
+    raise SystemExit(f"sandbox {sid} was not destroyed within {timeout} s")
+
+def sequential(n, isolated):
+    """n creates one after another, each followed by `echo hi` and a delete. isolated: the next
+    create waits for the previous teardown; otherwise it overlaps it (back to back)."""
+    tc, tr, tt, ids = [], [], [], []
+    for i in range(n):
+        t0 = time.perf_counter(); s = create(a); t1 = time.perf_counter(); run_echo(p, s)
+        t2 = time.perf_counter(); ids.append(s); delete(a, s)
+        tc.append((t1 - t0) * 1e3); tr.append((t2 - t1) * 1e3); tt.append((t2 - t0) * 1e3)
+        if isolated: wait_destroyed(s); time.sleep(0.01)  # and the disk pool's refill
+        elif i % 4 == 3: time.sleep(0.05)  # sequential, not a burst: give the disk pool its turn
+    ph = phases(ids)
+    return {"n": n, "create_to_running_ms": stats(tc), "first_command_ms": stats(tr),
+            "create_plus_first_command_ms": stats(tt),
+            "executor_queue_ms": stats([q for q, _, _ in ph]),
+            "runtime_and_agent_ready_ms": stats([r for _, r, _ in ph]),
+            "network_attach_ms": stats([nt for _, _, nt in ph]),
+            "network_detach_ms": stats(detach_ms(ids) or [0]),
+            "api_store_and_transport_ms": stats([c - q - r for c, (q, r, _) in zip(tc, ph)])}
+
 res = {}
 a, p = conn(api_host, api_port), conn(proxy_host, proxy_port)
 # warm-up (fills connection pools and the page cache)
 for _ in range(3):
     s = create(a); run_echo(p, s); delete(a, s)
 time.sleep(1.0)  # let the warm disk pool refill
-tc, tr, tt, ids = [], [], [], []
-for i in range(n_seq):
-    t0 = time.perf_counter(); s = create(a); t1 = time.perf_counter(); run_echo(p, s)
-    t2 = time.perf_counter(); ids.append(s); delete(a, s)
-    tc.append((t1 - t0) * 1e3); tr.append((t2 - t1) * 1e3); tt.append((t2 - t0) * 1e3)
-    if i % 4 == 3: time.sleep(0.05)  # sequential, not a burst: give the disk pool its turn
-ph = phases(ids)
-res["sequential"] = {"n": n_seq, "create_to_running_ms": stats(tc), "first_command_ms": stats(tr),
-                     "create_plus_first_command_ms": stats(tt),
-                     "executor_queue_ms": stats([q for q, _, _ in ph]),
-                     "runtime_and_agent_ready_ms": stats([r for _, r, _ in ph]),
-                     "network_attach_ms": stats([nt for _, _, nt in ph]),
-                     "network_detach_ms": stats(detach_ms(ids) or [0]),
-                     "api_store_and_transport_ms": stats([c - q - r for c, (q, r, _) in zip(tc, ph)])}
+# baseline (first, while nothing else runs): the same namespaces made by util-linux unshare,
+# running /bin/true
+bl = []
+for _ in range(50):
+    t0 = time.perf_counter()
+    subprocess.run(["unshare", "--user", "--map-root-user", "--pid", "--fork", "--mount", "--net",
+                    "--uts", "--ipc", "--cgroup", "/bin/true"], check=True)
+    bl.append((time.perf_counter() - t0) * 1e3)
+res["baseline_unshare_true_ms"] = stats(bl)
+res["sequential"] = sequential(n_seq, True)
+time.sleep(1.0)
+res["back_to_back"] = sequential(n_seq, False)
 # burst
 lat, errors, bids = [], [], []
 def one():
@@ -95,12 +122,4 @@ if n_density:
                       "host_mem_per_sandbox_mb": round((before - after) / n_density / 2**20, 2),
                       "cgroup_mem_per_sandbox_mb": round(cg / n_density / 2**20, 2)}
     for s in dids: delete(a, s)
-# baseline: the same namespaces made by util-linux unshare, running /bin/true
-bl = []
-for _ in range(50):
-    t0 = time.perf_counter()
-    subprocess.run(["unshare", "--user", "--map-root-user", "--pid", "--fork", "--mount", "--net",
-                    "--uts", "--ipc", "--cgroup", "/bin/true"], check=True)
-    bl.append((time.perf_counter() - t0) * 1e3)
-res["baseline_unshare_true_ms"] = stats(bl)
 print(json.dumps(res, indent=1))
