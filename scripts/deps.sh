@@ -5,10 +5,10 @@ set -euo pipefail
 declare -A groups=(
 	[build]="build-essential pkg-config libuv1-dev libhttp-parser-dev libjansson-dev libsqlite3-dev
 		libssl-dev libseccomp-dev libarchive-dev libzstd-dev libmnl-dev libnftnl-dev
-		libnftables-dev libcurl4-openssl-dev"
+		libnftables-dev libcurl4-openssl-dev libpq-dev"
 	[runtime]="busybox-static debootstrap e2fsprogs ca-certificates iproute2 util-linux"
 	[test]="curl jq python3 sqlite3 clang libclang-rt-14-dev clang-format wrk nginx-light socat
-		procps psmisc hyperfine npm"
+		procps psmisc hyperfine npm postgresql"
 )
 pkgs=""
 for g in "$@"; do

@@ -41,6 +41,11 @@ make check >/tmp/hutch-unit.out 2>&1; cat /tmp/hutch-unit.out | grep -E '^(unit|
 count "unit (release)" /tmp/hutch-unit.out
 make SAN=1 check >/tmp/hutch-unit-san.out 2>&1; grep -E '^(unit|FAIL|SKIP)' /tmp/hutch-unit-san.out
 count "unit (sanitizer)" /tmp/hutch-unit-san.out
+# the store's unit tests again on a throwaway PostgreSQL cluster (started and removed by it)
+tests/unit/store-pg.sh build >/tmp/hutch-unit-pg.out 2>&1; grep -E '^(FAIL|SKIP)|passed' /tmp/hutch-unit-pg.out
+count "unit store on PostgreSQL (release)" /tmp/hutch-unit-pg.out
+tests/unit/store-pg.sh build-san >/tmp/hutch-unit-pg-san.out 2>&1; grep -E '^(FAIL|SKIP)|passed' /tmp/hutch-unit-pg-san.out
+count "unit store on PostgreSQL (sanitizer)" /tmp/hutch-unit-pg-san.out
 
 log "test images"
 scripts/test-images.sh || echo "(image preparation failed; tests needing images will fail)"

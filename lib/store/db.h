@@ -10,6 +10,7 @@
 
 #include "base/error.h"
 
+struct buf;
 struct db;
 struct db_ops;
 
@@ -67,6 +68,30 @@ struct db {
 /* Opens the SQLite database at path (WAL, synchronous=FULL, foreign keys, busy timeout).
  * readonly opens it for reading only (the proxy). */
 int db_sqlite_open(const char *path, bool readonly, struct db **ret, struct hutch_error *err);
+
+/* Opens the PostgreSQL database at url (a libpq URL, postgres:// or postgresql://): one
+ * connection, synchronous_commit on. readonly makes every transaction read-only (the proxy).
+ * A failure's message names the store without its password. */
+int db_pg_open(const char *url, bool readonly, struct db **ret, struct hutch_error *err);
+/* The server process id behind a PostgreSQL db (0 for other backends): notifications it sent
+ * are this node's own. */
+int db_pg_backend_pid(struct db *db);
+/* Appends url with any password replaced by "***". */
+void db_pg_redact(const char *url, struct buf *ret);
+/* Appends SQLite DDL with its types widened for PostgreSQL (INTEGER -> BIGINT, REAL -> DOUBLE
+ * PRECISION, whole words outside quotes). */
+void db_pg_translate(const char *sql, struct buf *ret);
+
+/* A second PostgreSQL connection that LISTENs for the notification every write sends (at its
+ * commit), for nodes sharing one database. Nonblocking: poll its fd for reading, then drain. */
+struct db_pg_watch;
+int db_pg_watch_open(const char *url, int ignore_pid, struct db_pg_watch **ret,
+                     struct hutch_error *err);
+int db_pg_watch_fd(struct db_pg_watch *w);
+/* Reads what arrived: the number of notifications from other connections than ignore_pid
+ * (0 = none), or -EIO when the connection is lost (reopen it; changes may have been missed). */
+int db_pg_watch_drain(struct db_pg_watch *w);
+void db_pg_watch_free(struct db_pg_watch *w);
 
 static inline int db_exec(struct db *db, const char *sql, const struct db_value *p, size_t n,
                           int64_t *ret_changes, struct hutch_error *err)

@@ -92,21 +92,34 @@ int store_schema_version(struct store *s)
 	return (int)v;
 }
 
+/* Brings the schema up to date, one migration per transaction. Each step rereads the version
+ * inside its transaction, which holds the database's write lock (SQLite BEGIN IMMEDIATE, a
+ * PostgreSQL advisory lock): two servers starting at once against one database never run a
+ * migration twice. */
 static int migrate(struct store *s, struct hutch_error *err)
 {
-	int r = db_exec(s->db,
-	                "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER)",
-	                NULL, 0, NULL, err);
-	if (r < 0)
-		return r;
-	int version = store_schema_version(s);
-	if (version > (int)ARRAY_SIZE(migrations))
-		return hutch_error_set(err, -EPROTO,
-		                       "store schema version %d is newer than this hutchd (%zu)",
-		                       version, ARRAY_SIZE(migrations));
-	for (size_t v = (size_t)version; v < ARRAY_SIZE(migrations); v++) {
-		if ((r = store_begin(s, err)) < 0)
+	for (;;) {
+		int r = store_begin(s, err);
+		if (r < 0)
 			return r;
+		r = s->db->ops->script(
+		        s->db,
+		        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER)",
+		        err);
+		if (r < 0) {
+			store_rollback(s);
+			return r;
+		}
+		size_t v = (size_t)store_schema_version(s);
+		if (v > ARRAY_SIZE(migrations)) {
+			store_rollback(s);
+			return hutch_error_set(
+			        err, -EPROTO,
+			        "store schema version %zu is newer than this hutchd (%zu)", v,
+			        ARRAY_SIZE(migrations));
+		}
+		if (v == ARRAY_SIZE(migrations))
+			return store_commit(s, err);
 		/* a migration holds several statements: run them as one script */
 		r = s->db->ops->script(s->db, migrations[v], err);
 		struct db_value p[] = {DB_I(v + 1)};
@@ -122,18 +135,13 @@ static int migrate(struct store *s, struct hutch_error *err)
 			return hutch_error_wrap(err, "migrating the store to version %zu", v + 1);
 		}
 	}
-	return 0;
 }
 
-int store_open_sqlite(const char *path, struct store **ret, struct hutch_error *err)
+static int store_open_db(struct db *db, bool migrated, struct store **ret, struct hutch_error *err)
 {
-	struct db *db;
-	int r = db_sqlite_open(path, false, &db, err);
-	if (r < 0)
-		return r;
 	struct store *s = xcalloc(1, sizeof(*s));
 	s->db = db;
-	r = migrate(s, err);
+	int r = migrated ? migrate(s, err) : 0;
 	if (r < 0) {
 		store_close(s);
 		return r;
@@ -142,16 +150,94 @@ int store_open_sqlite(const char *path, struct store **ret, struct hutch_error *
 	return 0;
 }
 
+int store_open_sqlite(const char *path, struct store **ret, struct hutch_error *err)
+{
+	struct db *db;
+	int r = db_sqlite_open(path, false, &db, err);
+	return r < 0 ? r : store_open_db(db, true, ret, err);
+}
+
 int store_open_sqlite_readonly(const char *path, struct store **ret, struct hutch_error *err)
 {
 	struct db *db;
 	int r = db_sqlite_open(path, true, &db, err);
+	return r < 0 ? r : store_open_db(db, false, ret, err);
+}
+
+bool store_spec_is_postgres(const char *spec)
+{
+	return strncmp(spec, "postgres://", 11) == 0 || strncmp(spec, "postgresql://", 13) == 0;
+}
+
+void store_spec_display(const char *spec, struct buf *ret)
+{
+	if (store_spec_is_postgres(spec))
+		db_pg_redact(spec, ret);
+	else
+		buf_adds(ret, spec);
+}
+
+int store_open(const char *spec, struct store **ret, struct hutch_error *err)
+{
+	if (!store_spec_is_postgres(spec))
+		return store_open_sqlite(spec, ret, err);
+	struct db *db;
+	int r = db_pg_open(spec, false, &db, err);
+	return r < 0 ? r : store_open_db(db, true, ret, err);
+}
+
+int store_open_readonly(const char *spec, struct store **ret, struct hutch_error *err)
+{
+	if (!store_spec_is_postgres(spec))
+		return store_open_sqlite_readonly(spec, ret, err);
+	struct db *db;
+	int r = db_pg_open(spec, true, &db, err);
 	if (r < 0)
 		return r;
-	struct store *s = xcalloc(1, sizeof(*s));
-	s->db = db;
+	struct store *s;
+	store_open_db(db, false, &s, err);
+	if (store_schema_version(s) <= 0) {
+		store_close(s);
+		return hutch_error_set(err, -EAGAIN, "the PostgreSQL store has no schema yet");
+	}
 	*ret = s;
 	return 0;
+}
+
+struct store_watch {
+	struct db_pg_watch *w;
+};
+
+int store_watch_open(struct store *s, const char *spec, struct store_watch **ret,
+                     struct hutch_error *err)
+{
+	if (!store_spec_is_postgres(spec))
+		return hutch_error_set(err, -EOPNOTSUPP, "only a PostgreSQL store is shared");
+	struct db_pg_watch *w;
+	int r = db_pg_watch_open(spec, db_pg_backend_pid(s->db), &w, err);
+	if (r < 0)
+		return r;
+	*ret = xcalloc(1, sizeof(**ret));
+	(*ret)->w = w;
+	return 0;
+}
+
+int store_watch_fd(struct store_watch *w)
+{
+	return db_pg_watch_fd(w->w);
+}
+
+int store_watch_drain(struct store_watch *w)
+{
+	return db_pg_watch_drain(w->w);
+}
+
+void store_watch_free(struct store_watch *w)
+{
+	if (!w)
+		return;
+	db_pg_watch_free(w->w);
+	free(w);
 }
 
 void store_close(struct store *s)

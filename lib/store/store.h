@@ -18,6 +18,17 @@ struct store {
 	struct db *db;
 };
 
+/* True when spec names a PostgreSQL store (postgres:// or postgresql:// URL). */
+bool store_spec_is_postgres(const char *spec);
+/* Appends spec as it may be logged (a PostgreSQL URL without its password). */
+void store_spec_display(const char *spec, struct buf *ret);
+/* Opens the store spec names, a PostgreSQL URL or a SQLite path (created if needed), and runs
+ * pending migrations. Several processes may do this at once against one database: migrations
+ * are serialized. */
+int store_open(const char *spec, struct store **ret, struct hutch_error *err);
+/* Opens an existing, migrated store for reading only (the proxy); -EAGAIN while a PostgreSQL
+ * store has no schema yet. */
+int store_open_readonly(const char *spec, struct store **ret, struct hutch_error *err);
 /* Opens (creating if needed) the SQLite store at path and runs pending migrations. */
 int store_open_sqlite(const char *path, struct store **ret, struct hutch_error *err);
 /* Opens an existing SQLite store for reading only (the proxy); no migrations. */
@@ -32,6 +43,17 @@ int store_commit(struct store *s, struct hutch_error *err);
 void store_rollback(struct store *s);
 /* The schema version after migrations. */
 int store_schema_version(struct store *s);
+
+/* Changes made through other connections to a shared (PostgreSQL) store: a watch has an fd to
+ * poll for reading; store_watch_drain then says whether another node wrote (> 0), nothing did
+ * (0), or the watch broke (< 0: free it, open a new one and treat it as a change). Opening one
+ * on a SQLite store gives -EOPNOTSUPP (one api node owns it; its own writes wake it). */
+struct store_watch;
+int store_watch_open(struct store *s, const char *spec, struct store_watch **ret,
+                     struct hutch_error *err);
+int store_watch_fd(struct store_watch *w);
+int store_watch_drain(struct store_watch *w);
+void store_watch_free(struct store_watch *w);
 
 /* ---- API keys ---- */
 

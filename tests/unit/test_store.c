@@ -1,4 +1,5 @@
-/* Unit tests for lib/store on a temporary SQLite file. */
+/* Unit tests for lib/store on a temporary SQLite file, and the same checks on PostgreSQL when
+ * HUTCH_TEST_PG_URL names an empty database (tests/unit/store-pg.sh starts a throwaway one). */
 #include <errno.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -32,15 +33,16 @@ static int count_keys(const struct key_rec *k, void *d)
 	return 0;
 }
 
-int main(void)
+/* Every check, on the store spec names (a SQLite path or a PostgreSQL URL to an empty
+ * database). */
+static void store_checks(const char *path)
 {
-	char dir[] = "/tmp/hutch-store-XXXXXX";
-	CHECK(mkdtemp(dir) != NULL);
-	char *path = xasprintf("%s/hutch.db", dir);
 	struct hutch_error err = HUTCH_ERROR_INIT;
 	struct store *s;
 
-	CHECK(store_open_sqlite(path, &s, &err) == 0);
+	CHECK(store_open(path, &s, &err) == 0);
+	if (err.code)
+		fprintf(stderr, "store_open: %s\n", err.msg);
 	CHECK(store_schema_version(s) == 6);
 
 	/* keys */
@@ -151,9 +153,59 @@ int main(void)
 	CHECK(store_cursor_decode("MTIzNDphYmM", &at, cid, sizeof(cid)) < 0); /* "1234:abc" */
 	buf_release(&cur);
 
+	/* 64-bit integers and doubles survive (PostgreSQL's INTEGER and REAL would not) */
+	struct sandbox_rec wide;
+	make_sb(&wide, "wide", NULL, INT64_C(1) << 42);
+	wide.cpus = 0.1;
+	wide.memory_mb = INT64_C(5000000000);
+	CHECK(store_sandbox_insert(s, &wide, &err) == 0);
+	CHECK(store_sandbox_get_id(s, wide.id, &g, &err) == 0 && g.created_at == INT64_C(1) << 42 &&
+	      g.memory_mb == INT64_C(5000000000) && g.cpus == 0.1 && g.name == NULL &&
+	      g.entrypoint == NULL);
+	sandbox_rec_release(&g);
+	sandbox_rec_release(&wide);
+
+	/* transactions: a rollback leaves nothing behind, a commit keeps it */
+	struct key_rec tk = {.id = "tx", .ns = "t", .hash = "00", .created_at = 1};
+	CHECK(store_begin(s, &err) == 0 && store_key_insert(s, &tk, &err) == 0);
+	store_rollback(s);
+	CHECK(store_key_get(s, "tx", &got, &err) == -ENOENT);
+	CHECK(store_begin(s, &err) == 0 && store_key_insert(s, &tk, &err) == 0 &&
+	      store_commit(s, &err) == 0);
+	CHECK(store_key_get(s, "tx", &got, &err) == 0);
+	key_rec_release(&got);
+
+	/* a second connection opened at the same time sees every commit; a shared store tells
+	 * the watchers of other connections (not the writer's own) */
+	struct store *s2 = NULL, *ro = NULL;
+	struct store_watch *w = NULL;
+	CHECK(store_open(path, &s2, &err) == 0);
+	CHECK(store_open_readonly(path, &ro, &err) == 0);
+	int wr = store_watch_open(s, path, &w, &err);
+	if (store_spec_is_postgres(path)) {
+		CHECK(wr == 0 && store_watch_fd(w) >= 0 && store_watch_drain(w) == 0);
+		CHECK(store_sandbox_touch(s, b.id, 5000, &err) == 0);
+		usleep(100 * 1000);
+		CHECK(store_watch_drain(w) == 0); /* our own write */
+		CHECK(store_sandbox_touch(s2, b.id, 6000, &err) == 0);
+		int seen_other = 0;
+		for (int i = 0; i < 50 && seen_other == 0; i++, usleep(20 * 1000))
+			seen_other = store_watch_drain(w);
+		CHECK(seen_other > 0);
+	} else {
+		CHECK(wr == -EOPNOTSUPP);
+		CHECK(store_sandbox_touch(s2, b.id, 6000, &err) == 0);
+	}
+	CHECK(store_sandbox_get_id(ro, b.id, &g, &err) == 0 && g.last_activity_at == 6000);
+	sandbox_rec_release(&g);
+	CHECK(store_key_insert(ro, &tk, &err) < 0); /* read-only */
+	store_watch_free(w);
+	store_close(ro);
+	store_close(s2);
+
 	/* durability: reopen and find everything, migrations are idempotent */
 	store_close(s);
-	CHECK(store_open_sqlite(path, &s, &err) == 0 && store_schema_version(s) == 6);
+	CHECK(store_open(path, &s, &err) == 0 && store_schema_version(s) == 6);
 	CHECK(store_sandbox_get(s, "default", "web", 0, &g, &err) == 0);
 	sandbox_rec_release(&g);
 	int64_t live = 0;
@@ -163,7 +215,51 @@ int main(void)
 	sandbox_rec_release(&a);
 	sandbox_rec_release(&b);
 	sandbox_rec_release(&c);
+}
+
+/* PostgreSQL-only pieces: DDL widening, password redaction, errors naming the store. */
+static void pg_checks(const char *url)
+{
+	struct buf t = BUF_INIT;
+	db_pg_translate("CREATE TABLE x (a INTEGER, b real, c TEXT DEFAULT 'INTEGER', "
+	                "integer_col INTEGER)",
+	                &t);
+	CHECK_STR(buf_cstr(&t), "CREATE TABLE x (a BIGINT, b DOUBLE PRECISION, c TEXT DEFAULT "
+	                        "'INTEGER', integer_col BIGINT)");
+	buf_reset(&t);
+	store_spec_display("postgresql://u:s3cret@db.local:5/h?password=s3cret&x=1", &t);
+	CHECK_STR(buf_cstr(&t), "postgresql://u:***@db.local:5/h?password=***&x=1");
+	buf_reset(&t);
+	store_spec_display("/var/lib/hutch/hutch.db", &t);
+	CHECK_STR(buf_cstr(&t), "/var/lib/hutch/hutch.db");
+	buf_release(&t);
+	CHECK(store_spec_is_postgres("postgres://x") && store_spec_is_postgres("postgresql://x") &&
+	      !store_spec_is_postgres("/tmp/postgres://x"));
+
+	/* a database that does not exist: the message names the store, never the password */
+	struct hutch_error err = HUTCH_ERROR_INIT;
+	struct store *s = NULL;
+	struct buf bad = BUF_INIT;
+	const char *q = strchr(url, '?');
+	buf_printf(&bad, "postgresql://postgres:s3cret@/hutch_no_such_db%s", q ? q : "");
+	CHECK(store_open(buf_cstr(&bad), &s, &err) < 0);
+	CHECK(strstr(err.msg, "hutch_no_such_db") != NULL && strstr(err.msg, "s3cret") == NULL);
+	buf_release(&bad);
+
+	store_checks(url);
+}
+
+int main(void)
+{
+	char dir[] = "/tmp/hutch-store-XXXXXX";
+	CHECK(mkdtemp(dir) != NULL);
+	char *path = xasprintf("%s/hutch.db", dir);
+	store_checks(path);
 	rm_rf(dir);
 	free(path);
+
+	const char *url = getenv("HUTCH_TEST_PG_URL");
+	if (url && url[0])
+		pg_checks(url);
 	T_DONE();
 }

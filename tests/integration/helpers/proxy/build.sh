@@ -11,7 +11,7 @@ case $(basename "$b") in
 *san*) flags="$flags -fsanitize=address,undefined -fno-omit-frame-pointer" ;;
 esac
 libs="$b/lib/libhutch_proxy.a $b/lib/libhutch_ws.a $b/lib/libhutch_auth.a $b/lib/libhutch_store.a $b/lib/libhutch_http.a $b/lib/libhutch_base.a"
-ldlibs="-luv -lhttp_parser -lsqlite3 -lcrypto"
+ldlibs="-luv -lhttp_parser -lsqlite3 $(pkg-config --libs libpq) -lcrypto"
 src=$root/tests/integration/helpers/proxy
 newer() { [ ! -e "$1" ] || [ -n "$(find "${@:2}" -newer "$1" 2>/dev/null | head -n 1)" ]; }
 if newer "$out/store_tool" "$src/store_tool.c" $libs; then
