@@ -48,7 +48,9 @@ static const struct opt opts[] = {
         {"api-url", S(api_url), "", "how proxy and executor reach the api (default: --listen)"},
         {"node-id", S(node_id), "", "executor id (default: host name)"},
         {"agent-path", S(agent_path), "", "hutch-agent binary (default: next to hutchd)"},
-        {"store", S(store), "sqlite", "\"sqlite\" (DATA_DIR/hutch.db) or a SQLite file path"},
+        {"store", S(store), "sqlite",
+         "\"sqlite\" (DATA_DIR/hutch.db), a SQLite file path, or a postgresql:// URL (one "
+         "store shared by several api/proxy nodes)"},
         {"auth", S(auth), "key", "\"key\" (API keys) or \"none\" (development only)"},
         {"log-level", S(log_level), "info", "debug, info, warn or error"},
         {"cgroup-name", S(cgroup_name), "hutch",

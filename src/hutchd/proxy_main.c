@@ -46,11 +46,11 @@ struct proxy_role {
 };
 
 /* The api creates and migrates the database; when both roles start together the proxy may come
- * first, so it waits a little for the file. */
+ * first, so it waits a little for the file (or the PostgreSQL schema). */
 static int role_store_open(const char *path, struct store **ret, struct hutch_error *err)
 {
 	uint64_t deadline = time_mono_ms() + STORE_WAIT_MS;
-	while (store_open_sqlite_readonly(path, ret, err) < 0) {
+	while (store_open_readonly(path, ret, err) < 0) {
 		if (time_mono_ms() >= deadline)
 			return -1;
 		struct timespec ts = {0, 100 * 1000 * 1000};
@@ -67,7 +67,8 @@ static void role_config(const struct hutchd_config *cfg, struct proxy_config *pc
 	pc->node_token = cfg->node_token ? cfg->node_token : "";
 	pc->node_id = cfg->node_id;
 	pc->auth_none = strcmp(cfg->auth, "none") == 0;
-	pc->store_path = cfg->store_path;
+	/* the cache watches a SQLite file; a PostgreSQL store is read on every request */
+	pc->store_path = store_spec_is_postgres(cfg->store_path) ? NULL : cfg->store_path;
 	pc->first_byte_timeout_ms = (uint64_t)cfg->proxy_first_byte_timeout_ms;
 	pc->connect_timeout_ms = (uint64_t)cfg->proxy_connect_timeout_ms;
 	pc->wake_timeout_ms = (uint64_t)cfg->proxy_wake_timeout_ms;

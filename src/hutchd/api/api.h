@@ -38,6 +38,7 @@ struct api {
 	struct api_waiter *waiters;
 	struct api_executor *executors;
 	struct api_copy_job *copy_jobs;
+	struct api_watch *watch; /* a shared store's outside changes (watch.c), or NULL */
 };
 
 /* Per-request context after routing and authentication. */
@@ -165,6 +166,15 @@ void api_hold_release(struct api *api, const char *id, int tag, const void *outc
 void api_waiters_sandbox(struct api *api, const char *id);
 void api_waiters_version(struct api *api);
 void api_waiters_close(struct api *api);
+/* Rechecks every blocking create (a sandbox may have changed through another api node). */
+void api_waiters_all_sandboxes(struct api *api);
+
+/* ---- watch.c ---- */
+/* With a shared (PostgreSQL) store, runs the wakeups of api_desired_changed and
+ * api_waiters_all_sandboxes whenever another node commits a write; nothing for SQLite. Loop
+ * thread only; api_watch_stop closes its handles. */
+void api_watch_start(struct api *api);
+void api_watch_stop(struct api *api);
 
 /* ---- internal.c ---- */
 void api_internal_assignments(struct http_request *req, struct api_ctx *ctx);

@@ -12,12 +12,24 @@
 
 int api_keys_bootstrap(struct api *api, struct hutch_error *err)
 {
-	int64_t n = 0;
-	int r = store_key_count(api->store, &n, err);
-	if (r < 0 || n > 0)
+	/* one transaction (it holds the store's write lock): servers starting together on one
+	 * empty shared store make one admin key between them */
+	int r = store_begin(api->store, err);
+	if (r < 0)
 		return r;
+	int64_t n = 0;
+	r = store_key_count(api->store, &n, err);
+	if (r < 0 || n > 0) {
+		if (r < 0)
+			store_rollback(api->store);
+		return r < 0 ? r : store_commit(api->store, err);
+	}
 	struct buf key = BUF_INIT;
 	r = auth_key_create(api->store, "default", "admin", true, &key, NULL, err);
+	if (r == 0)
+		r = store_commit(api->store, err);
+	if (r < 0)
+		store_rollback(api->store); /* harmless after a commit that ended it */
 	if (r == 0) {
 		_cleanup_free_ char *path = xasprintf("%s/admin.key", api->cfg->data_dir);
 		buf_addch(&key, '\n');

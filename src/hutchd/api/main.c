@@ -260,6 +260,7 @@ static void on_signal(uv_signal_t *s, int sig)
 	uv_timer_stop(&api->sweep);
 	api_waiters_close(api);
 	api_copy_close(api);
+	api_watch_stop(api);
 	http_server_close(api->srv);
 	uv_close((uv_handle_t *)&api->sweep, NULL);
 	uv_close((uv_handle_t *)&api->sigterm, NULL);
@@ -272,7 +273,7 @@ static int api_open(struct api *api, struct hutchd_config *cfg, struct hutch_err
 	apimodel_limits_defaults(&api->limits);
 	api->limits.default_timeout_secs = cfg->default_timeout_secs;
 	api->limits.max_timeout_secs = cfg->max_timeout_secs;
-	int r = store_open_sqlite(cfg->store_path, &api->store, err);
+	int r = store_open(cfg->store_path, &api->store, err);
 	if (r < 0)
 		return r;
 	return api_keys_bootstrap(api, err);
@@ -303,13 +304,17 @@ int api_main(struct hutchd_config *cfg)
 	uv_timer_init(&loop, &api.sweep);
 	api.sweep.data = &api;
 	uv_timer_start(&api.sweep, on_sweep, 1000, 1000);
+	api_watch_start(&api);
 	uv_signal_init(&loop, &api.sigterm);
 	uv_signal_init(&loop, &api.sigint);
 	api.sigterm.data = api.sigint.data = &api;
 	uv_signal_start(&api.sigterm, on_signal, SIGTERM);
 	uv_signal_start(&api.sigint, on_signal, SIGINT);
-	log_info("api listening on %s (store %s, schema %d)", cfg->listen, cfg->store_path,
+	struct buf store_name = BUF_INIT;
+	store_spec_display(cfg->store_path, &store_name);
+	log_info("api listening on %s (store %s, schema %d)", cfg->listen, buf_cstr(&store_name),
 	         store_schema_version(api.store));
+	buf_release(&store_name);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	uv_loop_close(&loop);
 	for (struct api_executor *e = api.executors, *next; e; e = next) {

@@ -187,6 +187,16 @@ void api_waiters_sandbox(struct api *api, const char *id)
 	}
 }
 
+void api_waiters_all_sandboxes(struct api *api)
+{
+	struct api_waiter *w = api->waiters, *next;
+	for (; w; w = next) {
+		next = w->next;
+		if (w->kind == W_START && w->req && start_answer(w, false))
+			waiter_drop(w);
+	}
+}
+
 void api_waiters_version(struct api *api)
 {
 	struct api_waiter *w = api->waiters, *next;
