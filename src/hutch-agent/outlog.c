@@ -25,7 +25,7 @@ void outlog_release(struct outlog *l)
 static void outlog_evict(struct outlog *l)
 {
 	struct out_line *old = l->ring[l->start];
-	l->bytes -= old->len;
+	l->bytes -= OUTLOG_LINE_COST(old->len);
 	free(old);
 	l->start = (l->start + 1) % l->cap;
 	l->count--;
@@ -46,7 +46,8 @@ static void outlog_grow(struct outlog *l)
 
 void outlog_append(struct outlog *l, uint64_t seq, int64_t ts, const char *p, size_t len)
 {
-	while (l->count && (l->count + 1 > l->max_lines || l->bytes + len > l->max_bytes))
+	size_t cost = OUTLOG_LINE_COST(len);
+	while (l->count && (l->count + 1 > l->max_lines || l->bytes + cost > l->max_bytes))
 		outlog_evict(l);
 	if (l->count == l->cap)
 		outlog_grow(l);
@@ -58,7 +59,7 @@ void outlog_append(struct outlog *l, uint64_t seq, int64_t ts, const char *p, si
 	ln->data[len] = '\0';
 	l->ring[(l->start + l->count) % l->cap] = ln;
 	l->count++;
-	l->bytes += len;
+	l->bytes += cost;
 }
 
 const struct out_line *outlog_get(const struct outlog *l, uint64_t idx)

@@ -23,9 +23,14 @@ struct outlog {
 	struct out_line **ring;
 	size_t cap, start, count;
 	uint64_t first; /* index of the oldest line kept (= lines dropped so far) */
-	size_t bytes;
+	size_t bytes;   /* memory the kept lines take: OUTLOG_LINE_COST of each */
 	size_t max_bytes, max_lines;
 };
+
+/* What a captured line of len bytes costs: its bytes, its header and NUL, the allocator's own
+ * header and its ring slot. Caps count this, so that they bound memory, not only payload (short
+ * lines would otherwise cost several times the cap). */
+#define OUTLOG_LINE_COST(len) ((len) + sizeof(struct out_line) + 1 + 16 + sizeof(void *))
 
 void outlog_init(struct outlog *l, size_t max_bytes, size_t max_lines);
 void outlog_release(struct outlog *l);

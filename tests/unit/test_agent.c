@@ -122,7 +122,8 @@ static void test_outlog(void)
 {
 	struct outlog l;
 	char line[16];
-	outlog_init(&l, 20, 3);
+	const size_t c0 = OUTLOG_LINE_COST(0); /* a line's cost beyond its bytes */
+	outlog_init(&l, 20 + 3 * c0, 3);
 	for (int i = 0; i < 5; i++) {
 		int n = snprintf(line, sizeof(line), "line%d", i);
 		outlog_append(&l, (uint64_t)i, 1000 + i, line, (size_t)n);
@@ -132,13 +133,19 @@ static void test_outlog(void)
 	CHECK(outlog_get(&l, 1) == NULL && outlog_get(&l, 5) == NULL);
 	CHECK(outlog_get(&l, 2) && strcmp(outlog_get(&l, 2)->data, "line2") == 0);
 	CHECK(outlog_get(&l, 4)->seq == 4 && outlog_get(&l, 4)->ts == 1004);
-	/* the byte cap (20, inclusive): a 15-byte line leaves room for one 5-byte line */
+	/* the byte cap (inclusive) counts each line's cost: a 15-byte line leaves room for one
+	 * 5-byte line and an empty one */
 	outlog_append(&l, 5, 0, "fifteen bytes!!", 15);
-	CHECK(l.count == 2 && l.first == 4 && l.bytes == 20);
+	CHECK(l.count == 2 && l.first == 4 && l.bytes == 20 + 2 * c0);
 	outlog_append(&l, 6, 0, "", 0);
-	CHECK(l.count == 3);
+	CHECK(l.count == 3 && l.bytes == 20 + 3 * c0);
 	outlog_append(&l, 7, 0, "z", 1);
-	CHECK(l.count == 3 && l.first == 5 && l.bytes == 16);
+	CHECK(l.count == 3 && l.first == 5 && l.bytes == 16 + 3 * c0);
+	/* a line beyond the cap on its own is kept alone */
+	char huge[256];
+	memset(huge, 'h', sizeof(huge));
+	outlog_append(&l, 8, 0, huge, sizeof(huge));
+	CHECK(l.count == 1 && l.first == 8 && l.bytes == OUTLOG_LINE_COST(sizeof(huge)));
 	/* grows past its initial ring size and wraps */
 	struct outlog big;
 	outlog_init(&big, 1 << 20, 100);
