@@ -12,6 +12,7 @@
 #include "store/db.h"
 
 #define PG_MAX_PARAMS 64
+#define PG_STMT_CACHE 96
 #define PG_CHANNEL    "hutch_store"
 /* pg_advisory_xact_lock(PG_LOCK_CLASS, 1): held by every write transaction (and so by
  * migrations), like SQLite's BEGIN IMMEDIATE serializes writers */
@@ -22,10 +23,21 @@
 #define OID_TEXT   25
 #define OID_FLOAT8 701
 
+/* A statement prepared on the connection as "hutch_<index>", for one SQL text (a literal, found
+ * by pointer and checked by text) and one list of parameter types. */
+struct pg_stmt {
+	const char *sql;
+	char *text;
+	int n;
+	Oid types[PG_MAX_PARAMS];
+};
+
 struct db_pg {
 	struct db base;
 	PGconn *c;
 	const char *setup; /* session settings, applied again after a reconnect */
+	struct pg_stmt cache[PG_STMT_CACHE];
+	size_t ncache;
 	bool in_tx;
 	bool dirty; /* the open transaction changed rows: notify at commit */
 };
@@ -97,6 +109,41 @@ static int pg_simple(struct db_pg *d, const char *sql, struct hutch_error *err)
 	return r;
 }
 
+static void pg_cache_clear(struct db_pg *d)
+{
+	for (size_t i = 0; i < d->ncache; i++)
+		free(d->cache[i].text);
+	d->ncache = 0;
+}
+
+/* The index of the statement prepared for sql with these parameter types, preparing it if there
+ * is room; -1 to run it unprepared (cache full, or the prepare failed: the run then reports
+ * why). Parsing and analysis then happen once per connection, as with SQLite's cache. */
+static int pg_prepared(struct db_pg *d, const char *sql, const Oid *types, int n)
+{
+	for (size_t i = 0; i < d->ncache; i++) {
+		struct pg_stmt *st = &d->cache[i];
+		if (st->sql == sql && st->n == n && strcmp(st->text, sql) == 0 &&
+		    memcmp(st->types, types, sizeof(Oid) * (size_t)n) == 0)
+			return (int)i;
+	}
+	if (d->ncache >= PG_STMT_CACHE)
+		return -1;
+	char name[24];
+	snprintf(name, sizeof(name), "hutch_%zu", d->ncache);
+	PGresult *res = PQprepare(d->c, name, sql, n, types);
+	bool ok = res && PQresultStatus(res) == PGRES_COMMAND_OK;
+	PQclear(res);
+	if (!ok)
+		return -1;
+	struct pg_stmt *st = &d->cache[d->ncache];
+	st->sql = sql;
+	st->text = xstrdup(sql);
+	st->n = n;
+	memcpy(st->types, types, sizeof(Oid) * (size_t)n);
+	return (int)d->ncache++;
+}
+
 /* Runs sql with p as typed text parameters; returns the result (caller clears) or NULL with err
  * set. */
 static PGresult *pg_run(struct db_pg *d, const char *sql, const struct db_value *p, size_t n,
@@ -109,6 +156,7 @@ static PGresult *pg_run(struct db_pg *d, const char *sql, const struct db_value 
 	 * one the transaction is gone and must fail) */
 	if (PQstatus(d->c) == CONNECTION_BAD && !d->in_tx) {
 		PQreset(d->c);
+		pg_cache_clear(d); /* prepared statements belong to the old session */
 		if (PQstatus(d->c) == CONNECTION_OK)
 			pg_simple(d, d->setup, NULL);
 	}
@@ -142,8 +190,18 @@ static PGresult *pg_run(struct db_pg *d, const char *sql, const struct db_value 
 			break;
 		}
 	}
-	PGresult *res = PQexecParams(d->c, sql, (int)n, types, values, NULL, NULL, 0);
-	if (!res || PQresultStatus(res) != want) {
+	int idx = pg_prepared(d, sql, types, (int)n);
+	PGresult *res;
+	if (idx >= 0) {
+		char name[24];
+		snprintf(name, sizeof(name), "hutch_%d", idx);
+		res = PQexecPrepared(d->c, name, (int)n, values, NULL, NULL, 0);
+	} else {
+		res = PQexecParams(d->c, sql, (int)n, types, values, NULL, NULL, 0);
+	}
+	ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+	/* exec may run a SELECT too (its rows are dropped), as with SQLite */
+	if (st != want && !(want == PGRES_COMMAND_OK && st == PGRES_TUPLES_OK)) {
 		pg_error(d, res, what, err);
 		PQclear(res);
 		return NULL;
@@ -168,7 +226,9 @@ static int pg_exec(struct db *db, const char *sql, const struct db_value *p, siz
 	PGresult *res = pg_run(d, sql, p, n, PGRES_COMMAND_OK, "exec", err);
 	if (!res)
 		return err ? err->code : -EIO;
-	int64_t changes = strtoll(PQcmdTuples(res), NULL, 10);
+	int64_t changes = strncmp(PQcmdStatus(res), "SELECT", 6) == 0
+	                          ? 0
+	                          : strtoll(PQcmdTuples(res), NULL, 10);
 	PQclear(res);
 	if (changes > 0)
 		pg_changed(d);
@@ -307,6 +367,7 @@ static void pg_close(struct db *db)
 	struct db_pg *d = (struct db_pg *)db;
 	if (!d)
 		return;
+	pg_cache_clear(d);
 	PQfinish(d->c);
 	free(d);
 }

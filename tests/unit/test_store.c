@@ -247,6 +247,23 @@ static void pg_checks(const char *url)
 	buf_release(&bad);
 
 	store_checks(url);
+
+	/* a connection the server dropped is reopened before the next statement (its prepared
+	 * statements with it); the statement that met the loss fails */
+	struct store *s2 = NULL;
+	int64_t n = 0;
+	CHECK(store_open(url, &s, &err) == 0 && store_open(url, &s2, &err) == 0);
+	CHECK(store_key_count(s, &n, &err) == 0 && n > 0);
+	struct db_value pid[] = {DB_I(db_pg_backend_pid(s->db))};
+	CHECK(pid[0].i > 0 &&
+	      db_exec(s2->db, "SELECT pg_terminate_backend($1::int)", pid, 1, NULL, &err) == 0);
+	usleep(100 * 1000);
+	n = 0;
+	store_key_count(s, &n, &err);
+	CHECK(store_key_count(s, &n, &err) == 0 && n > 0);
+	CHECK(db_pg_backend_pid(s->db) != pid[0].i);
+	store_close(s2);
+	store_close(s);
 }
 
 int main(void)
