@@ -2,6 +2,9 @@
  * the rest, optionally repairing invalid UTF-8. */
 #include "base/jsonesc.h"
 
+#include <stdint.h>
+#include <string.h>
+
 /* Length of the valid UTF-8 sequence at p, or 0 with *ret_bad the length of the maximal invalid
  * subpart (at least 1). */
 static size_t utf8_seq(const unsigned char *p, size_t len, size_t *ret_bad)
@@ -53,6 +56,19 @@ static const char *short_escape(unsigned char c, unsigned flags)
 	}
 }
 
+/* Whether the 8 bytes at p are all printable ASCII other than '"' and '\\' (copied as they
+ * are). Word-at-a-time: (v - 0x01..) & ~v & 0x80.. is non-zero exactly when some byte of v is 0,
+ * and with n in place of 0x01 when some byte is below n (n <= 0x80). */
+static bool plain8(const unsigned char *p)
+{
+	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+	uint64_t x, q, b;
+	memcpy(&x, p, 8);
+	q = x ^ (ones * '"');
+	b = x ^ (ones * '\\');
+	return !((x | ((x - ones * 0x20) & ~x) | ((q - ones) & ~q) | ((b - ones) & ~b)) & highs);
+}
+
 bool json_escape_append(struct buf *out, const char *s, size_t len, unsigned flags)
 {
 	const unsigned char *p = (const unsigned char *)s;
@@ -62,6 +78,10 @@ bool json_escape_append(struct buf *out, const char *s, size_t len, unsigned fla
 	buf_grow(out, len + 2);
 	buf_addch(out, '"');
 	while (i < len) {
+		while (i + 8 <= len && plain8(p + i))
+			i += 8, run += 8;
+		if (i == len)
+			break;
 		unsigned char c = p[i];
 		if (c >= 0x20 && c != '"' && c != '\\' && (c < 0x80 || !repair)) {
 			i++, run++;

@@ -1,5 +1,4 @@
 /* The JSON writer; strings go through lib/base's escaper with UTF-8 repair. */
-#include <inttypes.h>
 #include <string.h>
 
 #include "base/jsonesc.h"
@@ -82,8 +81,16 @@ void jw_strn(struct jw *w, const char *p, size_t len)
 
 void jw_int(struct jw *w, int64_t v)
 {
+	char num[24], *d = num + sizeof(num);
+	/* digits from the magnitude as unsigned: INT64_MIN has no positive counterpart */
+	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
 	jw_sep(w);
-	buf_printf(w->b, "%" PRId64, v);
+	do
+		*--d = (char)('0' + u % 10);
+	while (u /= 10);
+	if (v < 0)
+		*--d = '-';
+	buf_add(w->b, d, (size_t)(num + sizeof(num) - d));
 }
 
 void jw_bool(struct jw *w, bool v)

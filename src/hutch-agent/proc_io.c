@@ -275,13 +275,17 @@ static void sub_detach(struct sub *s)
 		uv_timer_start(&a->trim_timer, trim_fire, 0, 0);
 }
 
-/* Appends one line's event to out (sent in batches: one write per batch, not per line). */
+/* Appends one line's event to out (sent in batches: one write per batch, not per line). The
+ * JSON holds no raw CR or LF (the writer escapes every control byte), so it is one `data:` line,
+ * written in place. */
 static void sub_format_line(struct sub *s, int stream, int64_t ts, const char *line, size_t len,
                             struct buf *out)
 {
-	struct buf b = BUF_INIT;
 	struct jw w;
-	jw_init(&w, &b);
+	if (s->kind != SUB_RUN)
+		buf_adds(out, "event: output\n");
+	buf_adds(out, "data: ");
+	jw_init(&w, out);
 	jw_obj_begin(&w);
 	jw_key(&w, "line");
 	jw_strn(&w, line, len);
@@ -289,8 +293,7 @@ static void sub_format_line(struct sub *s, int stream, int64_t ts, const char *l
 	if (s->kind == SUB_OUTPUT || s->kind == SUB_RUN)
 		jw_kstr(&w, "stream", stream_names[stream]);
 	jw_obj_end(&w);
-	http_sse_append(out, s->kind == SUB_RUN ? NULL : "output", b.data, b.len);
-	buf_release(&b);
+	buf_adds(out, "\n\n");
 }
 
 /* Lines the log evicted before this subscriber read them become one marker line each. */

@@ -74,6 +74,16 @@ static void test_writer(void)
 	jw_obj_end(&w);
 	CHECK_STR(buf_cstr(&b),
 	          "{\"pid\":42,\"s\":\"x\",\"a\":[-1,true,null,{}],\"n\":null,\"f\":false}");
+	/* integers at the edges */
+	buf_reset(&b);
+	jw_init(&w, &b);
+	jw_arr_begin(&w);
+	jw_int(&w, 0);
+	jw_int(&w, 1764000000123);
+	jw_int(&w, INT64_MAX);
+	jw_int(&w, INT64_MIN);
+	jw_arr_end(&w);
+	CHECK_STR(buf_cstr(&b), "[0,1764000000123,9223372036854775807,-9223372036854775808]");
 	buf_release(&b);
 }
 

@@ -105,6 +105,58 @@ static const char *jesc(const char *s, size_t len, unsigned flags, bool *ret_cle
 	return buf_cstr(&b);
 }
 
+/* json_escape_append the slow way: one byte at a time, no word-at-a-time shortcut. */
+static void jesc_reference(struct buf *b, const unsigned char *s, size_t len)
+{
+	buf_addch(b, '"');
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = s[i];
+		if (c == '"' || c == '\\')
+			buf_printf(b, "\\%c", c);
+		else if (c == '\n')
+			buf_adds(b, "\\n");
+		else if (c == '\r')
+			buf_adds(b, "\\r");
+		else if (c == '\t')
+			buf_adds(b, "\\t");
+		else if (c < 0x20)
+			buf_printf(b, "\\u%04x", c);
+		else
+			buf_addch(b, (char)c);
+	}
+	buf_addch(b, '"');
+}
+
+/* Random strings (mostly printable, with every kind of special byte at every offset of the
+ * 8-byte words) escape exactly as the byte-at-a-time reference does. */
+static void test_json_escape_words(void)
+{
+	static const unsigned char special[] = {'"',  '\\', 0,    0x1f, 0x20,
+	                                        0x7e, 0x7f, '\n', 0x80, 0xff};
+	struct buf ref = BUF_INIT, got = BUF_INIT;
+	unsigned seed = 12345;
+	unsigned char s[64];
+	int bad = 0;
+	for (int round = 0; round < 20000; round++) {
+		size_t len = (size_t)(round % 64);
+		for (size_t i = 0; i < len; i++) {
+			seed = seed * 1103515245u + 12345u;
+			unsigned r = seed >> 16;
+			s[i] = r % 8 == 0 ? special[(r >> 3) % sizeof(special)]
+			                  : (unsigned char)(0x21 + (r >> 3) % 0x5e);
+		}
+		buf_reset(&ref);
+		buf_reset(&got);
+		jesc_reference(&ref, s, len);
+		json_escape_append(&got, (const char *)s, len, 0);
+		if (ref.len != got.len || memcmp(ref.data, got.data, ref.len) != 0)
+			bad++;
+	}
+	CHECK(bad == 0);
+	buf_release(&ref);
+	buf_release(&got);
+}
+
 static void test_json_escape(void)
 {
 	const unsigned both = JSON_ESC_UTF8_REPAIR | JSON_ESC_SHORT_BF;
@@ -178,6 +230,7 @@ int main(void)
 	test_ids();
 	test_encodings();
 	test_json_escape();
+	test_json_escape_words();
 	test_error();
 	test_files();
 	T_DONE();
