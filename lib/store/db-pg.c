@@ -49,7 +49,6 @@ struct pg_row {
 
 struct db_pg_watch {
 	PGconn *c;
-	int ignore_pid; /* the backend of our own store connection */
 };
 
 void db_pg_redact(const char *url, struct buf *ret)
@@ -462,8 +461,7 @@ int db_pg_backend_pid(struct db *db)
 	return strcmp(db->ops->name, "postgres") == 0 ? PQbackendPID(((struct db_pg *)db)->c) : 0;
 }
 
-int db_pg_watch_open(const char *url, int ignore_pid, struct db_pg_watch **ret,
-                     struct hutch_error *err)
+int db_pg_watch_open(const char *url, struct db_pg_watch **ret, struct hutch_error *err)
 {
 	PGconn *c = pg_connect(url, err);
 	if (!c)
@@ -482,7 +480,6 @@ int db_pg_watch_open(const char *url, int ignore_pid, struct db_pg_watch **ret,
 	}
 	struct db_pg_watch *w = xcalloc(1, sizeof(*w));
 	w->c = c;
-	w->ignore_pid = ignore_pid;
 	*ret = w;
 	return 0;
 }
@@ -492,14 +489,14 @@ int db_pg_watch_fd(struct db_pg_watch *w)
 	return PQsocket(w->c);
 }
 
-int db_pg_watch_drain(struct db_pg_watch *w)
+int db_pg_watch_drain(struct db_pg_watch *w, int ignore_pid)
 {
 	if (!PQconsumeInput(w->c) || PQstatus(w->c) != CONNECTION_OK)
 		return -EIO;
 	int n = 0;
 	PGnotify *note;
 	while ((note = PQnotifies(w->c)) != NULL) {
-		if (note->be_pid != w->ignore_pid)
+		if (note->be_pid != ignore_pid)
 			n++;
 		PQfreemem(note);
 	}

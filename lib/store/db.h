@@ -85,12 +85,12 @@ void db_pg_translate(const char *sql, struct buf *ret);
 /* A second PostgreSQL connection that LISTENs for the notification every write sends (at its
  * commit), for nodes sharing one database. Nonblocking: poll its fd for reading, then drain. */
 struct db_pg_watch;
-int db_pg_watch_open(const char *url, int ignore_pid, struct db_pg_watch **ret,
-                     struct hutch_error *err);
+int db_pg_watch_open(const char *url, struct db_pg_watch **ret, struct hutch_error *err);
 int db_pg_watch_fd(struct db_pg_watch *w);
-/* Reads what arrived: the number of notifications from other connections than ignore_pid
- * (0 = none), or -EIO when the connection is lost (reopen it; changes may have been missed). */
-int db_pg_watch_drain(struct db_pg_watch *w);
+/* Reads what arrived: the number of notifications from other server processes than
+ * ignore_pid (our own store connection's, db_pg_backend_pid; it changes after a reconnect),
+ * 0 = none, or -EIO when the connection is lost (reopen it; changes may have been missed). */
+int db_pg_watch_drain(struct db_pg_watch *w, int ignore_pid);
 void db_pg_watch_free(struct db_pg_watch *w);
 
 static inline int db_exec(struct db *db, const char *sql, const struct db_value *p, size_t n,

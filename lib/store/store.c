@@ -206,6 +206,7 @@ int store_open_readonly(const char *spec, struct store **ret, struct hutch_error
 
 struct store_watch {
 	struct db_pg_watch *w;
+	struct store *s; /* whose own writes are not news */
 };
 
 int store_watch_open(struct store *s, const char *spec, struct store_watch **ret,
@@ -214,11 +215,12 @@ int store_watch_open(struct store *s, const char *spec, struct store_watch **ret
 	if (!store_spec_is_postgres(spec))
 		return hutch_error_set(err, -EOPNOTSUPP, "only a PostgreSQL store is shared");
 	struct db_pg_watch *w;
-	int r = db_pg_watch_open(spec, db_pg_backend_pid(s->db), &w, err);
+	int r = db_pg_watch_open(spec, &w, err);
 	if (r < 0)
 		return r;
 	*ret = xcalloc(1, sizeof(**ret));
 	(*ret)->w = w;
+	(*ret)->s = s;
 	return 0;
 }
 
@@ -229,7 +231,7 @@ int store_watch_fd(struct store_watch *w)
 
 int store_watch_drain(struct store_watch *w)
 {
-	return db_pg_watch_drain(w->w);
+	return db_pg_watch_drain(w->w, db_pg_backend_pid(w->s->db));
 }
 
 void store_watch_free(struct store_watch *w)

@@ -45,9 +45,10 @@ void store_rollback(struct store *s);
 int store_schema_version(struct store *s);
 
 /* Changes made through other connections to a shared (PostgreSQL) store: a watch has an fd to
- * poll for reading; store_watch_drain then says whether another node wrote (> 0), nothing did
- * (0), or the watch broke (< 0: free it, open a new one and treat it as a change). Opening one
- * on a SQLite store gives -EOPNOTSUPP (one api node owns it; its own writes wake it). */
+ * poll for reading; store_watch_drain then says whether another connection than s's own wrote
+ * (> 0), nothing did (0), or the watch broke (< 0: free it, open a new one and treat it as a
+ * change). s must outlive the watch. Opening one on a SQLite store gives -EOPNOTSUPP (one api
+ * node owns it; its own writes wake it). */
 struct store_watch;
 int store_watch_open(struct store *s, const char *spec, struct store_watch **ret,
                      struct hutch_error *err);
