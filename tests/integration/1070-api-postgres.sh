@@ -14,6 +14,7 @@ case $? in
 *) pg_cluster_stop; fail "starting a throwaway PostgreSQL cluster"; t_done ;;
 esac
 trap pg_cluster_stop EXIT
+trap 'exit 1' INT TERM # a timeout's TERM goes through the EXIT trap: no server is left running
 psql() { runuser -u postgres -- "$PG_BIN/psql" -h "$PG_DIR" -p 5432 -U postgres -XAtq "$@"; }
 # a password in the URL (the cluster trusts its socket): it must never reach a log
 URL="postgresql://postgres:s3cret-pw@/hutch?host=$PG_DIR&port=5432"

@@ -15,7 +15,7 @@ pg_cluster_start() {
 	fi
 	PG_DIR=$(mktemp -d /tmp/hutch-pg-XXXXXX) || return 1
 	chown postgres: "$PG_DIR" && chmod 700 "$PG_DIR" || return 1
-	if ! runuser -u postgres -- "$PG_BIN/initdb" -D "$PG_DIR/data" -A trust -U postgres \
+	if ! runuser -u postgres -- "$PG_BIN/initdb" -D "$PG_DIR/data" -A trust -U postgres --no-locale \
 		-E UTF8 --no-sync >"$PG_DIR/initdb.log" 2>&1; then
 		cat "$PG_DIR/initdb.log" >&2
 		return 1

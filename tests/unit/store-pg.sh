@@ -5,7 +5,8 @@
 cd "$(dirname "$0")/../.." || exit 1
 b=${1:-build}
 . tests/unit/store-pg-cluster.sh
-trap pg_cluster_stop EXIT INT TERM
+trap pg_cluster_stop EXIT
+trap 'exit 1' INT TERM # and so through the EXIT trap: never leave a server running
 pg_cluster_start
 rc=$?
 if [ $rc = 77 ]; then
