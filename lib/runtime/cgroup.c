@@ -10,6 +10,7 @@
 #include <linux/magic.h>
 
 #include "base/buf.h"
+#include "base/cleanup.h"
 #include "base/util.h"
 #include "runtime/cgroup.h"
 #include "runtime/internal.h"
@@ -71,6 +72,32 @@ const struct rt_cgroup_ops *rt_cgroup(struct hutch_error *err)
 	if (!detected)
 		hutch_error_set(err, -ENOTSUP, "%s", detect_msg);
 	return detected;
+}
+
+int rt_limits_save(const struct rt_config *cfg, const char *id, const struct rt_limits *lim)
+{
+	_cleanup_free_ char *path = rt_path_sandbox(cfg, id, "limits");
+	char s[96];
+	int n = snprintf(s, sizeof(s), "%.17g %llu %llu\n", lim->cpus,
+	                 (unsigned long long)lim->memory_bytes, (unsigned long long)lim->pids_max);
+	return rt_write_replace(path, s, (size_t)n, 0600);
+}
+
+int rt_limits_load(const struct rt_config *cfg, const char *id, struct rt_limits *ret)
+{
+	_cleanup_free_ char *path = rt_path_sandbox(cfg, id, "limits");
+	char s[96];
+	unsigned long long mem, pids;
+	double cpus;
+	int r = rt_read_small(path, s, sizeof(s));
+	if (r < 0)
+		return r;
+	if (sscanf(s, "%lf %llu %llu", &cpus, &mem, &pids) != 3 || !(cpus >= 0) || pids == 0)
+		return -EBADMSG;
+	ret->cpus = cpus;
+	ret->memory_bytes = mem;
+	ret->pids_max = pids;
+	return 0;
 }
 
 int rt_cgroup_read_key(const char *path, const char *key, uint64_t *ret)

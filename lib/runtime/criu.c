@@ -384,6 +384,8 @@ struct ckpt_meta {
 	char keys[MAX_LOG_KEYS][48];
 	int nkeys;
 	int64_t created_at_ms;
+	bool has_limits; /* the cgroups' limits (a restore after a reboot makes them again) */
+	struct rt_limits limits;
 };
 
 static int meta_write(const char *dir, const struct ckpt_meta *m, const char *criu_version,
@@ -399,6 +401,11 @@ static int meta_write(const char *dir, const struct ckpt_meta *m, const char *cr
 	                      "image", m->image, "log_keys", keys, "created_at_ms",
 	                      (json_int_t)m->created_at_ms, "checkpointed_at_ms",
 	                      (json_int_t)time_now_ms(), "criu_version", criu_version);
+	if (o && m->has_limits)
+		json_object_set_new(o, "limits",
+		                    json_pack("{s:f, s:I, s:I}", "cpus", m->limits.cpus,
+		                              "memory_bytes", (json_int_t)m->limits.memory_bytes,
+		                              "pids_max", (json_int_t)m->limits.pids_max));
 	char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	json_decref(o);
 	if (!s)
@@ -449,6 +456,20 @@ static int meta_read(const char *dir, struct ckpt_meta *m, struct hutch_error *e
 			memcpy(m->keys[m->nkeys++], k, strlen(k) + 1);
 	}
 	m->created_at_ms = json_integer_value(json_object_get(o, "created_at_ms"));
+	json_t *lim = json_object_get(o, "limits"); /* absent in checkpoints of older versions */
+	if (r == 0 && lim) {
+		json_t *c = json_object_get(lim, "cpus");
+		json_t *mb = json_object_get(lim, "memory_bytes");
+		json_t *pm = json_object_get(lim, "pids_max");
+		if (!json_is_number(c) || json_number_value(c) < 0 || !json_is_integer(mb) ||
+		    json_integer_value(mb) < 0 || !json_is_integer(pm) ||
+		    json_integer_value(pm) <= 0)
+			r = -EINVAL;
+		m->has_limits = r == 0;
+		m->limits.cpus = json_number_value(c);
+		m->limits.memory_bytes = (uint64_t)json_integer_value(mb);
+		m->limits.pids_max = (uint64_t)json_integer_value(pm);
+	}
 	json_decref(o);
 	if (r < 0)
 		return hutch_error_set(err, -EBADMSG, "%s: malformed", path);
@@ -574,6 +595,7 @@ static int ckpt_prepare(const struct rt_config *cfg, const char *id, const char 
 	if (rt_read_small(hn, m->hostname, sizeof(m->hostname)) <= 0)
 		snprintf(m->hostname, sizeof(m->hostname), "%s", id);
 	m->created_at_ms = st->created_at_ms;
+	m->has_limits = rt_limits_load(cfg, id, &m->limits) == 0;
 	return 0;
 }
 
@@ -704,18 +726,26 @@ static int rebuild_run(const struct rt_config *cfg, const char *id, const char *
 	return 0;
 }
 
+/* Makes again what a reboot took (cgroups with their limits, mounts, the run directory). */
 static int rt_criu_rebuild(const struct rt_config *cfg, const char *id, const char *dir,
-                           const char *image, struct hutch_error *err)
+                           const struct ckpt_meta *m, struct hutch_error *err)
 {
 	const struct rt_cgroup_ops *cg = rt_cgroup(err);
 	int r;
 
 	if (!cg)
 		return -ENOTSUP;
-	if (!cg->exists(cfg, id))
-		return hutch_error_set(err, -ENOENT,
-		                       "sandbox %s has no cgroups any more (host restarted?)", id);
-	if ((r = rebuild_mounts(cfg, id, image, err)) < 0)
+	if (!cg->exists(cfg, id)) {
+		if (!m->has_limits)
+			return hutch_error_set(
+			        err, -ENOENT,
+			        "sandbox %s has no cgroups any more (host restarted?) "
+			        "and its checkpoint does not say its limits",
+			        id);
+		if ((r = cg->create(cfg, id, &m->limits, err)) < 0)
+			return hutch_error_wrap(err, "making the cgroups of %s again", id);
+	}
+	if ((r = rebuild_mounts(cfg, id, m->image, err)) < 0)
 		return r;
 	return rebuild_run(cfg, id, dir, err);
 }
@@ -1000,7 +1030,7 @@ int rt_sandbox_restore(const struct rt_config *cfg, const char *id, const char *
 		return hutch_error_set(err, -ENOENT, "no sandbox %s on this host", id);
 	if (pid_running(st.init_pid, st.init_start))
 		return hutch_error_set(err, -EEXIST, "sandbox %s is running", id);
-	if ((r = rt_criu_rebuild(cfg, id, dir, m.image, err)) < 0)
+	if ((r = rt_criu_rebuild(cfg, id, dir, &m, err)) < 0)
 		return r;
 	_cleanup_free_ char *logp = rt_path_sandbox(cfg, id, "agent.log");
 	_cleanup_close_ int log = open(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);

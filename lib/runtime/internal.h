@@ -99,6 +99,11 @@ struct rt_limits {
 	uint64_t pids_max;
 };
 
+/* The limits a sandbox's cgroups were made with, kept in sandboxes/<id>/limits so that a
+ * checkpoint can carry them (its cgroups do not survive a reboot). -errno when unreadable. */
+int rt_limits_save(const struct rt_config *cfg, const char *id, const struct rt_limits *lim);
+int rt_limits_load(const struct rt_config *cfg, const char *id, struct rt_limits *ret);
+
 struct rt_cgroup_ops {
 	const char *name; /* "v1" or "v2" */
 	int (*setup)(const struct rt_config *cfg, struct hutch_error *err);

@@ -109,6 +109,10 @@ static int step_cgroup(struct create *c)
 
 	if (r < 0)
 		return r;
+	if ((r = rt_limits_save(c->cfg, c->spec->id, &lim)) < 0) {
+		errno = -r;
+		return hutch_error_errno(c->err, "saving the limits of %s", c->spec->id);
+	}
 	c->oom_file = c->cg->oom_file(c->cfg, c->spec->id);
 	c->cgroup_files = c->cg->self_attach_files(c->cfg, c->spec->id);
 	c->cgroup_fd = c->cg->open_for_clone(c->cfg, c->spec->id);

@@ -69,6 +69,27 @@ expect_eq "a request through the proxy resumed it" "$(apij GET "/sandboxes/$id" 
 [ -n "$b" ] && [ "$b" -ge "$a" ] && [ "$b" -lt $((a + 10)) ] && pass "counter carried on across disk and restart ($a -> $b; first request took ${ms} ms)" || fail "counter $a -> $b"
 expect_eq "the listener answers after restore" "$(listener)" served
 sleep 0.5; c=$(count); [ "$c" -gt "$b" ] && pass "and keeps counting" || fail "counter stuck at $c"
+
+# a host reboot while suspended to disk takes the sandbox's cgroups, mounts, run directory and
+# network namespace with it: the checkpoint carries the limits and the resume makes it all again
+on_disk_before=$(grep -c "sandbox $id suspended to disk" "$T_DATA/hutchd.log")
+a=$(count); suspend
+wait_for sh -c "[ \$(grep -c 'sandbox $id suspended to disk' $T_DATA/hutchd.log) -gt $on_disk_before ]"
+hutchd_kill KILL
+sb=$T_DATA/runtime/sandboxes/$id
+for m in rootfs disk netns; do umount "$sb/$m" 2>/dev/null || umount -l "$sb/$m"; done
+rm -rf "${T_RUN:?}/$id"
+for c in /sys/fs/cgroup/*/"$T_CGROUP"/$id /sys/fs/cgroup/"$T_CGROUP"/$id; do [ -d "$c" ] && rmdir "$c"; done
+expect_eq "reboot simulated: no cgroup, no mount left" "$(ls -d /sys/fs/cgroup/*/"$T_CGROUP"/$id 2>/dev/null; awk -v p="$sb/" 'index($5, p) == 1' /proc/self/mountinfo)" ""
+adopted=$(grep -c "re-adopted sandbox $id (suspended to disk)" "$T_DATA/hutchd.log")
+hutchd_restart --suspend-to-disk-secs 1
+wait_for sh -c "[ \$(grep -c 're-adopted sandbox $id (suspended to disk)' $T_DATA/hutchd.log) -gt $adopted ]"
+b=$(count)
+expect_eq "after the reboot a request through the proxy resumed it" "$(apij GET "/sandboxes/$id" | jq_get .status)" running
+[ -n "$b" ] && [ "$b" -ge "$a" ] && [ "$b" -lt $((a + 10)) ] && pass "counter carried on across the reboot ($a -> $b)" || fail "counter $a -> $b"
+expect_eq "the listener answers after the reboot" "$(listener)" served
+lim=$(cat /sys/fs/cgroup/memory/$T_CGROUP/$id/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/$T_CGROUP/$id/memory.max)
+expect_eq "its cgroups were made again with its memory limit" "$lim" $((256 * 1024 * 1024))
 api DELETE "/sandboxes/$id"
 wait_for sh -c "[ -z \"\$(ls $T_DATA/runtime/sandboxes)\" ]"
 no_leftovers "nothing left, checkpoint included"
