@@ -1,4 +1,5 @@
 /* hutchd's option table and its three sources (file, environment, flags). */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -36,6 +37,10 @@ static const struct opt opts[] = {
         {"proxy-listen", S(proxy_listen), "127.0.0.1:9443", "proxy address (ADDR:PORT)"},
         {"proxy-domain", S(proxy_domain), "", "domain for sandbox_url ({id}.DOMAIN)"},
         {"proxy-url", S(proxy_url), "", "public proxy origin when no domain is set"},
+        {"proxy-advertise", S(proxy_advertise), "",
+         "IPV4:PORT where proxies on other hosts reach this host's proxy, to forward requests "
+         "for its sandboxes (default: none, this host's sandboxes are served by its own proxy "
+         "only)"},
         {"proxy-workers", I(proxy_workers), "0",
          "proxy worker threads (0 = one per core, at most 16)"},
         {"proxy-connect-timeout-ms", I(proxy_connect_timeout_ms), "5000",
@@ -215,6 +220,20 @@ static bool name_ok(const char *s, size_t max)
 	return true;
 }
 
+bool hutchd_advertise_valid(const char *addr)
+{
+	struct sv host, port;
+	uint64_t p;
+	char hostz[INET_ADDRSTRLEN];
+	struct in_addr a;
+	if (!sv_rsplit(sv_from(addr), ':', &host, &port) || host.len == 0 ||
+	    host.len >= sizeof(hostz) || sv_to_u64(port, 65535, &p) < 0 || p == 0)
+		return false;
+	memcpy(hostz, host.p, host.len);
+	hostz[host.len] = '\0';
+	return inet_pton(AF_INET, hostz, &a) == 1 && a.s_addr != htonl(INADDR_ANY);
+}
+
 static int check(struct hutchd_config *cfg, struct hutch_error *err)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(opts); i++) {
@@ -227,6 +246,12 @@ static int check(struct hutchd_config *cfg, struct hutch_error *err)
 	if (cfg->node_id[0] && !name_ok(cfg->node_id, 64))
 		return hutch_error_set(err, -EINVAL,
 		                       "--node-id: 1-64 of letters, digits, '.', '_' and '-'");
+	if (cfg->proxy_advertise[0] && !hutchd_advertise_valid(cfg->proxy_advertise))
+		return hutch_error_set(
+		        err, -EINVAL,
+		        "--proxy-advertise '%s': an IPv4 address and a port (1-65535), "
+		        "e.g. 192.0.2.10:9443",
+		        cfg->proxy_advertise);
 	if (!name_ok(cfg->cgroup_name, 32))
 		return hutch_error_set(err, -EINVAL,
 		                       "--cgroup-name: 1-32 of letters, digits, '.', '_' and '-'");

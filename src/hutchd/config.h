@@ -17,6 +17,8 @@ struct hutchd_config {
 	char *proxy_listen;    /* --proxy-listen, default 127.0.0.1:9443 */
 	char *proxy_domain;    /* --proxy-domain: sandbox_url = http://{id}.{domain}[:port] */
 	char *proxy_url;       /* --proxy-url: public proxy origin when no domain is set */
+	char *proxy_advertise; /* --proxy-advertise: IPV4:PORT of this host's proxy for other
+	                        * hosts' proxies, "" = none (the executor reports "local") */
 	char *roles;           /* --roles, default "api,proxy,executor" */
 	int64_t proxy_workers; /* --proxy-workers, 0 = one per core */
 	int64_t proxy_connect_timeout_ms;    /* --proxy-connect-timeout-ms, 5000 */
@@ -57,6 +59,9 @@ struct hutchd_config {
 int hutchd_config_load(struct hutchd_config *cfg, int argc, char **argv, struct hutch_error *err);
 void hutchd_config_release(struct hutchd_config *cfg);
 bool hutchd_config_has_role(const struct hutchd_config *cfg, const char *role);
+/* True for a --proxy-advertise value: an IPv4 address other than 0.0.0.0, ':', a port 1-65535
+ * (the proxy connects to it without name resolution). */
+bool hutchd_advertise_valid(const char *addr);
 void hutchd_config_usage(FILE *out);
 /* Reads (or, create=true, creates with mode 0600) DATA_DIR/node.token into cfg->node_token. */
 int hutchd_node_token_load(struct hutchd_config *cfg, bool create, struct hutch_error *err);

@@ -154,6 +154,14 @@ void api_internal_assignments(struct http_request *req, struct api_ctx *ctx)
 	bool has_criu = http_request_query(req, "criu", &criu);
 	if (!http_request_query(req, "address", &q))
 		buf_adds(&q, "local");
+	/* "local" or where other hosts reach the node's proxy (--proxy-advertise) */
+	if (strcmp(buf_cstr(&q), "local") != 0 && !hutchd_advertise_valid(buf_cstr(&q))) {
+		http_respond_error(req, 400, "INVALID_REQUEST",
+		                   "address must be \"local\" or IPV4:PORT (port 1-65535)");
+		buf_release(&q);
+		buf_release(&criu);
+		return;
+	}
 	bool fresh;
 	executor_seen(api, node, buf_cstr(&q), (int64_t)capacity, has_criu ? buf_cstr(&criu) : NULL,
 	              &fresh);

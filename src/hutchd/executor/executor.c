@@ -504,11 +504,13 @@ static void poll_assignments(struct ex *ex)
 	struct buf criu = BUF_INIT;
 	const char *cap = ex->criu ? "ok" : ex->criu_reason;
 	url_encode(cap, strlen(cap), &criu);
+	/* where other hosts' proxies reach this host's proxy; "local": nowhere but here */
+	const char *address = ex->cfg->proxy_advertise[0] ? ex->cfg->proxy_advertise : "local";
 	_cleanup_free_ char *path = xasprintf(
-	        "/internal/v1/executors/%s/assignments?since=%llu&wait_ms=%d&address=local"
+	        "/internal/v1/executors/%s/assignments?since=%llu&wait_ms=%d&address=%s"
 	        "&capacity=%lld&criu=%s",
 	        ex->cfg->node_id, (unsigned long long)ex->version, ex->synced ? POLL_WAIT_MS : 0,
-	        (long long)ex->cfg->executor_capacity, buf_cstr(&criu));
+	        address, (long long)ex->cfg->executor_capacity, buf_cstr(&criu));
 	buf_release(&criu);
 	if (http_client_request(ex->client, ex->cfg->api_url, "GET", path, ex->auth_header, NULL, 0,
 	                        POLL_WAIT_MS + 10000, 64 << 20, assignments_done, ex) < 0) {
