@@ -356,7 +356,7 @@ static bool rh_framing_ok(struct proxy_exchange *ex)
 static void ex_mark_activity(struct proxy_exchange *ex)
 {
 	uint64_t now = uv_now(ex->px->loop);
-	if (now - ex->activity_ms >= 1000) {
+	if (!ex->t.forward && now - ex->activity_ms >= 1000) {
 		ex->activity_ms = now;
 		proxy_activity_mark(ex->px, ex->t.id);
 	}
@@ -474,8 +474,8 @@ static void ex_upgrade(struct proxy_exchange *ex, const char *rest, size_t rest_
 		client = http_conn_takeover(req, &left);
 	}
 	if (client)
-		proxy_tunnel_start(ex->px, ex->t.id, client, up, left.data, left.len, rest,
-		                   rest_len);
+		proxy_tunnel_start(ex->px, ex->t.forward ? "" : ex->t.id, client, up, left.data,
+		                   left.len, rest, rest_len);
 	else
 		proxy_upstream_release(up, false);
 	ex_kill(ex);
@@ -560,6 +560,25 @@ static void ex_on_read(struct proxy_upstream *up, const char *data, ssize_t nrea
 	ex_release(ex);
 }
 
+/* Connecting to another node's proxy failed: the same statuses as for a sandbox, naming it. */
+static void ex_fail_forward(struct proxy_exchange *ex, int status)
+{
+	char msg[PROXY_KEY_MAX + 96];
+	const char *where = ex->t.forward_key + 4; /* after "tcp:" */
+	if (status == UV_ETIMEDOUT) {
+		snprintf(msg, sizeof(msg),
+		         "connecting to the proxy of the sandbox's node (%s) timed out", where);
+		ex_fail_api(ex, 504, "CONNECTION_TIMEOUT", msg);
+		return;
+	}
+	snprintf(msg, sizeof(msg), "connecting to the proxy of the sandbox's node (%s) failed: %s",
+	         where, uv_strerror(status));
+	ex_fail_api(ex, 502,
+	            status == UV_ECONNREFUSED || status == UV_ECONNRESET ? "CONNECTION_REFUSED"
+	                                                                 : "PROXY_ERROR",
+	            msg);
+}
+
 static void ex_on_connect(struct proxy_upstream *up, int status)
 {
 	struct proxy_exchange *ex = up->owner;
@@ -567,6 +586,8 @@ static void ex_on_connect(struct proxy_upstream *up, int status)
 	ex->deadline = 0;
 	if (status == 0)
 		ex_send_head(ex);
+	else if (ex->t.forward)
+		ex_fail_forward(ex, status);
 	else if (status == UV_ECONNREFUSED || status == UV_ENOENT || status == UV_ECONNRESET)
 		ex_fail_api(ex, 502, "CONNECTION_REFUSED", "connection to the sandbox refused");
 	else if (status == UV_ETIMEDOUT)
@@ -793,6 +814,7 @@ void proxy_exchange_start(struct proxy *px, struct http_request *req, const stru
 	        .peer = http_request_peer(req),
 	        .keep_cookies = t->keep_cookies,
 	        .upgrade = req->upgrade,
+	        .forward_node = t->forward ? px->cfg.node_id : NULL,
 	        .chunked = ex->chunked_up,
 	        .has_length = req->has_content_length && !req->upgrade,
 	        .length = req->content_length,
@@ -804,12 +826,16 @@ void proxy_exchange_start(struct proxy *px, struct http_request *req, const stru
 	if (req->has_content_length || req->chunked)
 		http_request_pause(req);
 	proxy_head_build(req, &f, &ex->head);
-	if (t->wake)
-		ex_wake_start(ex);
-	else if (proxy_target_key(rec, t->port, ex->key, &err) == 0)
+	if (t->forward) {
+		memcpy(ex->key, t->forward_key, sizeof(ex->key));
 		ex_connect(ex, false);
-	else
+	} else if (t->wake) {
+		ex_wake_start(ex);
+	} else if (proxy_target_key(rec, t->port, ex->key, &err) == 0) {
+		ex_connect(ex, false);
+	} else {
 		ex_fail(ex, &err);
+	}
 	ex_release(ex);
 }
 

@@ -20,6 +20,7 @@ static bool token_listed(struct sv list, struct sv name)
 #define HDR_HOP     1u /* hop-by-hop or framing: dropped both ways */
 #define HDR_REQUEST 2u /* dropped from requests only */
 #define HDR_COOKIE  4u
+#define HDR_AUTH    8u /* the client's key: kept only towards another node's proxy */
 
 /* Dropped from every request: hop-by-hop and framing headers (re-made here), credentials meant
  * for the proxy, and forwarding headers the client must not be able to forge. Responses drop the
@@ -41,12 +42,13 @@ static const struct {
         H("content-length", HDR_HOP),
         H("upgrade", HDR_HOP),
         H("expect", HDR_REQUEST),
-        H("authorization", HDR_REQUEST),
+        H("authorization", HDR_REQUEST | HDR_AUTH),
         H("proxy-authorization", HDR_REQUEST),
         H("x-forwarded-for", HDR_REQUEST),
         H("x-forwarded-proto", HDR_REQUEST),
         H("x-forwarded-host", HDR_REQUEST),
         H("forwarded", HDR_REQUEST),
+        H(PROXY_HOP_HEADER, HDR_REQUEST),
         H("cookie", HDR_COOKIE),
 #undef H
 };
@@ -83,6 +85,8 @@ static bool request_keeps(const struct http_request *req, const struct proxy_fwd
                           struct sv connection)
 {
 	unsigned flags = header_flags(name);
+	if ((flags & HDR_AUTH) && f->forward_node)
+		return !(connection.len && token_listed(connection, name));
 	if (flags & (HDR_HOP | HDR_REQUEST))
 		return false;
 	if (!f->keep_cookies && (flags & HDR_COOKIE))
@@ -129,6 +133,8 @@ void proxy_head_build(const struct http_request *req, const struct proxy_fwd *f,
 	buf_adds(out, "X-Forwarded-Proto: http\r\n");
 	if (host.p)
 		add_header(out, SV("X-Forwarded-Host"), host);
+	if (f->forward_node)
+		add_header(out, SV("X-Hutch-Forwarded"), sv_from(f->forward_node));
 	if (f->upgrade) {
 		buf_adds(out, "Connection: Upgrade\r\n");
 		add_header(out, SV("Upgrade"), http_request_header(req, "upgrade"));

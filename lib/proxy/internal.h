@@ -193,14 +193,19 @@ struct proxy_fwd {
 	const char *peer;  /* client address as "ip:port" (or "unix") */
 	bool keep_cookies; /* pass Cookie on (user ports addressed by their own host name) */
 	bool upgrade;      /* keep Connection: upgrade / Upgrade */
-	bool chunked;      /* the body is re-framed as chunked */
-	bool has_length;   /* the body has this Content-Length */
+	/* to another node's proxy: keep Authorization (it checks the key again) and add
+	 * X-Hutch-Forwarded: <forward_node> (its loop guard); NULL for a sandbox */
+	const char *forward_node;
+	bool chunked;    /* the body is re-framed as chunked */
+	bool has_length; /* the body has this Content-Length */
 	uint64_t length;
 };
 
 /* Appends the request head to send upstream: the request line with the path and query as
  * received, the client's end-to-end headers minus credentials (Authorization, and Cookie unless
- * keep_cookies), X-Forwarded-For / -Proto / -Host, and the body framing. */
+ * keep_cookies) and minus X-Hutch-Forwarded, X-Forwarded-For / -Proto / -Host, and the body
+ * framing. With forward_node set the head is for another node's proxy instead: Authorization
+ * stays and X-Hutch-Forwarded is added. */
 void proxy_head_build(const struct http_request *req, const struct proxy_fwd *f, struct buf *out);
 /* True when name is an RFC 9110 token (no spaces, no separators). */
 bool proxy_header_name_valid(const char *name);
@@ -217,11 +222,19 @@ void proxy_cors_headers(struct http_request *req);
 
 /* ---- exchanges (exchange.c) and tunnels (tunnel.c) ---- */
 
+/* The request header a proxy adds when it forwards to another node's proxy: a loop guard (such a
+ * request is never forwarded again), not a credential. Never passed to a sandbox. */
+#define PROXY_HOP_HEADER "x-hutch-forwarded"
+
 struct proxy_target {
 	char id[HUTCH_ID_LEN + 1];
 	uint16_t port;
 	bool keep_cookies;
 	bool wake; /* the sandbox is suspended: wake it and wait */
+	/* the sandbox runs on another node: forward to its proxy at forward_key ("tcp:ADDR:PORT");
+	 * that proxy wakes the sandbox and counts its activity, this one does neither */
+	bool forward;
+	char forward_key[PROXY_KEY_MAX];
 };
 
 /* Forwards req to the sandbox rec (already authorized). Takes over req's callbacks. */
@@ -235,7 +248,8 @@ void proxy_exchange_abort_all(struct proxy *px);
 void proxy_exchange_spares_release(struct proxy *px);
 
 /* Splices client (taken over after the upstream's 101) and up both ways until either ends.
- * client_left / up_left are bytes already read from each side, to deliver first. */
+ * client_left / up_left are bytes already read from each side, to deliver first. sandbox_id ""
+ * counts no activity (a tunnel to another node's proxy, which counts it). */
 void proxy_tunnel_start(struct proxy *px, const char *sandbox_id, uv_stream_t *client,
                         struct proxy_upstream *up, const char *client_left, size_t client_left_len,
                         const char *up_left, size_t up_left_len);

@@ -228,17 +228,65 @@ static int proxy_state(const struct sandbox_rec *rec, struct hutch_error *err)
 	                       "sandbox %s is not running (state: %s)", rec->id, rec->status);
 }
 
-/* Sandboxes run on the node of their executor. Only local ones are served for now; forwarding
- * to another node's proxy would go here (docs/design/proxy.md). */
-static int proxy_placement(struct proxy *px, const struct sandbox_rec *rec, struct hutch_error *err)
+struct executor_find {
+	const char *id;
+	char *address; /* malloc'd, or NULL */
+};
+
+static int executor_find_cb(struct executor_rec *e, void *data)
+{
+	struct executor_find *f = data;
+	if (!f->address && strcmp(e->id, f->id) == 0)
+		f->address = xstrdup(e->address ? e->address : "");
+	return 0;
+}
+
+/* The pool key of the proxy of executor_id's node ("tcp:ADDR:PORT" from the executors table)
+ * into t->forward_key; 502 when that node advertises no proxy ("local" or empty: reachable only
+ * from its own host), 503 when the store cannot be read. */
+static int proxy_remote_key(struct proxy *px, const struct sandbox_rec *rec, struct proxy_target *t,
+                            struct hutch_error *err)
+{
+	struct hutch_error e = HUTCH_ERROR_INIT;
+	struct executor_find f = {.id = rec->executor_id};
+	if (store_executor_each(px->store, executor_find_cb, &f, &e) < 0) {
+		free(f.address);
+		return hutch_error_api(err, 503, "PROXY_ERROR", "reading the executors failed: %s",
+		                       e.msg);
+	}
+	int r = 0;
+	if (!f.address || !f.address[0] || strcmp(f.address, "local") == 0)
+		r = hutch_error_api(
+		        err, 502, "PROXY_ERROR",
+		        "sandbox %s runs on node %s, which advertises no proxy for other "
+		        "hosts (hutchd --proxy-advertise)",
+		        rec->id, rec->executor_id);
+	else if (snprintf(t->forward_key, sizeof(t->forward_key), "tcp:%s", f.address) >=
+	         (int)sizeof(t->forward_key))
+		r = hutch_error_api(err, 502, "PROXY_ERROR", "node %s: address too long",
+		                    rec->executor_id);
+	free(f.address);
+	return r;
+}
+
+/* Sandboxes run on the node of their executor: one of this node (--node-id) or without an
+ * executor is served here (returns 0); one of another node is forwarded to that node's proxy
+ * (returns 1 with t->forward_key), unless the request was already forwarded once (hop, a loop
+ * guard only: 502) or the node advertises no proxy (502). */
+static int proxy_placement(struct proxy *px, const struct sandbox_rec *rec, bool hop,
+                           struct proxy_target *t, struct hutch_error *err)
 {
 	if (!rec->executor_id || !rec->executor_id[0] || !px->cfg.node_id[0] ||
 	    strcmp(rec->executor_id, px->cfg.node_id) == 0)
 		return 0;
-	return hutch_error_api(
-	        err, 502, "PROXY_ERROR",
-	        "sandbox %s runs on node %s; forwarding between nodes is not supported", rec->id,
-	        rec->executor_id);
+	if (hop)
+		return hutch_error_api(
+		        err, 502, "PROXY_ERROR",
+		        "sandbox %s runs on node %s, not on this node (%s); a request "
+		        "forwarded by another proxy is not forwarded again",
+		        rec->id, rec->executor_id, px->cfg.node_id);
+	int r = proxy_remote_key(px, rec, t, err);
+	return r < 0 ? r : 1;
 }
 
 static void proxy_handle(struct http_request *req, void *data)
@@ -264,8 +312,13 @@ static void proxy_handle(struct http_request *req, void *data)
 		r = proxy_authorize(px, req, &rt, &f, &err);
 	if (r == 0)
 		r = proxy_state(f.rec, &err);
-	if (r >= 0 && proxy_placement(px, f.rec, &err) < 0)
-		r = -1;
+	if (r >= 0) {
+		bool hop = http_request_header(req, PROXY_HOP_HEADER).p != NULL;
+		int p = proxy_placement(px, f.rec, hop, &t, &err);
+		if (p < 0)
+			r = p;
+		t.forward = p == 1;
+	}
 	if (r < 0) {
 		proxy_respond_error(req,
 		                    &err); /* may start the next request: f.rec is stale after */
@@ -277,11 +330,15 @@ static void proxy_handle(struct http_request *req, void *data)
 	memcpy(t.id, f.rec->id, idlen);
 	t.id[idlen] = '\0';
 	t.port = rt.port;
-	t.wake = r == 1;
+	/* the node of the sandbox wakes it and counts its traffic when it gets the request */
+	t.wake = r == 1 && !t.forward;
 	/* cookies belong to the origin of a user port's own host name; elsewhere they would leak
-	 * between sandboxes sharing the proxy's origin */
-	t.keep_cookies = rt.via == PROXY_VIA_DOMAIN_HOST && rt.port != PROXY_AGENT_PORT;
-	proxy_activity_mark(px, t.id);
+	 * between sandboxes sharing the proxy's origin (a forwarded request keeps them: the next
+	 * proxy decides) */
+	t.keep_cookies =
+	        t.forward || (rt.via == PROXY_VIA_DOMAIN_HOST && rt.port != PROXY_AGENT_PORT);
+	if (!t.forward)
+		proxy_activity_mark(px, t.id);
 	proxy_exchange_start(px, req, f.rec, &t);
 	if (f.own_set)
 		sandbox_rec_release(&f.own);

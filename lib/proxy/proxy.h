@@ -1,5 +1,6 @@
 /* hutch's ingress proxy as a library: routes each HTTP request to a sandbox's agent (port 9501,
- * over the agent's unix socket) or to an exposed user port (TCP to the sandbox address), checks
+ * over the agent's unix socket) or to an exposed user port (TCP to the sandbox address), or, for a
+ * sandbox of another node, to that node's proxy (its advertised address), checks
  * credentials against the store, streams bodies both ways with back-pressure, splices upgraded
  * connections (WebSocket), answers CORS preflights, wakes suspended sandboxes on traffic and
  * reports traffic to the api in batches. hutchd's proxy role (src/hutchd/proxy_main.c) is a thin

@@ -75,7 +75,7 @@ static void tunnel_close(struct proxy_tunnel *t)
 static void tunnel_mark(struct proxy_tunnel *t)
 {
 	uint64_t now = uv_now(t->px->loop);
-	if (now - t->activity_ms >= 1000) {
+	if (t->id[0] && now - t->activity_ms >= 1000) {
 		t->activity_ms = now;
 		proxy_activity_mark(t->px, t->id);
 	}

@@ -306,6 +306,43 @@ static void test_head_build(void)
 	CHECK(!strstr(h, "Transfer-Encoding"));
 	free_req(req);
 
+	/* towards another node's proxy: the key stays (it checks it again), the hop header is
+	 * added; a client's own hop header never passes on (to a sandbox or a proxy) */
+	static const char *const fwd[] = {
+	        "Host",
+	        ID ".local",
+	        "Authorization",
+	        "Bearer hk_secret",
+	        "X-Hutch-Forwarded",
+	        "forged",
+	        "X-Tensorlake-Sandbox-Port",
+	        "8000",
+	        "Cookie",
+	        "session=1",
+	        NULL,
+	        NULL,
+	};
+	req = fake_req(HTTP_GET, "/x", fwd);
+	buf_reset(&out);
+	f = (struct proxy_fwd){
+	        .peer = "10.0.0.9:1", .keep_cookies = true, .forward_node = "node-a"};
+	proxy_head_build(req, &f, &out);
+	h = buf_cstr(&out);
+	CHECK(strstr(h, "\r\nAuthorization: Bearer hk_secret\r\n"));
+	CHECK(strstr(h, "\r\nX-Hutch-Forwarded: node-a\r\n"));
+	CHECK(!strstr(h, "forged"));
+	CHECK(strstr(h, "\r\nHost: " ID ".local\r\n"));
+	CHECK(strstr(h, "\r\nX-Tensorlake-Sandbox-Port: 8000\r\n"));
+	CHECK(strstr(h, "\r\nCookie: session=1\r\n"));
+	buf_reset(&out);
+	f = (struct proxy_fwd){.peer = "10.0.0.9:1"};
+	proxy_head_build(req, &f, &out);
+	h = buf_cstr(&out);
+	CHECK(!strstr(h, "Authorization"));
+	CHECK(!strstr(h, "X-Hutch-Forwarded"));
+	CHECK(!strstr(h, "forged"));
+	free_req(req);
+
 	static const char *const ws[] = {
 	        "Host",    "x.local",   "Connection",        "Upgrade",
 	        "Upgrade", "websocket", "Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==",
@@ -349,6 +386,7 @@ static void test_head_names(void)
 	        "X-Forwarded-Host",
 	        "Forwarded",
 	        "cookie",
+	        "x-HUTCH-forwarded",
 	};
 	static const char *const kept[] = {
 	        "Connections", "TE2",     "Cookie2",        "Content-Lengthy", "X-Forwarded-Fo",
