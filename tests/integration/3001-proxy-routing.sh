@@ -94,7 +94,7 @@ expect_eq "archived: 404" "$(code "${A[@]}" -H "Host: $S2.local" "$P:$PPORT/echo
 "$ST" "$DB" set "$S2" archived 0
 "$ST" "$DB" set "$S2" status running
 "$ST" "$DB" set "$S2" executor_id node2
-expect_match "sandbox on another node: 502 (not forwarded yet)" \
+expect_match "sandbox on another node without an advertised proxy: 502" \
 	"$(curl -s -w ' %{http_code}' "${A[@]}" -H "Host: $S2.local" "$P:$PPORT/echo")" 'node2.* 502$'
 "$ST" "$DB" set "$S2" executor_id node1
 
