@@ -5,17 +5,8 @@
 # at once both come up, and a second api node sharing the store (an executor long-polls the
 # first) answers a blocking create as soon as the sandbox runs.
 . "$(dirname "$0")/lib.sh"
-. "$HUTCH_ROOT/tests/unit/store-pg-cluster.sh"
 need_root; need_cmd jq
-pg_cluster_start
-case $? in
-0) ;;
-77) skip "needs postgresql (scripts/deps.sh test)" ;;
-*) pg_cluster_stop; fail "starting a throwaway PostgreSQL cluster"; t_done ;;
-esac
-trap pg_cluster_stop EXIT
-trap 'exit 1' INT TERM # a timeout's TERM goes through the EXIT trap: no server is left running
-psql() { runuser -u postgres -- "$PG_BIN/psql" -h "$PG_DIR" -p 5432 -U postgres -XAtq "$@"; }
+pg_test_cluster
 # a password in the URL (the cluster trusts its socket): it must never reach a log
 URL="postgresql://postgres:s3cret-pw@/hutch?host=$PG_DIR&port=5432"
 B_PIDS=()

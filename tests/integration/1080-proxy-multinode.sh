@@ -6,17 +6,8 @@
 # through A; a request already forwarded once is never forwarded again; the hop header never
 # reaches the sandbox; B's proxy serves the sandbox directly too.
 . "$(dirname "$0")/lib.sh"
-. "$HUTCH_ROOT/tests/unit/store-pg-cluster.sh"
 need_root; need_cmd jq; need_cmd python3
-pg_cluster_start
-case $? in
-0) ;;
-77) skip "needs postgresql (scripts/deps.sh test)" ;;
-*) pg_cluster_stop; fail "starting a throwaway PostgreSQL cluster"; t_done ;;
-esac
-trap pg_cluster_stop EXIT
-trap 'exit 1' INT TERM # a timeout's TERM goes through the EXIT trap: no server is left running
-psql() { runuser -u postgres -- "$PG_BIN/psql" -h "$PG_DIR" -p 5432 -U postgres -XAtq "$@"; }
+pg_test_cluster
 URL="$PG_URL"
 
 # node B's data, run dir and network slot, set before anything can fail so cleanup sees them

@@ -218,3 +218,19 @@ no_leftovers() {
 	fi
 	if [ -z "$bad" ]; then pass "$1"; else fail "$1:$bad"; fi
 }
+
+# A throwaway PostgreSQL cluster for this test (tests/unit/store-pg-cluster.sh: PG_DIR, PG_BIN,
+# PG_URL), stopped on exit (a test that sets its own EXIT trap calls pg_cluster_stop there); SKIP
+# without PostgreSQL. psql runs statements on it.
+pg_test_cluster() {
+	. "$HUTCH_ROOT/tests/unit/store-pg-cluster.sh"
+	pg_cluster_start
+	case $? in
+	0) ;;
+	77) skip "needs postgresql (scripts/deps.sh test)" ;;
+	*) pg_cluster_stop; fail "starting a throwaway PostgreSQL cluster"; t_done ;;
+	esac
+	trap pg_cluster_stop EXIT
+	trap 'exit 1' INT TERM # a timeout's TERM goes through the EXIT trap: nothing is left running
+	psql() { runuser -u postgres -- "$PG_BIN/psql" -h "$PG_DIR" -p 5432 -U postgres -XAtq "$@"; }
+}
