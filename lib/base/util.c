@@ -75,6 +75,19 @@ bool id_is_valid(const char *s, size_t len)
 	return true;
 }
 
+size_t fmt_u64(char out[20], uint64_t v)
+{
+	char tmp[20];
+	size_t n = 0;
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	for (size_t i = 0; i < n; i++)
+		out[i] = tmp[n - 1 - i];
+	return n;
+}
+
 void hex_encode(const void *data, size_t len, char *out)
 {
 	static const char digits[] = "0123456789abcdef";

@@ -26,6 +26,9 @@ void id_generate(char out[HUTCH_ID_LEN + 1]);
 bool id_is_valid(const char *s, size_t len);
 /* Writes 2*len lowercase hex digits and a NUL into out. */
 void hex_encode(const void *data, size_t len, char *out);
+/* v in decimal into out (no NUL; 20 bytes are always enough); returns the length. For hot paths
+ * where printf costs more than the rest of the work. */
+size_t fmt_u64(char out[20], uint64_t v);
 /* Compares len bytes in time independent of where they differ. */
 bool ct_equal(const void *a, const void *b, size_t len);
 

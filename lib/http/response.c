@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "base/jsonesc.h"
+#include "base/util.h"
 #include "base/xalloc.h"
 #include "http/http.h"
 #include "http/internal.h"
@@ -171,20 +172,6 @@ static int conn_write3(struct http_conn *conn, const char *pre, size_t prelen, c
 
 /* ---- number formatting (no printf on the hot path) ---- */
 
-/* Writes v in decimal to out (at least 20 bytes); returns the length. */
-static size_t fmt_dec(char *out, uint64_t v)
-{
-	char tmp[20];
-	size_t n = 0;
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	for (size_t i = 0; i < n; i++)
-		out[i] = tmp[n - 1 - i];
-	return n;
-}
-
 /* Writes v in lowercase hex to out (at least 16 bytes); returns the length. */
 static size_t fmt_hex(char *out, uint64_t v)
 {
@@ -226,7 +213,7 @@ static void status_line_build(struct http_req_priv *pr, int status)
 	char *o = pr->status_line;
 	memcpy(o, "HTTP/1.1 ", 9);
 	n = 9;
-	n += fmt_dec(o + n, status >= 0 && status <= 999 ? (uint64_t)status : 500);
+	n += fmt_u64(o + n, status >= 0 && status <= 999 ? (uint64_t)status : 500);
 	o[n++] = ' ';
 	if (tlen > sizeof(pr->status_line) - n - 2)
 		tlen = sizeof(pr->status_line) - n - 2;
@@ -253,7 +240,7 @@ void http_response_start(struct http_request *req, int status, int64_t content_l
 	} else if (content_length >= 0) {
 		char num[24];
 		buf_add(head, "Content-Length: ", 16);
-		buf_add(head, num, fmt_dec(num, (uint64_t)content_length));
+		buf_add(head, num, fmt_u64(num, (uint64_t)content_length));
 		buf_add(head, "\r\n", 2);
 	} else if (http11) {
 		buf_adds(head, "Transfer-Encoding: chunked\r\n");

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/util.h"
 #include "base/xalloc.h"
 #include "proxy/internal.h"
 
@@ -301,14 +302,9 @@ int proxy_target_key(const struct sandbox_rec *rec, uint16_t port, char key[PROX
 		if (!rec->ip || !rec->ip[0])
 			return hutch_error_api(err, 502, "PROXY_ERROR",
 			                       "sandbox %s has no network address", rec->id);
-		char num[8], *d = num + sizeof(num);
-		unsigned v = port;
-		do
-			*--d = (char)('0' + v % 10);
-		while (v /= 10);
+		char num[20];
 		ok = key_put(key, &n, "tcp:", 4) && key_put(key, &n, rec->ip, strlen(rec->ip)) &&
-		     key_put(key, &n, ":", 1) &&
-		     key_put(key, &n, d, (size_t)(num + sizeof(num) - d));
+		     key_put(key, &n, ":", 1) && key_put(key, &n, num, fmt_u64(num, port));
 	}
 	if (!ok)
 		return hutch_error_api(err, 502, "PROXY_ERROR", "sandbox %s: address too long",

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "base/jsonesc.h"
+#include "base/util.h"
 #include "jsonw.h"
 
 void jw_init(struct jw *w, struct buf *b)
@@ -81,16 +82,14 @@ void jw_strn(struct jw *w, const char *p, size_t len)
 
 void jw_int(struct jw *w, int64_t v)
 {
-	char num[24], *d = num + sizeof(num);
-	/* digits from the magnitude as unsigned: INT64_MIN has no positive counterpart */
-	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+	char num[21];
+	size_t n = 0;
 	jw_sep(w);
-	do
-		*--d = (char)('0' + u % 10);
-	while (u /= 10);
 	if (v < 0)
-		*--d = '-';
-	buf_add(w->b, d, (size_t)(num + sizeof(num) - d));
+		num[n++] = '-';
+	/* the magnitude as unsigned: INT64_MIN has no positive counterpart */
+	n += fmt_u64(num + n, v < 0 ? 0 - (uint64_t)v : (uint64_t)v);
+	buf_add(w->b, num, n);
 }
 
 void jw_bool(struct jw *w, bool v)
